@@ -1,0 +1,26 @@
+// What the coordinator needs to remember across restarts. The implementation binds the SQLite
+// state store and the checkpoint files; the round logic sees only this interface.
+import type { CommittedRound } from './rounds';
+import type { ClientFailure, Tensors } from './strategy/types';
+
+export interface RestoredState {
+  weights: Tensors;
+  modelVersion: number;
+  nextRoundId: number;
+  roundsCommitted: number;
+}
+
+export interface Persistence {
+  /** The last committed model, or null on a fresh start. Never a half-written round. */
+  load(): RestoredState | null;
+  /** Store version 0 (the initial weights) so that every model version has a checkpoint. */
+  saveInitial(weights: Tensors): void;
+  /** Checkpoint file durably on disk first, then the round and model version in one transaction. */
+  commit(round: CommittedRound): Promise<void>;
+  recordFailure(roundId: number, reason: string, failures: ClientFailure[]): void;
+  bankSeen(bankId: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array): void;
+  recordSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
+  recordRejection(who: string, code: string, message: string): void;
+  status(): Record<string, unknown>;
+  close(): void;
+}
