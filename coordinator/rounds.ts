@@ -52,7 +52,7 @@ export type UpdateRejection =
   | { code: 'STALE_ROUND'; message: string }
   | { code: 'NOT_PARTICIPANT'; message: string }
   | { code: 'DUPLICATE_UPDATE'; message: string }
-  | { code: 'INVALID_UPDATE'; message: string };
+  | { code: 'INVALID_FIELD'; message: string };
 
 interface OpenRound {
   id: number;
@@ -148,7 +148,7 @@ export class RoundManager {
       return { code: 'DUPLICATE_UPDATE', message: `bank '${bankId}' already sent its update for round ${r.id}` };
     }
     if (!Number.isSafeInteger(result.sampleCount) || result.sampleCount <= 0) {
-      return { code: 'INVALID_UPDATE', message: `sample count must be a positive integer, got ${result.sampleCount}` };
+      return { code: 'INVALID_FIELD', message: `sample count must be a positive integer, got ${result.sampleCount}` };
     }
     r.results.set(bankId, { ...result, epsilonSpent });
     this.log.info('update_received', { round: r.id, bank: bankId, samples: result.sampleCount, reported: r.results.size, of: r.participants.size });
@@ -244,7 +244,7 @@ export class RoundManager {
       this.committedThisRun += 1;
       this.attempt = 0;
       const secs = (Date.now() - r.startedAt) / 1000;
-      this.log.info('round_committed', { round: r.id, modelVersion, banks: results.length, dropped: failures.length, seconds: Number(secs.toFixed(2)) });
+      this.log.info('round_committed', { round: r.id, modelVersion, banks: results.length, dropped: failures.length, seconds: Number(secs.toFixed(2)), ...meanMetrics(results) });
       for (const bankId of r.participants) {
         if (this.connected.has(bankId)) {
           this.ports.sendRoundResult(bankId, { roundId: r.id, modelVersion, banksAggregated: results.length, status: 'committed', message: 'ok' });
@@ -290,4 +290,21 @@ export class RoundManager {
     // The same round id is retried: nothing was committed, so nothing is counted twice.
     this.scheduleStart();
   }
+}
+
+/** Mean of each numeric metric the banks reported (losses), for progress display. */
+function meanMetrics(results: { metrics: Record<string, number> }[]): Record<string, number> {
+  const sums = new Map<string, { s: number; n: number }>();
+  for (const r of results) {
+    for (const [k, v] of Object.entries(r.metrics)) {
+      if (!Number.isFinite(v)) continue;
+      const e = sums.get(k) ?? { s: 0, n: 0 };
+      e.s += v;
+      e.n += 1;
+      sums.set(k, e);
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [k, { s, n }] of sums) out[k] = Number((s / n).toFixed(4));
+  return out;
 }

@@ -1,0 +1,206 @@
+// `fedsynth demo`: the whole consortium on one machine, as separate processes on loopback:
+// simulate 3 banks -> coordinator + 3 bank agents -> rounds -> sample -> real-vs-synthetic summary.
+// Every step is the same CLI a person would run; this file only orchestrates and reports.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { createProgress } from '../../shared/log/progress';
+import { summarizeComparison, formatSummary } from './summary';
+
+const CLI = resolve(fileURLToPath(new URL('../../bin/fedsynth.mjs', import.meta.url)));
+
+export interface DemoOptions {
+  out: string;
+  banks: number;
+  rows: number;
+  rounds: number;
+  localSteps: number;
+  batchSize: number;
+  sampleRows: number;
+  seed: number;
+  architecture: string;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<void> {
+  const t0 = Date.now();
+  const out = resolve(opts.out);
+  const dataDir = join(out, 'data');
+  const stateDir = join(out, 'coordinator-state');
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const children = new Set<ChildProcess>();
+  const killAll = (): void => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`\ndemo: ${sig} received, stopping coordinator and bank agents\n`);
+    killAll();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.once('exit', killAll);
+
+  const step = (s: string): void => void process.stderr.write(`\n== ${s}\n`);
+  try {
+    step(`1/4 simulating ${opts.banks} banks (${opts.rows} rows in total, seed ${opts.seed})`);
+    await runToEnd(children, ['simulate-banks', '--banks', String(opts.banks), '--rows', String(opts.rows), '--out', dataDir, '--seed', String(opts.seed)]);
+
+    step(`2/4 starting the coordinator and ${opts.banks} bank agents on loopback`);
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const env = { ...process.env, FEDSYNTH_LOG_FORMAT: 'json' };
+    const coordinator = spawnCli(
+      children,
+      [
+        'coordinator',
+        '--host', '127.0.0.1',
+        '--port', String(port),
+        '--schema', join(dataDir, 'schema.json'),
+        '--state-dir', stateDir,
+        '--min-clients', String(opts.banks),
+        '--rounds', String(opts.rounds),
+        '--local-steps', String(opts.localSteps),
+        '--batch-size', String(opts.batchSize),
+        '--architecture', opts.architecture,
+        '--exit-when-finished',
+      ],
+      env,
+    );
+    const progress = createProgress('rounds', opts.rounds);
+    const roundDone = new Promise<void>((resolveRounds, rejectRounds) => {
+      let reporting = new Set<string>();
+      let round = 0;
+      const roundStart = new Map<number, number>();
+      createInterface({ input: coordinator.stderr! }).on('line', (line) => {
+        const ev = parseJsonLine(line);
+        if (!ev) return void process.stderr.write(`  coordinator: ${line}\n`);
+        if (ev.level === 'error') process.stderr.write(`  coordinator error: ${ev.event} ${JSON.stringify(ev)}\n`);
+        switch (ev.event) {
+          case 'round_started':
+            round = Number(ev.round);
+            reporting = new Set();
+            roundStart.set(round, Date.now());
+            progress.update(round - 1, `round ${round}: training on ${(ev.participants as string[]).length} banks`);
+            break;
+          case 'update_received':
+            reporting.add(String(ev.bank));
+            progress.update(round - 1, `round ${round}: ${reporting.size}/${ev.of} banks reported`);
+            break;
+          case 'round_committed': {
+            const secs = ((Date.now() - (roundStart.get(Number(ev.round)) ?? Date.now())) / 1000).toFixed(1);
+            const losses = ev.dLoss !== undefined ? `  D loss ${fmt(ev.dLoss)}  G loss ${fmt(ev.gLoss)}` : '';
+            progress.update(Number(ev.round), `round ${ev.round} committed: ${ev.banks} banks, ${secs}s${losses}`);
+            break;
+          }
+          case 'round_failed':
+            process.stderr.write(`  round ${ev.round} failed: ${ev.reason} (retrying)\n`);
+            break;
+          case 'training_finished':
+            progress.done(`model version ${ev.modelVersion}`);
+            resolveRounds();
+            break;
+        }
+      });
+      coordinator.once('exit', (code) => (code === 0 ? resolveRounds() : rejectRounds(new Error(`coordinator exited with code ${code}`))));
+    });
+    await waitForPort(port, 60_000);
+    for (let b = 1; b <= opts.banks; b++) {
+      const agent = spawnCli(
+        children,
+        ['agent', '--coordinator', url, '--bank-id', `bank-${b}`, '--data', join(dataDir, `bank-${b}.csv`), '--schema', join(dataDir, 'schema.json'), '--exit-when-finished'],
+        { ...process.env, FEDSYNTH_LOG_LEVEL: 'warn' },
+      );
+      agent.stderr!.on('data', (d: Buffer) => process.stderr.write(prefixLines(`  bank-${b}: `, d.toString())));
+    }
+    await roundDone;
+    await waitExit(coordinator);
+
+    step(`3/4 sampling ${opts.sampleRows} synthetic rows from the global generator`);
+    const synthetic = join(out, 'synthetic.csv');
+    await runToEnd(children, ['sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', String(opts.sampleRows), '--out', synthetic, '--seed', String(opts.seed)]);
+
+    step('4/4 comparing real and synthetic data');
+    const banks = Array.from({ length: opts.banks }, (_, i) => join(dataDir, `bank-${i + 1}.csv`));
+    const summary = await summarizeComparison(join(dataDir, 'schema.json'), banks, synthetic);
+    const seconds = (Date.now() - t0) / 1000;
+    const full = { ...summary, demo: { banks: opts.banks, rows: opts.rows, rounds: opts.rounds, localSteps: opts.localSteps, batchSize: opts.batchSize, seconds } };
+    writeFileSync(join(out, 'summary.json'), JSON.stringify(full, null, 2));
+    process.stdout.write(formatSummary(summary) + '\n');
+    process.stdout.write(`\ndemo finished in ${seconds.toFixed(0)} s\nsynthetic rows: ${synthetic}\nsummary: ${join(out, 'summary.json')}\n`);
+  } finally {
+    killAll();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+function fmt(v: unknown): string {
+  return typeof v === 'number' ? v.toFixed(3) : String(v);
+}
+
+function parseJsonLine(line: string): Record<string, unknown> | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+function prefixLines(prefix: string, text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => prefix + l + '\n')
+    .join('');
+}
+
+function spawnCli(children: Set<ChildProcess>, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+async function runToEnd(children: Set<ChildProcess>, args: string[]): Promise<void> {
+  const child = spawnCli(children, args);
+  child.stdout!.on('data', (d: Buffer) => process.stderr.write(prefixLines('  ', d.toString())));
+  child.stderr!.on('data', (d: Buffer) => process.stderr.write(prefixLines('  ', d.toString())));
+  const code = await waitExit(child);
+  if (code !== 0) throw new Error(`'fedsynth ${args[0]}' exited with code ${code}`);
+}
+
+function waitExit(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((r) => child.once('exit', (code) => r(code)));
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (res.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the coordinator did not start listening on port ${port} within ${timeoutMs / 1000}s`);
+}

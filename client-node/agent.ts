@@ -1,0 +1,191 @@
+// The bank's on-premise agent: the only process that reads the bank's CSV. It registers with the
+// coordinator, trains locally when a round starts, and sends back a clipped weight update. Raw rows
+// and statistics of them never leave this process; only model weight deltas do.
+
+import { io, type Socket } from 'socket.io-client';
+import type { Logger } from '../shared/log/logger';
+import type { Identity, RoundStartMessage } from '../protocol';
+import { AgentWire } from './wire';
+import type { LocalTrainer, PreparedData } from './trainer';
+import { prepareUpdate } from './update';
+
+export interface AgentOptions {
+  coordinatorUrl: string;
+  bankId: string;
+  schemaHash: string;
+  /** Builds the trainer once the coordinator has told us the model configuration. */
+  createTrainer: (modelConfigJson: string) => Promise<LocalTrainer>;
+  data: PreparedData;
+  identity: Identity;
+  /** The consortium's coordinator signing key; without it the key of the first Welcome is pinned. */
+  coordinatorKey?: Uint8Array;
+  onCoordinatorKeyPinned?: (key: Uint8Array, fingerprint: string) => void;
+  log: Logger;
+  /** Exit (resolve `done`) when the coordinator announces that training is finished. */
+  exitWhenFinished?: boolean;
+  reconnectDelayMs?: number;
+  reconnectDelayMaxMs?: number;
+  maxFrameBytes?: number;
+  onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
+  /** Observes every byte this agent sends (tests use it to prove no raw data leaves the bank). */
+  onSend?: (bytes: Uint8Array) => void;
+}
+
+export interface RunningAgent {
+  done: Promise<void>;
+  stop(): void;
+  readonly roundsTrained: number;
+}
+
+export class AgentFatalError extends Error {
+  override name = 'AgentFatalError';
+}
+
+// Codes after which retrying cannot help: a person must fix configuration.
+const FATAL_CODES = new Set(['UNKNOWN_SENDER', 'SCHEMA_MISMATCH', 'UNSUPPORTED_VERSION', 'BAD_SIGNATURE']);
+
+export function startAgent(opts: AgentOptions): RunningAgent {
+  const log = opts.log;
+  const wire = new AgentWire({
+    bankId: opts.bankId,
+    identity: opts.identity,
+    maxFrameBytes: opts.maxFrameBytes ?? 32 * 1024 * 1024,
+    coordinatorKey: opts.coordinatorKey,
+    onPinned: (key, fingerprint) => {
+      log.warn('coordinator_key_pinned_on_first_use', { fingerprint });
+      opts.onCoordinatorKeyPinned?.(key, fingerprint);
+    },
+  });
+  let trainer: LocalTrainer | null = null;
+  let trainerConfig = '';
+  let busy: Promise<void> = Promise.resolve();
+  let stopped = false;
+  let roundsTrained = 0;
+  let resolveDone!: () => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+
+  const socket: Socket = io(opts.coordinatorUrl, {
+    transports: ['websocket'],
+    reconnection: true,
+    reconnectionDelay: opts.reconnectDelayMs ?? 500,
+    reconnectionDelayMax: opts.reconnectDelayMaxMs ?? 10_000,
+    randomizationFactor: 0.5,
+    timeout: 10_000,
+  });
+
+  const send = (bytes: Uint8Array): void => {
+    opts.onSend?.(bytes);
+    socket.emit('frame', bytes);
+  };
+
+  const finish = (err?: Error): void => {
+    if (stopped) return;
+    stopped = true;
+    socket.close();
+    if (err) rejectDone(err);
+    else resolveDone();
+  };
+
+  socket.on('connect', () => {
+    log.info('connected', { coordinator: opts.coordinatorUrl });
+    send(wire.register(opts.schemaHash));
+  });
+  socket.on('disconnect', (reason) => {
+    if (!stopped) log.warn('disconnected', { reason, retrying: socket.active });
+  });
+  socket.on('connect_error', (err) => {
+    log.warn('connect_failed', { error: err.message });
+  });
+
+  socket.on('frame', (payload: unknown) => {
+    const decoded = wire.decode(payload);
+    if (!decoded.ok) {
+      log.warn('bad_frame_from_coordinator', { code: decoded.rejection.code, reason: decoded.rejection.message });
+      return;
+    }
+    const msg = decoded.message;
+    switch (msg.type) {
+      case 'welcome':
+        log.info('registered', { bank: msg.bankId, round: msg.currentRound });
+        if (msg.modelConfigJson !== trainerConfig) {
+          const cfg = msg.modelConfigJson;
+          busy = busy.then(async () => {
+            trainer?.dispose();
+            trainer = await opts.createTrainer(cfg);
+            trainerConfig = cfg;
+            wire.setModelSpec(trainer.getWeights().map((t) => ({ name: t.name, shape: [...t.shape] })));
+          }).catch((err) => finish(new AgentFatalError(`cannot build the consortium model: ${(err as Error).message}`)));
+        }
+        return;
+      case 'roundStart':
+        // Rounds are handled one at a time; a retried round simply queues behind the current one.
+        busy = busy.then(() => trainRound(msg)).catch((err) => {
+          log.error('round_failed_locally', { round: msg.roundId, error: (err as Error).message });
+        });
+        return;
+      case 'roundResult':
+        log.info('round_result', { round: msg.roundId, status: msg.status, modelVersion: msg.modelVersion, banks: msg.banksAggregated });
+        if (msg.status === 'finished' && opts.exitWhenFinished) finish();
+        return;
+      case 'error':
+        log.warn('coordinator_error', { code: msg.code, reason: msg.message, round: msg.roundId });
+        if (FATAL_CODES.has(msg.code)) finish(new AgentFatalError(`coordinator refused this bank: ${msg.code}: ${msg.message}`));
+        return;
+    }
+  });
+
+  async function trainRound(msg: RoundStartMessage): Promise<void> {
+    if (stopped) return;
+    if (!trainer) throw new Error('round started before the model configuration arrived');
+    if (Date.now() > msg.deadlineMs) {
+      log.warn('round_skipped_past_deadline', { round: msg.roundId });
+      return;
+    }
+    const t0 = Date.now();
+    log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
+    trainer.setWeights(msg.weights);
+    const metrics = await trainer.train(opts.data, msg.config, () => stopped || Date.now() > msg.deadlineMs);
+    if (stopped) return;
+    if (Date.now() > msg.deadlineMs) {
+      log.warn('round_missed_deadline', { round: msg.roundId });
+      return;
+    }
+    const { update, norm, clipped } = prepareUpdate(trainer.getWeights(), msg.weights, msg.config.updateClipNorm);
+    const bytes = wire.update({
+      roundId: msg.roundId,
+      modelVersion: msg.modelVersion,
+      sampleCount: opts.data.rows,
+      tensors: update,
+      metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },
+      epsilonSpent: trainer.epsilonSpent(),
+      delta: trainer.delta(),
+    });
+    if (!socket.connected) {
+      log.warn('update_not_sent_disconnected', { round: msg.roundId });
+      return;
+    }
+    send(bytes);
+    roundsTrained += 1;
+    const seconds = (Date.now() - t0) / 1000;
+    log.info('update_sent', { round: msg.roundId, bytes: bytes.byteLength, seconds: Number(seconds.toFixed(2)), ...roundMetrics(metrics) });
+    opts.onRound?.({ roundId: msg.roundId, metrics, seconds });
+  }
+
+  return {
+    done,
+    stop: () => finish(),
+    get roundsTrained() {
+      return roundsTrained;
+    },
+  };
+}
+
+function roundMetrics(m: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(m)) out[k] = Number(v.toFixed(4));
+  return out;
+}

@@ -1,0 +1,24 @@
+// The local trainer as the agent sees it. The implementation binds the shared GAN model; the agent
+// only moves weights in and out and asks for a round of local training.
+import type { TrainingPlan } from './wire';
+
+export type Tensors = { name: string; shape: number[]; data: Float32Array }[];
+
+/** The bank's table, encoded once by the consortium transformer; it stays in this process. */
+export interface PreparedData {
+  /** Row-major rows x dim matrix from transformer.transform. */
+  encoded: Float32Array;
+  rows: number;
+  dim: number;
+}
+
+export interface LocalTrainer {
+  setWeights(weights: Tensors): void;
+  getWeights(): Tensors;
+  /** Runs plan.localSteps steps (seeded by plan.seed); `shouldStop` is polled between steps (deadline, shutdown). */
+  train(data: PreparedData, plan: TrainingPlan, shouldStop: () => boolean): Promise<Record<string, number>>;
+  /** ε spent so far by this bank (0 without DP) and its δ, reported to the coordinator. */
+  epsilonSpent(): number;
+  delta(): number;
+  dispose(): void;
+}

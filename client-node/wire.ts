@@ -1,0 +1,105 @@
+// The bank's side of the protocol: frames it sends are signed with the bank's identity; frames it
+// receives must be signed by the pinned coordinator key, fresh (replay guard), and decoded by
+// protocol/ alone.
+import {
+  ProtocolError,
+  ReplayGuard,
+  decodeFrame,
+  encodeFrame,
+  keyFingerprint,
+  type DecodedMessage,
+  type Identity,
+  type TensorSpec,
+  type TrainingConfig,
+} from '../protocol';
+
+export type TrainingPlan = TrainingConfig;
+export type Decoded = { ok: true; message: DecodedMessage } | { ok: false; rejection: { code: string; message: string } };
+
+const COORDINATOR_ID = 'coordinator';
+
+export interface AgentWireOptions {
+  bankId: string;
+  identity: Identity;
+  maxFrameBytes: number;
+  /** The coordinator's signing key, from the consortium's configuration. Without it the first key seen is pinned. */
+  coordinatorKey?: Uint8Array;
+  /** Told when a key is pinned on first use, so the agent can persist it. */
+  onPinned?: (key: Uint8Array, fingerprint: string) => void;
+}
+
+export class AgentWire {
+  // The bank's only peer is the coordinator, so the highest round seen is the current one.
+  private readonly guard = new ReplayGuard({ autoAdvanceRound: true });
+  private coordinatorKey: Uint8Array | undefined;
+  private modelSpec: TensorSpec[] | undefined;
+  private readonly signer;
+
+  constructor(private readonly opts: AgentWireOptions) {
+    this.coordinatorKey = opts.coordinatorKey;
+    this.signer = { id: opts.bankId, secretKey: opts.identity.sign.secretKey };
+  }
+
+  setModelSpec(spec: TensorSpec[]): void {
+    this.modelSpec = spec;
+  }
+
+  decode(payload: unknown): Decoded {
+    if (!(payload instanceof Uint8Array)) return { ok: false, rejection: { code: 'MALFORMED', message: 'non-binary frame' } };
+    try {
+      const message = decodeFrame(payload, {
+        maxFrameBytes: this.opts.maxFrameBytes,
+        modelSpec: this.modelSpec,
+        verify: (sender) => (sender === COORDINATOR_ID ? this.coordinatorKey ?? this.firstUseKey(payload) : undefined),
+        guard: this.guard,
+      });
+      if (message.type === 'welcome' && !this.coordinatorKey) this.pin(message.coordinatorSignKey);
+      return { ok: true, message };
+    } catch (err) {
+      if (err instanceof ProtocolError) return { ok: false, rejection: { code: err.code, message: err.message } };
+      throw err;
+    }
+  }
+
+  // Trust on first use: only a Welcome may introduce the coordinator's key, and only if none is pinned.
+  private firstUseKey(payload: Uint8Array): Uint8Array | undefined {
+    try {
+      const peek = decodeFrame(payload, { maxFrameBytes: this.opts.maxFrameBytes });
+      if (peek.type === 'welcome') return peek.coordinatorSignKey;
+    } catch {
+      /* fall through: unknown sender */
+    }
+    return undefined;
+  }
+
+  private pin(key: Uint8Array): void {
+    this.coordinatorKey = key;
+    this.opts.onPinned?.(key, keyFingerprint(key));
+  }
+
+  private encode(msg: Parameters<typeof encodeFrame>[0]): Uint8Array {
+    return encodeFrame(msg, { signer: this.signer, maxFrameBytes: this.opts.maxFrameBytes, modelSpec: this.modelSpec });
+  }
+
+  register(schemaHash: string): Uint8Array {
+    return this.encode({
+      type: 'register',
+      bankId: this.opts.bankId,
+      signPublicKey: this.opts.identity.sign.publicKey,
+      boxPublicKey: this.opts.identity.box.publicKey,
+      schemaHash,
+    });
+  }
+
+  update(m: {
+    roundId: number;
+    modelVersion: number;
+    sampleCount: number;
+    tensors: { name: string; shape: number[]; data: Float32Array }[];
+    metrics: Record<string, number>;
+    epsilonSpent: number;
+    delta: number;
+  }): Uint8Array {
+    return this.encode({ type: 'clientUpdate', ...m });
+  }
+}

@@ -1,0 +1,268 @@
+// The coordinator's socket.io edge: decodes frames with the protocol codec, turns them into calls on
+// the RoundManager, and never lets a client's input crash the process (every handler is guarded and
+// every rejection is answered with a specific error code and counted).
+
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server, type Socket } from 'socket.io';
+import type { Logger } from '../shared/log/logger';
+import { RoundManager, type RoundPolicy, type TrainingPlan } from './rounds';
+import type { Strategy, Tensors } from './strategy/types';
+import { CoordinatorWire, type DpPlan, type WireRejection } from './wire';
+import { keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
+import type { Persistence } from './persistence';
+import { Metrics } from './metrics';
+
+export interface CoordinatorOptions {
+  host: string;
+  port: number;
+  schemaHash: string;
+  /** JSON the banks need to build the identical model (architecture config + transformer state). */
+  modelConfigJson: string;
+  policy: RoundPolicy;
+  plan: TrainingPlan;
+  strategy: Strategy;
+  persistence: Persistence;
+  /** Initial global weights, used only when the store holds no committed model yet. */
+  initialWeights: () => Tensors;
+  /** The consortium's banks and their public keys; empty or undefined = open registration (development only). */
+  allowList?: Map<string, { signPublicKey: Uint8Array; boxPublicKey: Uint8Array }>;
+  /** The coordinator's own signing identity; banks pin its public key. */
+  identity: Identity;
+  /** Record-level DP settings sent to banks with every round. */
+  dp: DpPlan;
+  maxFrameBytes: number;
+  log: Logger;
+}
+
+export interface RunningCoordinator {
+  url: string;
+  port: number;
+  rounds: RoundManager;
+  metrics: Metrics;
+  /** Resolves when maxRounds rounds have been committed (or the round was abandoned). */
+  finished: Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
+  const log = opts.log;
+  const metrics = new Metrics();
+  const restored = opts.persistence.load();
+  const weights = restored?.weights ?? opts.initialWeights();
+  const spec = weights.map((t) => ({ name: t.name, shape: [...t.shape] }));
+  const allowList = opts.allowList && opts.allowList.size > 0 ? opts.allowList : undefined;
+  const tofuKeys = new Map<string, Uint8Array>();
+  const wire = new CoordinatorWire({
+    identity: opts.identity,
+    maxFrameBytes: opts.maxFrameBytes,
+    modelSpec: spec,
+    schemaHash: opts.schemaHash,
+    keyOf: (id) => allowList?.get(id)?.signPublicKey ?? tofuKeys.get(id),
+    openRegistration: !allowList,
+  });
+  if (!allowList) log.warn('open_registration', { note: 'no allow-list configured: any bank id can join (development only)' });
+  if (restored) {
+    log.info('resumed', { modelVersion: restored.modelVersion, nextRound: restored.nextRoundId, roundsCommitted: restored.roundsCommitted });
+  } else {
+    opts.persistence.saveInitial(weights);
+  }
+
+  const sockets = new Map<string, Socket>(); // bankId -> live socket
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((r) => (resolveFinished = r));
+
+  const send = (bankId: string, bytes: Uint8Array): void => {
+    const s = sockets.get(bankId);
+    if (!s) return;
+    metrics.bytesSent += bytes.byteLength;
+    s.emit('frame', bytes);
+  };
+
+  const rounds = new RoundManager(
+    opts.strategy,
+    opts.policy,
+    opts.plan,
+    {
+      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp })),
+      sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
+      commit: async (round) => {
+        const t0 = Date.now();
+        await opts.persistence.commit(round);
+        metrics.roundsCommitted += 1;
+        metrics.observeRound((Date.now() - t0) / 1000);
+      },
+      recordFailure: (roundId, reason, failures) => {
+        metrics.roundsFailed += 1;
+        opts.persistence.recordFailure(roundId, reason, failures);
+      },
+      onRoundStarted: (roundId) => wire.advanceRound(roundId),
+      onFinished: () => {
+        for (const id of sockets.keys()) {
+          send(id, wire.roundResult({ roundId: rounds.currentRoundId, modelVersion: rounds.modelVersion, banksAggregated: 0, status: 'finished', message: 'training finished' }));
+        }
+        resolveFinished();
+      },
+    },
+    log.child('rounds'),
+    restored ?? { weights, modelVersion: 0, nextRoundId: 1, roundsCommitted: 0 },
+  );
+
+  const reject = (socket: Socket, rej: WireRejection, bankId?: string): void => {
+    metrics.reject(rej.code);
+    opts.persistence.recordRejection(bankId ?? `socket:${socket.id}`, rej.code, rej.message);
+    log.warn('message_rejected', { bank: bankId, socket: socket.id, code: rej.code, reason: rej.message });
+    const bytes = wire.error(rej.code, rej.message, rounds.currentRoundId);
+    socket.emit('frame', bytes);
+  };
+
+  const http = createServer((req, res) => serveHttp(req, res, { rounds, metrics, persistence: opts.persistence, connected: () => [...sockets.keys()] }));
+  const io = new Server(http, {
+    // The codec enforces the real cap; socket.io's must be a little larger so our specific error wins.
+    maxHttpBufferSize: recommendedMaxHttpBufferSize(opts.maxFrameBytes),
+    serveClient: false,
+    pingInterval: 10_000,
+    pingTimeout: 20_000,
+  });
+
+  io.on('connection', (socket) => {
+    let bankId: string | undefined;
+    metrics.connections += 1;
+    log.debug('socket_connected', { socket: socket.id, address: socket.handshake.address });
+
+    socket.on('frame', (payload: unknown) => {
+      try {
+        if (!(payload instanceof Uint8Array)) return reject(socket, { code: 'MALFORMED', message: 'a frame must be binary protobuf bytes' }, bankId);
+        metrics.bytesReceived += payload.byteLength;
+        const decoded = wire.decode(payload);
+        if (!decoded.ok) return reject(socket, decoded.rejection, bankId);
+        const msg = decoded.message;
+        if (bankId && msg.frame.sender !== bankId) {
+          return reject(socket, { code: 'INVALID_FIELD', message: `this connection is registered as '${bankId}', the frame is from '${msg.frame.sender}'` }, bankId);
+        }
+        if (msg.type === 'register') {
+          if (allowList && !allowList.has(msg.bankId)) {
+            return reject(socket, { code: 'UNKNOWN_SENDER', message: `bank '${msg.bankId}' is not on the consortium allow-list` }, msg.bankId);
+          }
+          if (msg.schemaHash !== opts.schemaHash) {
+            return reject(socket, { code: 'SCHEMA_MISMATCH', message: `bank schema hash ${msg.schemaHash.slice(0, 16)} differs from the consortium schema ${opts.schemaHash.slice(0, 16)}` }, msg.bankId);
+          }
+          const pinned = allowList?.get(msg.bankId);
+          if (pinned && !sameBytes(pinned.boxPublicKey, msg.boxPublicKey)) {
+            return reject(socket, { code: 'UNKNOWN_SENDER', message: `bank '${msg.bankId}' registered a key-agreement key that differs from its allow-list entry` }, msg.bankId);
+          }
+          if (!allowList && msg.frame.verified === 'self') {
+            // Open registration (no allow-list): pin the key on first use; later frames must match it.
+            tofuKeys.set(msg.bankId, msg.signPublicKey);
+            log.warn('bank_key_pinned_on_first_use', { bank: msg.bankId, fingerprint: keyFingerprint(msg.signPublicKey) });
+          }
+          const previous = sockets.get(msg.bankId);
+          if (previous && previous.id !== socket.id) {
+            // A reconnecting bank replaces its stale connection; the stale one leaves the open round.
+            log.warn('bank_replaced_connection', { bank: msg.bankId });
+            previous.disconnect(true);
+          }
+          bankId = msg.bankId;
+          sockets.set(bankId, socket);
+          opts.persistence.bankSeen(bankId, msg.signPublicKey, msg.boxPublicKey);
+          log.info('bank_registered', { bank: bankId, connected: sockets.size, fingerprint: keyFingerprint(msg.signPublicKey) });
+          socket.emit('frame', wire.welcome({ bankId, modelConfigJson: opts.modelConfigJson, currentRound: rounds.currentRoundId }));
+          rounds.bankConnected(bankId);
+          return;
+        }
+        if (!bankId) return reject(socket, { code: 'NOT_REGISTERED', message: `'${msg.type}' sent before registration` });
+        if (msg.type === 'clientUpdate') {
+          if (!msg.tensors.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a plain update (clientUpdate.tensors)' }, bankId);
+          const rej = rounds.acceptUpdate(
+            bankId,
+            msg.roundId,
+            msg.modelVersion,
+            { bankId, sampleCount: msg.sampleCount, update: msg.tensors, metrics: msg.metrics },
+            msg.epsilonSpent,
+          );
+          if (rej) return reject(socket, rej, bankId);
+          opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
+          return;
+        }
+        return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: `a bank may not send '${msg.type}'` }, bankId);
+      } catch (err) {
+        // A bug on our side, never the client's fault: answer, log, and keep serving.
+        log.error('frame_handler_failed', { bank: bankId, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+        try {
+          socket.emit('frame', wire.error('INTERNAL', 'the coordinator could not process this message', rounds.currentRoundId));
+        } catch {
+          /* the socket may already be gone */
+        }
+      }
+    });
+
+    socket.on('disconnect', (reason) => {
+      if (bankId && sockets.get(bankId) === socket) {
+        sockets.delete(bankId);
+        rounds.bankDisconnected(bankId, `disconnected (${reason})`);
+        log.info('bank_disconnected', { bank: bankId, reason, connected: sockets.size });
+      }
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (http.address() as AddressInfo).port;
+  const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  log.info('coordinator_listening', { url, minClients: opts.policy.minClients, maxRounds: opts.policy.maxRounds });
+
+  return {
+    url,
+    port,
+    rounds,
+    metrics,
+    finished,
+    close: async () => {
+      rounds.stop();
+      io.disconnectSockets(true);
+      await new Promise<void>((r) => io.close(() => r()));
+      await closeHttp(http);
+      opts.persistence.close();
+    },
+  };
+}
+
+function closeHttp(http: HttpServer): Promise<void> {
+  return new Promise((resolve) => {
+    if (!http.listening) return resolve();
+    http.close(() => resolve());
+    http.closeAllConnections?.();
+  });
+}
+
+interface HttpDeps {
+  rounds: RoundManager;
+  metrics: Metrics;
+  persistence: Persistence;
+  connected: () => string[];
+}
+
+/** Health, status and Prometheus metrics on the coordinator's own port (socket.io takes /socket.io/). */
+function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): void {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET') {
+    res.writeHead(405).end();
+    return;
+  }
+  if (path === '/healthz') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }));
+  } else if (path === '/status') {
+    const body = { ...deps.persistence.status(), round: deps.rounds.snapshot(), banksOnline: deps.connected() };
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
+  } else if (path === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(deps.metrics.prometheus(deps.connected().length, deps.rounds.snapshot()));
+  } else {
+    res.writeHead(404).end();
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

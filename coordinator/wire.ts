@@ -1,0 +1,116 @@
+// The coordinator's side of the protocol: every frame it sends is signed with its identity, every
+// frame it receives is size-checked, signature-verified against the bank's pinned key, replay-checked
+// and decoded against the model spec, by protocol/ alone. Failures become (code, message) pairs.
+import {
+  ERROR_CODES,
+  ProtocolError,
+  ReplayGuard,
+  decodeFrame,
+  encodeFrame,
+  type DecodedMessage,
+  type ErrorCode,
+  type Identity,
+  type Message,
+  type TensorSpec,
+} from '../protocol';
+import type { TrainingPlan } from './rounds';
+import type { Tensors } from './strategy/types';
+
+export const COORDINATOR_ID = 'coordinator';
+
+export type WireRejection = { code: ErrorCode | string; message: string };
+export type Decoded = { ok: true; message: DecodedMessage } | { ok: false; rejection: WireRejection };
+
+export interface CoordinatorWireOptions {
+  identity: Identity;
+  maxFrameBytes: number;
+  modelSpec: TensorSpec[];
+  schemaHash: string;
+  /** The pinned signing key of a bank, if known (allow-list or an earlier registration). */
+  keyOf: (bankId: string) => Uint8Array | undefined;
+  /** Accept a self-signed Register from an unknown bank (trust on first use; development only). */
+  openRegistration: boolean;
+}
+
+export class CoordinatorWire {
+  private readonly guard = new ReplayGuard();
+  private readonly signer;
+
+  constructor(private readonly opts: CoordinatorWireOptions) {
+    this.signer = { id: COORDINATOR_ID, secretKey: opts.identity.sign.secretKey };
+  }
+
+  get publicSignKey(): Uint8Array {
+    return this.opts.identity.sign.publicKey;
+  }
+
+  /** Frames for earlier rounds are rejected as STALE_ROUND from now on. */
+  advanceRound(roundId: number): void {
+    this.guard.advanceRound(roundId);
+  }
+
+  decode(bytes: Uint8Array): Decoded {
+    try {
+      const message = decodeFrame(bytes, {
+        maxFrameBytes: this.opts.maxFrameBytes,
+        modelSpec: this.opts.modelSpec,
+        verify: (sender) => this.opts.keyOf(sender),
+        allowSelfSignedRegister: this.opts.openRegistration,
+        guard: this.guard,
+      });
+      return { ok: true, message };
+    } catch (err) {
+      if (err instanceof ProtocolError) return { ok: false, rejection: { code: err.code, message: err.message } };
+      throw err;
+    }
+  }
+
+  private encode(msg: Message): Uint8Array {
+    return encodeFrame(msg, { signer: this.signer, maxFrameBytes: this.opts.maxFrameBytes, modelSpec: this.opts.modelSpec });
+  }
+
+  welcome(m: { bankId: string; modelConfigJson: string; currentRound: number }): Uint8Array {
+    return this.encode({ type: 'welcome', coordinatorSignKey: this.publicSignKey, schemaHash: this.opts.schemaHash, ...m });
+  }
+
+  roundStart(m: { roundId: number; modelVersion: number; weights: Tensors; plan: TrainingPlan; deadlineMs: number; seed: number; dp: DpPlan }): Uint8Array {
+    return this.encode({
+      type: 'roundStart',
+      roundId: m.roundId,
+      modelVersion: m.modelVersion,
+      weights: m.weights,
+      deadlineMs: m.deadlineMs,
+      config: {
+        localSteps: m.plan.localSteps,
+        batchSize: m.plan.batchSize,
+        lrGenerator: m.plan.lrGenerator,
+        lrDiscriminator: m.plan.lrDiscriminator,
+        dSteps: m.plan.dSteps,
+        loss: m.plan.loss,
+        seed: m.seed,
+        updateClipNorm: m.plan.updateClipNorm,
+        dp: m.dp,
+      },
+    });
+  }
+
+  roundResult(m: { roundId: number; modelVersion: number; banksAggregated: number; status: string; message: string }): Uint8Array {
+    return this.encode({ type: 'roundResult', ...m });
+  }
+
+  error(code: ErrorCode | string, message: string, roundId: number): Uint8Array {
+    const known = (ERROR_CODE_SET.has(code) ? code : 'INVALID_FIELD') as ErrorCode;
+    return this.encode({ type: 'error', code: known, message: message.slice(0, 1000), roundId });
+  }
+}
+
+export interface DpPlan {
+  enabled: boolean;
+  noiseMultiplier: number;
+  maxGradNorm: number;
+  targetEpsilon: number;
+  delta: number;
+  epsilonMax: number;
+}
+
+const ERROR_CODE_SET = new Set<string>(ERROR_CODES);
