@@ -1,0 +1,80 @@
+// Test-only raw protobuf access, to craft frames the codec's own encoder would refuse to produce.
+import { readFileSync } from 'node:fs';
+import protobuf from 'protobufjs';
+import type { Message, TrainingConfig, WireTensor } from '../../protocol/index';
+
+const root = protobuf.parse(readFileSync(new URL('../../protocol/schema/fedsynth.proto', import.meta.url), 'utf8')).root;
+export const pb = (name: string): protobuf.Type => root.lookupType(`fedsynth.v1.${name}`);
+
+export const WIRE_TYPE = { register: 1, welcome: 2, roundStart: 3, clientUpdate: 4, roundResult: 5, error: 6, statusRequest: 7, statusResponse: 8 } as const;
+
+/** Encodes a Frame around a raw body object of the given proto type, with sane defaults for the header. */
+export function rawFrame(typeName: string, wireType: number, body: Record<string, unknown>, header: Record<string, unknown> = {}): Uint8Array {
+  const bodyBytes = pb(typeName).encode(body).finish();
+  return pb('Frame')
+    .encode({ version: 1, type: wireType, body: bodyBytes, sender: 'bank-a', roundId: 0, nonce: new Uint8Array(16).fill(7), timestampMs: Date.now(), ...header })
+    .finish();
+}
+
+export function decodeRaw(bytes: Uint8Array): Record<string, unknown> {
+  return pb('Frame').decode(bytes) as unknown as Record<string, unknown>;
+}
+
+export function reencodeFrame(bytes: Uint8Array, patch: Record<string, unknown>): Uint8Array {
+  const f = decodeRaw(bytes);
+  return pb('Frame').encode({ ...f, ...patch }).finish();
+}
+
+export function tensor(name: string, shape: number[], seed = 1): WireTensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    data[i] = x / 2147483648 - 0.5;
+  }
+  return { name, shape, data };
+}
+
+export const config = (): TrainingConfig => ({
+  localSteps: 50,
+  batchSize: 500,
+  lrGenerator: 2e-4,
+  lrDiscriminator: 2e-4,
+  dSteps: 1,
+  loss: 'wgan_gp',
+  seed: 42,
+  dp: { enabled: true, noiseMultiplier: 1.1, maxGradNorm: 1, targetEpsilon: 3, delta: 1e-5, epsilonMax: 10 },
+  updateClipNorm: 5,
+});
+
+export const spec = [
+  { name: 'gen/dense0/kernel', shape: [8, 16] },
+  { name: 'gen/dense0/bias', shape: [16] },
+];
+
+export function specTensors(): WireTensor[] {
+  return spec.map((s, i) => tensor(s.name, s.shape, i + 1));
+}
+
+export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Message[] {
+  return [
+    { type: 'register', bankId: 'bank-a', signPublicKey: keys.sign, boxPublicKey: keys.box, schemaHash: 'sha256:0123abcd' },
+    { type: 'welcome', bankId: 'bank-a', coordinatorSignKey: keys.sign, modelConfigJson: '{"generator":{"dims":[256,256]},"embeddingDim":128}', schemaHash: 'sha256:0123abcd', currentRound: 4 },
+    { type: 'roundStart', roundId: 5, modelVersion: 4, weights: specTensors(), config: config(), deadlineMs: 1_800_000_000_000 },
+    {
+      type: 'clientUpdate',
+      roundId: 5,
+      modelVersion: 4,
+      sampleCount: 12_345,
+      tensors: specTensors(),
+      metrics: { lossG: -0.25, lossD: 0.75, updateNorm: 3.5 },
+      epsilonSpent: 1.25,
+      delta: 1e-5,
+    },
+    { type: 'roundResult', roundId: 5, modelVersion: 5, banksAggregated: 3, status: 'committed', message: 'aggregated 3 of 3 banks' },
+    { type: 'error', code: 'SCHEMA_MISMATCH', message: 'schema hash differs — check the consortium schema', roundId: 0 },
+    { type: 'statusRequest' },
+    { type: 'statusResponse', currentRound: 5, modelVersion: 4, phase: 'collecting', banksConnected: 3, roundsCommitted: 4 },
+  ];
+}
