@@ -25,6 +25,8 @@ export const LIMITS = {
   maxBatchSize: 1 << 20,
   maxDSteps: 100,
   maxLearningRate: 10,
+  maxSummaryColumns: 256,
+  maxCategories: 4096,
 } as const;
 
 /** Bank ids and other sender ids. */
@@ -126,6 +128,11 @@ export interface WelcomeMessage {
   schemaHash: string;
   currentRound: number;
 }
+/** Counts (or weights) per category of one discrete column, in the schema's category order. */
+export interface ColumnCounts {
+  column: string;
+  values: number[];
+}
 export interface RoundStartMessage {
   type: 'roundStart';
   roundId: number;
@@ -133,6 +140,16 @@ export interface RoundStartMessage {
   weights: WireTensor[];
   config: TrainingConfig;
   deadlineMs: number;
+  /** Category weights from DP-noised merged counts, per conditional column (absent: none yet). */
+  categoryWeights?: ColumnCounts[];
+}
+export interface SummaryMessage {
+  type: 'summary';
+  /** DP-noised counts; values may be negative or fractional (noise). */
+  counts: ColumnCounts[];
+  epsilon: number;
+  delta: number;
+  noiseStd: number;
 }
 export interface ClientUpdateMessage {
   type: 'clientUpdate';
@@ -184,7 +201,8 @@ export type Message =
   | RoundResultMessage
   | ErrorWireMessage
   | StatusRequestMessage
-  | StatusResponseMessage;
+  | StatusResponseMessage
+  | SummaryMessage;
 
 export type MessageType = Message['type'];
 
@@ -254,6 +272,7 @@ const TYPES: Record<MessageType, TypeInfo> = {
   error: { wire: 6, proto: T('ErrorMessage') },
   statusRequest: { wire: 7, proto: T('StatusRequest') },
   statusResponse: { wire: 8, proto: T('StatusResponse') },
+  summary: { wire: 9, proto: T('Summary') },
 };
 const TYPE_BY_WIRE = new Map<number, MessageType>(Object.entries(TYPES).map(([k, v]) => [v.wire, k as MessageType]));
 export const MESSAGE_TYPES = Object.keys(TYPES) as MessageType[];
@@ -358,6 +377,7 @@ function toProto(msg: Message): PB {
           updateClipNorm: fround(c.updateClipNorm),
         },
         deadlineMs: msg.deadlineMs,
+        categoryWeights: msg.categoryWeights ?? [],
       };
     }
     case 'clientUpdate':
@@ -380,6 +400,8 @@ function toProto(msg: Message): PB {
     }
     case 'statusRequest':
       return {};
+    case 'summary':
+      return { counts: msg.counts, epsilon: msg.epsilon, delta: msg.delta, noiseStd: msg.noiseStd };
     case 'statusResponse':
       return { currentRound: msg.currentRound, modelVersion: msg.modelVersion, phase: msg.phase, banksConnected: msg.banksConnected, roundsCommitted: msg.roundsCommitted };
   }
@@ -537,7 +559,11 @@ interface ScanRule {
 }
 const TENSOR_RULE: ScanRule = { 2: { max: LIMITS.maxRank, what: 'tensor rank (shape length)' } };
 const SCAN_RULES: Partial<Record<MessageType, ScanRule>> = {
-  roundStart: { 3: { max: LIMITS.maxTensors, what: 'number of tensors in roundStart.weights', element: TENSOR_RULE } },
+  roundStart: {
+    3: { max: LIMITS.maxTensors, what: 'number of tensors in roundStart.weights', element: TENSOR_RULE },
+    16: { max: LIMITS.maxSummaryColumns, what: 'number of roundStart.categoryWeights columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } },
+  },
+  summary: { 1: { max: LIMITS.maxSummaryColumns, what: 'number of summary.counts columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } } },
   clientUpdate: {
     4: { max: LIMITS.maxTensors, what: 'number of tensors in clientUpdate.tensors', element: TENSOR_RULE },
     5: { max: LIMITS.maxMetrics, what: 'number of clientUpdate.metrics entries' },
@@ -645,7 +671,26 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       const roundId = u32(p.roundId, 'roundStart.roundId', { required: true });
       const modelVersion = u32(p.modelVersion, 'roundStart.modelVersion', {});
       const weights = tensorsFromProto(p.weights, 'roundStart.weights', spec, encoding, true);
-      return { type, roundId, modelVersion, weights, config: trainingConfig(p.config), deadlineMs: u64(p.deadlineMs, 'roundStart.deadlineMs', { required: true }) };
+      const out: RoundStartMessage = { type, roundId, modelVersion, weights, config: trainingConfig(p.config), deadlineMs: u64(p.deadlineMs, 'roundStart.deadlineMs', { required: true }) };
+      const weightsByColumn = columnCounts(p.categoryWeights, 'roundStart.categoryWeights');
+      if (weightsByColumn.length > 0) {
+        weightsByColumn.forEach((c) => {
+          if (c.values.some((v) => v < 0)) throw new ProtocolError('INVALID_FIELD', `roundStart.categoryWeights '${c.column}' has a negative weight`);
+        });
+        out.categoryWeights = weightsByColumn;
+      }
+      return out;
+    }
+    case 'summary': {
+      const counts = columnCounts(p.counts, 'summary.counts');
+      if (counts.length === 0) throw new ProtocolError('MISSING_FIELD', 'summary.counts is empty');
+      const epsilon = f64(p.epsilon, 'summary.epsilon');
+      if (!(epsilon > 0 && Number.isFinite(epsilon))) throw new ProtocolError('INVALID_FIELD', `summary.epsilon must be a positive finite number (got ${epsilon})`);
+      const delta = f64(p.delta, 'summary.delta');
+      if (!(delta >= 0 && delta < 1)) throw new ProtocolError('INVALID_FIELD', `summary.delta must be in [0, 1) (got ${delta})`);
+      const noiseStd = f64(p.noiseStd, 'summary.noiseStd');
+      if (!(noiseStd > 0 && Number.isFinite(noiseStd))) throw new ProtocolError('INVALID_FIELD', `summary.noiseStd must be positive: un-noised counts may not leave a bank (got ${noiseStd})`);
+      return { type, counts, epsilon, delta, noiseStd };
     }
     case 'clientUpdate': {
       const roundId = u32(p.roundId, 'clientUpdate.roundId', { required: true });
@@ -690,6 +735,26 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
         roundsCommitted: u32(p.roundsCommitted, 'statusResponse.roundsCommitted', {}),
       };
   }
+}
+
+function columnCounts(v: unknown, path: string): ColumnCounts[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ProtocolError('INVALID_FIELD', `${path} must be a list`);
+  if (v.length > LIMITS.maxSummaryColumns) throw new ProtocolError('INVALID_FIELD', `${path} has ${v.length} columns (at most ${LIMITS.maxSummaryColumns})`);
+  const seen = new Set<string>();
+  return v.map((raw: PB, i) => {
+    const column = str(raw?.column, `${path}[${i}].column`, { required: true, maxLength: 256 });
+    if (seen.has(column)) throw new ProtocolError('INVALID_FIELD', `${path} names column ${quote(column)} twice`);
+    seen.add(column);
+    const values = raw?.values;
+    if (!Array.isArray(values) || values.length === 0) throw new ProtocolError('MISSING_FIELD', `${path}[${i}] (${quote(column)}) has no values`);
+    if (values.length > LIMITS.maxCategories) throw new ProtocolError('INVALID_FIELD', `${path}[${i}] has ${values.length} categories (at most ${LIMITS.maxCategories})`);
+    const out = values.map((x: unknown, j: number) => {
+      if (typeof x !== 'number' || !Number.isFinite(x)) throw new ProtocolError('NON_FINITE', `${path}[${i}].values[${j}] (${quote(column)}) is not a finite number`);
+      return x;
+    });
+    return { column, values: out };
+  });
 }
 
 function trainingConfig(v: unknown): TrainingConfig {

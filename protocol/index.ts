@@ -34,6 +34,8 @@ export type {
   ErrorWireMessage,
   StatusRequestMessage,
   StatusResponseMessage,
+  SummaryMessage,
+  ColumnCounts,
 } from './codec';
 export {
   SIGNATURE_DOMAIN,

@@ -325,3 +325,26 @@ describe('message field rejections', () => {
     expectCode(() => encodeFrame(upd({}), { sender: 'bank-a', nonce: new Uint8Array(8) }), 'INVALID_FIELD', /nonce/);
   });
 });
+
+describe('summary and category weights', () => {
+  const enc = (m: Parameters<typeof encodeFrame>[0]) => encodeFrame(m, { sender: 'bank-a' });
+  const code = (f: () => unknown): string | undefined => {
+    try {
+      f();
+    } catch (e) {
+      return (e as { code?: string }).code;
+    }
+    return undefined;
+  };
+  it('refuses a summary without noise: raw counts may not leave a bank', () => {
+    expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1, 2] }], epsilon: 1, delta: 1e-6, noiseStd: 0 }))).toBe('INVALID_FIELD');
+  });
+  it('refuses non-finite counts, duplicate columns, empty summaries and negative weights', () => {
+    expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1, NaN] }], epsilon: 1, delta: 1e-6, noiseStd: 1 }))).toBe('NON_FINITE');
+    expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1] }, { column: 'c', values: [2] }], epsilon: 1, delta: 1e-6, noiseStd: 1 }))).toBe('INVALID_FIELD');
+    expect(code(() => enc({ type: 'summary', counts: [], epsilon: 1, delta: 1e-6, noiseStd: 1 }))).toBe('MISSING_FIELD');
+    expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1] }], epsilon: Infinity, delta: 1e-6, noiseStd: 1 }))).toBe('INVALID_FIELD');
+    const rs = sampleMessages({ sign: new Uint8Array(32).fill(1), box: new Uint8Array(32).fill(2) }).find((m) => m.type === 'roundStart')!;
+    expect(code(() => enc({ ...(rs as Extract<typeof rs, { type: 'roundStart' }>), categoryWeights: [{ column: 'c', values: [1, -1] }] }))).toBe('INVALID_FIELD');
+  });
+});

@@ -6,7 +6,7 @@ import type { Message, TrainingConfig, WireTensor } from '../../protocol/index';
 const root = protobuf.parse(readFileSync(new URL('../../protocol/schema/fedsynth.proto', import.meta.url), 'utf8')).root;
 export const pb = (name: string): protobuf.Type => root.lookupType(`fedsynth.v1.${name}`);
 
-export const WIRE_TYPE = { register: 1, welcome: 2, roundStart: 3, clientUpdate: 4, roundResult: 5, error: 6, statusRequest: 7, statusResponse: 8 } as const;
+export const WIRE_TYPE = { register: 1, welcome: 2, roundStart: 3, clientUpdate: 4, roundResult: 5, error: 6, statusRequest: 7, statusResponse: 8, summary: 9 } as const;
 
 /** Encodes a Frame around a raw body object of the given proto type, with sane defaults for the header. */
 export function rawFrame(typeName: string, wireType: number, body: Record<string, unknown>, header: Record<string, unknown> = {}): Uint8Array {
@@ -62,6 +62,16 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
     { type: 'register', bankId: 'bank-a', signPublicKey: keys.sign, boxPublicKey: keys.box, schemaHash: 'sha256:0123abcd' },
     { type: 'welcome', bankId: 'bank-a', coordinatorSignKey: keys.sign, modelConfigJson: '{"generator":{"dims":[256,256]},"embeddingDim":128}', schemaHash: 'sha256:0123abcd', currentRound: 4 },
     { type: 'roundStart', roundId: 5, modelVersion: 4, weights: specTensors(), config: config(), deadlineMs: 1_800_000_000_000 },
+    {
+      type: 'roundStart',
+      roundId: 6,
+      modelVersion: 5,
+      weights: specTensors(),
+      config: config(),
+      deadlineMs: 1_800_000_000_000,
+      categoryWeights: [{ column: 'channel', values: [120.5, 30.25, 4] }],
+    },
+    { type: 'summary', counts: [{ column: 'channel', values: [118.2, -1.5, 7.75] }, { column: 'is_fraud', values: [990.5, 9.5] }], epsilon: 0.1, delta: 1e-6, noiseStd: 12.5 },
     {
       type: 'clientUpdate',
       roundId: 5,
