@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { runAgent } from '../../client-node/run-agent';
+
+export function register(program: Command): void {
+  program
+    .command('agent')
+    .description("run a bank's on-premise agent: trains on the local CSV and sends only clipped weight updates")
+    .requiredOption('--coordinator <url>', 'coordinator URL, e.g. http://coordinator.consortium:7600')
+    .requiredOption('--bank-id <id>', 'this bank\'s id (lower-case letters, digits, "_", ".", "-")')
+    .requiredOption('--data <csv>', "the bank's transactions CSV (read locally, never sent)")
+    .requiredOption('--schema <file>', 'the consortium schema JSON distributed by the operator')
+    .option('--key <file>', "this bank's identity key file (created by `fedsynth keygen`; default <state-dir>/identity.json, created if missing)")
+    .option('--coordinator-key <base64|file>', "the coordinator's Ed25519 public key to pin (else the first key seen is pinned and stored)")
+    .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger', 'bank-state')
+    .option('--exit-when-finished', 'exit once the coordinator announces that training is finished')
+    .option('--max-row-problems <n>', 'refuse the CSV if more rows than this are invalid', '1000')
+    .action(async (o: AgentCliOptions) => {
+      await runAgent({
+        coordinatorUrl: o.coordinator,
+        bankId: o.bankId,
+        dataPath: o.data,
+        schemaPath: o.schema,
+        keyPath: o.key,
+        coordinatorKey: o.coordinatorKey,
+        stateDir: o.stateDir,
+        exitWhenFinished: Boolean(o.exitWhenFinished),
+        maxRowProblems: positiveInt(o.maxRowProblems, '--max-row-problems'),
+      });
+    });
+}
+
+interface AgentCliOptions {
+  coordinator: string;
+  bankId: string;
+  data: string;
+  schema: string;
+  key?: string;
+  coordinatorKey?: string;
+  stateDir: string;
+  exitWhenFinished?: boolean;
+  maxRowProblems: string;
+}
+
+export function positiveInt(raw: string, flag: string): number {
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`${flag} must be a non-negative integer, got '${raw}'`);
+  return v;
+}

@@ -1,0 +1,86 @@
+// Assembles a bank agent from files on the bank's machine: schema, identity, CSV. The CSV is read
+// and encoded here, once; only the encoded matrix is handed to the trainer, in memory.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateIdentity, loadIdentity, saveIdentity, type Identity } from '../protocol';
+import { createLogger, type Logger } from '../shared/log/logger';
+import { selectBackend } from '../shared/tensor/backend';
+import { loadBankData } from './bank-data';
+import { startAgent, type RunningAgent } from './agent';
+import { GanLocalTrainer, parseConsortiumModelConfig } from './local-trainer';
+
+export interface RunAgentOptions {
+  coordinatorUrl: string;
+  bankId: string;
+  dataPath: string;
+  schemaPath: string;
+  keyPath?: string;
+  coordinatorKey?: string;
+  stateDir: string;
+  exitWhenFinished: boolean;
+  maxRowProblems: number;
+  log?: Logger;
+}
+
+export async function runAgent(opts: RunAgentOptions): Promise<void> {
+  const log = opts.log ?? createLogger({ component: `agent:${opts.bankId}` });
+  mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+  const identity = loadOrCreateIdentity(opts.keyPath ?? join(opts.stateDir, 'identity.json'), opts.bankId, log);
+  const pinnedPath = join(opts.stateDir, 'coordinator-key.txt');
+  const coordinatorKey = resolveCoordinatorKey(opts.coordinatorKey, pinnedPath);
+
+  const backend = await selectBackend({ log: (line: string) => log.info('backend', { detail: line }) });
+  log.info('backend_selected', { backend: backend.name });
+
+  const data = await loadBankData(opts.dataPath, opts.schemaPath, { maxProblems: opts.maxRowProblems, log });
+  log.info('data_ready', { rows: data.prepared.rows, encodedDim: data.prepared.dim, rejectedRows: data.rejectedRows });
+
+  const agent: RunningAgent = startAgent({
+    coordinatorUrl: opts.coordinatorUrl,
+    bankId: opts.bankId,
+    schemaHash: data.schemaHash,
+    identity,
+    coordinatorKey,
+    onCoordinatorKeyPinned: (key, fingerprint) => {
+      writeFileSync(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
+      log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
+    },
+    createTrainer: async (json) => new GanLocalTrainer(parseConsortiumModelConfig(json), data.prepared.dim),
+    data: data.prepared,
+    log,
+    exitWhenFinished: opts.exitWhenFinished,
+  });
+  const stop = (): void => {
+    log.info('stopping');
+    agent.stop();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await agent.done;
+  } finally {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+  }
+  log.info('agent_finished', { roundsTrained: agent.roundsTrained });
+}
+
+function loadOrCreateIdentity(path: string, bankId: string, log: Logger): Identity {
+  if (existsSync(path)) {
+    const id = loadIdentity(path);
+    if (id.id !== undefined && id.id !== bankId) throw new Error(`key file ${path} belongs to '${id.id}', not '${bankId}'`);
+    return id;
+  }
+  const id = generateIdentity(bankId);
+  saveIdentity(path, id);
+  log.warn('identity_created', { path, note: 'give the public identity (`fedsynth keygen` prints it) to the consortium operator' });
+  return id;
+}
+
+function resolveCoordinatorKey(flag: string | undefined, pinnedPath: string): Uint8Array | undefined {
+  const text = flag !== undefined ? (existsSync(flag) ? readFileSync(flag, 'utf8') : flag) : existsSync(pinnedPath) ? readFileSync(pinnedPath, 'utf8') : undefined;
+  if (text === undefined) return undefined;
+  const key = Buffer.from(text.trim(), 'base64');
+  if (key.length !== 32) throw new Error(`the coordinator key must be a base64 Ed25519 public key (32 bytes), got ${key.length} bytes`);
+  return new Uint8Array(key);
+}

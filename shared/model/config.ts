@@ -1,0 +1,186 @@
+// Model configuration (JSON-serialisable; travels inside checkpoints) and the data transformer's
+// output layout that the model is built against.
+
+/** One block of the transformer's output (see docs/ARCHITECTURE.md). */
+export interface OutputSpan {
+  column: string;
+  kind: 'tanh' | 'softmax';
+  dim: number;
+  offset: number;
+}
+
+export interface ModelConfig {
+  /** 'mlp': plain MLPs (default). 'ctgan': residual BN generator + PacGAN discriminator (Xu et al. 2019). */
+  architecture: 'mlp' | 'ctgan';
+  noiseDim: number;
+  generatorDims: number[];
+  discriminatorDims: number[];
+  /** PacGAN packing degree (Lin et al. 2018): D judges `pac` rows at once. The batch size must be a multiple. */
+  pac: number;
+  leakySlope: number;
+  dropout: number;
+  /** Gumbel-softmax temperature for discrete spans in training (Jang et al. 2017). */
+  gumbelTau: number;
+  /** 'ns': non-saturating GAN loss (Goodfellow et al. 2014). 'wgan-gp': Gulrajani et al. 2017. */
+  loss: 'ns' | 'wgan-gp';
+  gpLambda: number;
+  /** Seeds weight initialisation and, derived from it, training/sampling noise. */
+  seed: number;
+  /**
+   * Columns whose softmax span is part of the conditional vector (CTGAN training-by-sampling).
+   * null/absent: every softmax span whose column has no tanh span, i.e. the discrete columns
+   * (a continuous column's mode indicator is not conditioned on, as in CTGAN). [] disables conditioning.
+   */
+  conditionalColumns?: string[] | null;
+  /** Batch-norm running-statistics momentum (PyTorch convention: new = (1-m)·old + m·batch). */
+  batchNormMomentum: number;
+}
+
+export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
+  architecture: 'mlp',
+  noiseDim: 128,
+  generatorDims: [256, 256],
+  discriminatorDims: [256, 256],
+  pac: 1,
+  leakySlope: 0.2,
+  dropout: 0.5,
+  gumbelTau: 0.2,
+  loss: 'ns',
+  gpLambda: 10,
+  seed: 0,
+  conditionalColumns: null,
+  batchNormMomentum: 0.1,
+}) as ModelConfig;
+
+/** Defaults for the chosen architecture ('ctgan' packs 10 rows and uses WGAN-GP, like CTGAN). */
+export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
+  const arch = overrides.architecture ?? DEFAULT_MODEL_CONFIG.architecture;
+  const base: ModelConfig =
+    arch === 'ctgan'
+      ? { ...DEFAULT_MODEL_CONFIG, architecture: 'ctgan', pac: 10, loss: 'wgan-gp' }
+      : { ...DEFAULT_MODEL_CONFIG };
+  return parseModelConfig({ ...base, ...stripUndefined(overrides) });
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const KEYS = new Set(Object.keys(DEFAULT_MODEL_CONFIG));
+
+/**
+ * Validates an untrusted config (e.g. from a checkpoint or CLI JSON). Missing keys take the
+ * defaults; unknown keys and bad values throw an error naming the key.
+ */
+export function parseModelConfig(raw: unknown): ModelConfig {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('model config: expected a JSON object');
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!KEYS.has(k)) throw new Error(`model config: unknown key '${k}' (known: ${[...KEYS].join(', ')})`);
+  }
+  const get = <K extends keyof ModelConfig>(k: K): unknown => (o[k] === undefined ? DEFAULT_MODEL_CONFIG[k] : o[k]);
+  const int = (k: keyof ModelConfig, min: number, max: number): number => {
+    const v = get(k);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw new Error(`model config: '${k}' must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const num = (k: keyof ModelConfig, min: number, max: number, openMin = false): number => {
+    const v = get(k);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v > max || (openMin ? v <= min : v < min)) {
+      throw new Error(`model config: '${k}' must be a number in ${openMin ? '(' : '['}${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  const dims = (k: 'generatorDims' | 'discriminatorDims'): number[] => {
+    const v = get(k);
+    if (!Array.isArray(v) || v.length === 0 || v.length > 16 || v.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 8192)) {
+      throw new Error(`model config: '${k}' must be a non-empty array (at most 16) of integers in [1, 8192], got ${JSON.stringify(v)}`);
+    }
+    return [...(v as number[])];
+  };
+  const oneOf = <T extends string>(k: keyof ModelConfig, allowed: readonly T[]): T => {
+    const v = get(k);
+    if (typeof v !== 'string' || !allowed.includes(v as T)) {
+      throw new Error(`model config: '${k}' must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(v)}`);
+    }
+    return v as T;
+  };
+  let conditionalColumns: string[] | null = null;
+  const cc = o.conditionalColumns;
+  if (cc !== undefined && cc !== null) {
+    if (!Array.isArray(cc) || cc.some((c) => typeof c !== 'string' || c === '')) {
+      throw new Error(`model config: 'conditionalColumns' must be null or an array of column names, got ${JSON.stringify(cc)}`);
+    }
+    if (new Set(cc).size !== cc.length) throw new Error(`model config: 'conditionalColumns' lists a column twice`);
+    conditionalColumns = [...(cc as string[])];
+  }
+  return {
+    architecture: oneOf('architecture', ['mlp', 'ctgan'] as const),
+    noiseDim: int('noiseDim', 1, 4096),
+    generatorDims: dims('generatorDims'),
+    discriminatorDims: dims('discriminatorDims'),
+    pac: int('pac', 1, 64),
+    leakySlope: num('leakySlope', 0, 1),
+    dropout: num('dropout', 0, 0.95),
+    gumbelTau: num('gumbelTau', 0, 10, true),
+    loss: oneOf('loss', ['ns', 'wgan-gp'] as const),
+    gpLambda: num('gpLambda', 0, 1e4),
+    seed: int('seed', 0, 2 ** 32 - 1),
+    conditionalColumns,
+    batchNormMomentum: num('batchNormMomentum', 0, 1),
+  };
+}
+
+/** Checks spans tile [0, outputDim) in order without gaps; returns outputDim. */
+export function validateSpans(spans: readonly OutputSpan[], outputDim?: number): number {
+  if (!Array.isArray(spans) || spans.length === 0) throw new Error('spans: expected a non-empty array of output spans');
+  let off = 0;
+  spans.forEach((s, i) => {
+    if (typeof s.column !== 'string' || s.column === '') throw new Error(`spans[${i}]: column must be a non-empty string`);
+    if (s.kind !== 'tanh' && s.kind !== 'softmax') throw new Error(`spans[${i}] ('${s.column}'): kind must be 'tanh' or 'softmax', got ${JSON.stringify(s.kind)}`);
+    if (!Number.isInteger(s.dim) || s.dim < 1) throw new Error(`spans[${i}] ('${s.column}'): dim must be a positive integer, got ${s.dim}`);
+    if (s.kind === 'softmax' && s.dim < 2) throw new Error(`spans[${i}] ('${s.column}'): a softmax span needs dim >= 2, got ${s.dim}`);
+    if (s.offset !== off) throw new Error(`spans[${i}] ('${s.column}'): offset ${s.offset} but the previous spans end at ${off}`);
+    off += s.dim;
+  });
+  if (outputDim !== undefined && outputDim !== off) throw new Error(`spans: cover ${off} dims but outputDim is ${outputDim}`);
+  return off;
+}
+
+/** A softmax span that is part of the conditional vector. */
+export interface CondSpan {
+  /** Index into the transformer's spans. */
+  spanIndex: number;
+  column: string;
+  /** Offset of the span in a data row. */
+  offset: number;
+  dim: number;
+  /** Offset of the span in the conditional vector. */
+  condOffset: number;
+}
+
+/** The conditional vector's layout for this config and these spans. */
+export function conditionalSpans(config: ModelConfig, spans: readonly OutputSpan[]): CondSpan[] {
+  validateSpans(spans);
+  let chosen: number[];
+  if (config.conditionalColumns == null) {
+    const continuous = new Set(spans.filter((s) => s.kind === 'tanh').map((s) => s.column));
+    chosen = spans.map((s, i) => (s.kind === 'softmax' && !continuous.has(s.column) ? i : -1)).filter((i) => i >= 0);
+  } else {
+    chosen = config.conditionalColumns.map((c) => {
+      const idx = spans.findIndex((s) => s.column === c && s.kind === 'softmax');
+      if (idx < 0) throw new Error(`model config: conditional column '${c}' has no softmax span in the transformer output`);
+      return idx;
+    });
+    chosen.sort((a, b) => a - b);
+  }
+  let condOffset = 0;
+  return chosen.map((i) => {
+    const s = spans[i]!;
+    const c = { spanIndex: i, column: s.column, offset: s.offset, dim: s.dim, condOffset };
+    condOffset += s.dim;
+    return c;
+  });
+}

@@ -1,0 +1,461 @@
+// Local GAN training on one bank's transformed rows.
+//
+// The discriminator step is split so DP-SGD can replace its middle part:
+//   discriminatorInputs()      → packed real and fake rows (tensors)
+//   discriminatorGradients()   → loss and gradients (here: ordinary autodiff on the batch mean;
+//                                DP-SGD swaps in per-example clipped sums + Gaussian noise using
+//                                model.discriminatorForward's per-layer (a, z) traces)
+//   applyDiscriminatorGradients() → Adam step
+// Training-by-sampling follows CTGAN (Xu et al. 2019, §4.3): pick a conditional column uniformly,
+// a category with probability ∝ log(1 + frequency), then a local real row with that category.
+// The frequencies are an input (the DP-noised merged counts), never computed from the raw rows
+// here; the row index per category is built locally and never leaves the trainer. For DP runs use
+// sampling: 'uniform' (see TrainerOptions.sampling).
+//
+// Adam state persists across trainSteps calls on one trainer; resetOptimizers() drops it (the
+// client does so per round). Every tensor made in a step is disposed in it (tests check
+// tf.memory().numTensors). The row index is cached per data array: do not mutate it in place.
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../tensor/random';
+import { Adam } from './adam';
+import { categoryCdfs, drawFromCdf, type GanModel } from './model';
+import { softplus } from './layers';
+
+export interface TrainerOptions {
+  lrG?: number;
+  lrD?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** L2 weight decay (CTGAN: 1e-6 on both networks). */
+  weightDecayG?: number;
+  weightDecayD?: number;
+  /**
+   * Per conditional column (model.condSpans order), non-negative category weights — in the
+   * federation, DP-noised merged counts. Absent: every category that occurs locally is equally
+   * likely (no statistic of the raw rows is used beyond presence).
+   */
+  categoryFrequencies?: number[][];
+  /**
+   * How real rows are drawn for D.
+   * 'by-category' (default, CTGAN): conditional column uniformly, category ∝ log(1 + frequency)
+   *   among categories present locally, then a row of that category; generated rows get cond
+   *   vectors from the same distribution. Exact CTGAN, but which categories exist locally then
+   *   shapes the G update, and the row choice is not the uniform subsampling DP accounting assumes.
+   * 'uniform': rows uniformly at random (or the caller's indices, e.g. Poisson-sampled by DP-SGD),
+   *   each conditioned on its own category of a random conditional column; generated rows get
+   *   cond vectors ∝ categoryFrequencies (the DP-noised counts), so the G step depends on no local
+   *   statistic. Use this with DP.
+   */
+  sampling?: 'by-category' | 'uniform';
+  /** Seeds batch sampling, noise and dropout; default derives from the model seed. */
+  seed?: number;
+}
+
+export interface TrainStepsOptions {
+  steps: number;
+  /** Rows per batch; a multiple of the model's pac (default 500). */
+  batchSize?: number;
+  /** Discriminator updates per generator update (default 1). */
+  dSteps?: number;
+}
+
+export interface StepLosses {
+  step: number;
+  /** Discriminator loss of the last D update in the step (including the gradient penalty for WGAN-GP). */
+  dLoss: number;
+  /** Generator adversarial loss (without the conditional term). */
+  gLoss: number;
+  /** Conditional cross-entropy between cond vectors and the generator's discrete spans. */
+  condLoss: number;
+  /** WGAN-GP only: the λ-weighted gradient penalty included in dLoss. */
+  gradientPenalty?: number;
+}
+
+export type ProgressFn = (p: StepLosses & { steps: number }) => void;
+
+/** Packed discriminator inputs for one D update (owned by the caller; dispose them). */
+export interface DiscriminatorInputs {
+  /** [B/pac, pac·(outputDim+condDim)] real rows with their cond vectors. */
+  real: tf.Tensor2D;
+  /** Same shape: generated rows (no gradient to G) with their cond vectors. */
+  fake: tf.Tensor2D;
+}
+
+export interface DiscriminatorGradients {
+  /** In model.discriminatorParamNames() order; owned by the caller (apply disposes them). */
+  grads: tf.Tensor[];
+  loss: number;
+  gradientPenalty?: number;
+}
+
+/** Per-category row lists of one data array: rows[k][j] = rows whose conditional span k is category j. */
+interface RowIndex {
+  n: number;
+  rows: Int32Array[][];
+  cdfs: (Float64Array | null)[];
+  usableSpans: number[];
+}
+
+/**
+ * Discriminator loss from logits. 'ns': −mean log σ(D(real)) − mean log(1 − σ(D(fake)))
+ * (Goodfellow et al. 2014). 'wgan-gp': mean D(fake) − mean D(real) (Arjovsky et al. 2017), the
+ * penalty is added separately.
+ */
+export function discriminatorLoss(loss: 'ns' | 'wgan-gp', realLogits: tf.Tensor, fakeLogits: tf.Tensor): tf.Scalar {
+  return tf.tidy(() =>
+    loss === 'ns'
+      ? (tf.add(tf.mean(softplus(tf.neg(realLogits))), tf.mean(softplus(fakeLogits))) as tf.Scalar)
+      : (tf.sub(tf.mean(fakeLogits), tf.mean(realLogits)) as tf.Scalar),
+  );
+}
+
+/** Generator adversarial loss: non-saturating −mean log σ(D(fake)), or −mean D(fake) for WGAN. */
+export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => (loss === 'ns' ? tf.mean(softplus(tf.neg(fakeLogits))) : tf.neg(tf.mean(fakeLogits))) as tf.Scalar);
+}
+
+export class Trainer {
+  readonly model: GanModel;
+  private readonly optG: Adam;
+  private readonly optD: Adam;
+  private readonly rng: Rng;
+  private readonly freqs: number[][] | undefined;
+  private readonly indexCache = new WeakMap<Float32Array, RowIndex>();
+  private stepCounter = 0;
+  readonly sampling: 'by-category' | 'uniform';
+  /** 'uniform' mode with categoryFrequencies: cond distribution for generated rows (∝ frequency). */
+  private readonly freqCdfs: (Float64Array | null)[] | undefined;
+
+  constructor(model: GanModel, opts: TrainerOptions = {}) {
+    this.model = model;
+    const base = { beta1: opts.beta1 ?? 0.5, beta2: opts.beta2 ?? 0.9, eps: opts.eps ?? 1e-8 };
+    this.optG = new Adam(model.generatorVariables(), { ...base, lr: opts.lrG ?? 2e-4, weightDecay: opts.weightDecayG ?? 1e-6 });
+    this.optD = new Adam(model.discriminatorVariables(), { ...base, lr: opts.lrD ?? 2e-4, weightDecay: opts.weightDecayD ?? 1e-6 });
+    this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
+    this.sampling = opts.sampling ?? 'by-category';
+    if (this.sampling !== 'by-category' && this.sampling !== 'uniform') {
+      throw new Error(`trainer: sampling must be 'by-category' or 'uniform', got ${JSON.stringify(opts.sampling)}`);
+    }
+    if (opts.categoryFrequencies) {
+      // Validate shape and values now, so a bad input fails before any training.
+      categoryCdfs(model.condSpans, opts.categoryFrequencies, Math.log1p, 'trainer');
+      this.freqs = opts.categoryFrequencies.map((f) => [...f]);
+      if (this.sampling === 'uniform') this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
+    }
+  }
+
+  /** Steps taken by this trainer (across trainSteps calls). */
+  get steps(): number {
+    return this.stepCounter;
+  }
+
+  /**
+   * Forgets both optimisers' moment estimates. Adam state otherwise persists across trainSteps
+   * calls on the same trainer; the client resets it per federated round (the global weights
+   * changed under it), which is the simple, stateless-client choice.
+   */
+  resetOptimizers(): void {
+    this.optG.reset();
+    this.optD.reset();
+  }
+
+  /** Runs `steps` iterations (dSteps D updates, then one G update each) on n × outputDim rows. */
+  trainSteps(data: Float32Array, n: number, opts: TrainStepsOptions, onProgress?: ProgressFn): StepLosses[] {
+    const steps = opts.steps;
+    const batchSize = opts.batchSize ?? 500;
+    const dSteps = opts.dSteps ?? 1;
+    if (!Number.isInteger(steps) || steps < 0) throw new Error(`trainSteps: steps must be a non-negative integer, got ${steps}`);
+    if (!Number.isInteger(dSteps) || dSteps < 1) throw new Error(`trainSteps: dSteps must be a positive integer, got ${dSteps}`);
+    this.checkBatchSize(batchSize);
+    this.checkData(data, n);
+    const out: StepLosses[] = [];
+    for (let s = 0; s < steps; s++) {
+      let d: DiscriminatorGradients | undefined;
+      for (let k = 0; k < dSteps; k++) {
+        const inputs = this.discriminatorInputs(data, n, batchSize);
+        try {
+          d = this.discriminatorGradients(inputs);
+        } finally {
+          inputs.real.dispose();
+          inputs.fake.dispose();
+        }
+        this.applyDiscriminatorGradients(d.grads);
+      }
+      const g = this.generatorStep(batchSize, data, n);
+      this.stepCounter++;
+      const losses: StepLosses = { step: this.stepCounter, dLoss: d!.loss, gLoss: g.gLoss, condLoss: g.condLoss };
+      if (d!.gradientPenalty !== undefined) losses.gradientPenalty = d!.gradientPenalty;
+      if (!Number.isFinite(losses.dLoss) || !Number.isFinite(losses.gLoss) || !Number.isFinite(losses.condLoss)) {
+        throw new Error(`training diverged at step ${this.stepCounter}: dLoss=${losses.dLoss} gLoss=${losses.gLoss} condLoss=${losses.condLoss}`);
+      }
+      out.push(losses);
+      onProgress?.({ ...losses, steps });
+    }
+    return out;
+  }
+
+  /**
+   * Real rows and as many freshly generated rows, packed for D. Real rows follow the sampling
+   * mode, or are exactly `rowIndices` when given (e.g. a Poisson sample drawn by DP-SGD; its
+   * length is then the batch size and must be a multiple of pac).
+   */
+  discriminatorInputs(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array): DiscriminatorInputs {
+    if (rowIndices) {
+      batchSize = rowIndices.length;
+      for (const i of rowIndices) if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`rowIndices: ${i} is not a row index in [0, ${n})`);
+    }
+    this.checkBatchSize(batchSize);
+    this.checkData(data, n);
+    const m = this.model;
+    const { rows, cond } = this.sampleReal(data, n, batchSize, rowIndices);
+    const fakeCond = this.sampleCond(data, n, batchSize);
+    const noise = this.rng.normal(batchSize * m.config.noiseDim);
+    let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
+    const result = tf.tidy(() => {
+      const fc = m.condDim > 0 ? tf.tensor2d(fakeCond, [batchSize, m.condDim]) : null;
+      const g = m.generatorForward(tf.tensor2d(noise, [batchSize, m.config.noiseDim]), fc, true, m.gumbelNoise(batchSize, this.rng));
+      stats = g.bnStats.map((s) => ({ index: s.index, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }));
+      const rc = m.condDim > 0 ? tf.tensor2d(cond, [batchSize, m.condDim]) : null;
+      return { real: m.packInput(tf.tensor2d(rows, [batchSize, m.outputDim]), rc), fake: m.packInput(g.activated, fc) };
+    });
+    m.updateRunningStats(stats, batchSize);
+    for (const s of stats) {
+      s.mean.dispose();
+      s.variance.dispose();
+    }
+    return result;
+  }
+
+  /**
+   * Loss and mean gradients of D over the packed batch (non-private; DP-SGD replaces this).
+   * Real and fake rows go through one forward pass (one larger matMul instead of two).
+   */
+  discriminatorGradients(inputs: DiscriminatorInputs): DiscriminatorGradients {
+    const m = this.model;
+    const cfg = m.config;
+    const vars = m.discriminatorVariables();
+    let gp: tf.Scalar | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const rows = inputs.real.shape[0];
+      const x = tf.concat([inputs.real, inputs.fake], 0);
+      const logits = m.discriminatorForward(x, true, this.rng).logits;
+      const lr = tf.slice(logits, [0, 0], [rows, 1]);
+      const lf = tf.slice(logits, [rows, 0], [rows, 1]);
+      let loss = discriminatorLoss(cfg.loss, lr, lf);
+      if (cfg.loss === 'wgan-gp' && cfg.gpLambda > 0) {
+        const p = this.gradientPenalty(inputs.real, inputs.fake);
+        gp = tf.keep(p);
+        loss = tf.add(loss, p);
+      }
+      return loss;
+    }, vars);
+    const names = vars.map((v) => v.name);
+    const out: DiscriminatorGradients = { grads: names.map((nm) => grads[nm]!), loss: value.dataSync()[0]! };
+    value.dispose();
+    if (gp) {
+      out.gradientPenalty = gp.dataSync()[0]!;
+      gp.dispose();
+    }
+    return out;
+  }
+
+  /**
+   * λ·mean((‖∇ₓD(x̂)‖₂ − 1)²) at x̂ = α·real + (1−α)·fake, one α per packed row (Gulrajani et al.
+   * 2017; CTGAN's calc_gradient_penalty). Differentiated again by the caller: second order.
+   */
+  private gradientPenalty(real: tf.Tensor2D, fake: tf.Tensor2D): tf.Scalar {
+    const m = this.model;
+    const rows = real.shape[0];
+    const alpha = tf.tensor2d(this.rng.uniform(rows), [rows, 1]);
+    const interp = tf.add(tf.mul(alpha, real), tf.mul(tf.sub(1, alpha), fake)) as tf.Tensor2D;
+    const g = tf.grad((x: tf.Tensor) => tf.sum(m.discriminatorForward(x as tf.Tensor2D, true, this.rng).logits))(interp);
+    const norm = tf.sqrt(tf.add(tf.sum(tf.square(g), 1), 1e-12));
+    return tf.mul(tf.mean(tf.square(tf.sub(norm, 1))), m.config.gpLambda) as tf.Scalar;
+  }
+
+  /** Adam step on D; disposes the gradients. */
+  applyDiscriminatorGradients(grads: tf.Tensor[]): void {
+    try {
+      this.optD.apply(grads);
+    } finally {
+      grads.forEach((g) => g.dispose());
+    }
+  }
+
+  /** One generator update: adversarial loss + conditional cross-entropy (CTGAN). */
+  generatorStep(batchSize: number, data?: Float32Array, n?: number): { gLoss: number; condLoss: number } {
+    this.checkBatchSize(batchSize);
+    const m = this.model;
+    const cfg = m.config;
+    const cond = this.sampleCond(data, n, batchSize);
+    const noise = this.rng.normal(batchSize * cfg.noiseDim);
+    let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
+    let condLossT: tf.Scalar | undefined;
+    let advT: tf.Scalar | undefined;
+    const gVars = m.generatorVariables();
+    const { value, grads } = tf.tidy(() => {
+      const c = m.condDim > 0 ? tf.tensor2d(cond, [batchSize, m.condDim]) : null;
+      const z = tf.tensor2d(noise, [batchSize, cfg.noiseDim]);
+      const gumbel = m.gumbelNoise(batchSize, this.rng);
+      return tf.variableGrads(() => {
+        const g = m.generatorForward(z, c, true, gumbel);
+        stats = g.bnStats.map((s) => ({ index: s.index, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }));
+        const logits = m.discriminatorForward(m.packInput(g.activated, c), true, this.rng).logits;
+        const adv = generatorLoss(cfg.loss, logits);
+        advT = tf.keep(adv);
+        let loss: tf.Scalar = adv;
+        if (c) {
+          const ce = this.condCrossEntropy(g.raw, c);
+          condLossT = tf.keep(ce);
+          loss = tf.add(loss, ce);
+        }
+        return loss;
+      }, gVars);
+    });
+    this.optG.apply(gVars.map((v) => grads[v.name]!));
+    m.updateRunningStats(stats, batchSize);
+    const gLoss = advT!.dataSync()[0]!;
+    const condLoss = condLossT ? condLossT.dataSync()[0]! : 0;
+    // value may be the same tensor as advT (no cond term): dispose each distinct tensor once.
+    const owned = new Set<tf.Tensor>([value, advT!, ...Object.values(grads)]);
+    if (condLossT) owned.add(condLossT);
+    for (const s of stats) owned.add(s.mean).add(s.variance);
+    owned.forEach((x) => x.dispose());
+    return { gLoss, condLoss };
+  }
+
+  /**
+   * CTGAN's cond loss: cross-entropy of the generator's raw logits in each conditional span
+   * against the cond vector, summed over spans (only the chosen span is non-zero), mean over rows.
+   */
+  private condCrossEntropy(raw: tf.Tensor2D, cond: tf.Tensor2D): tf.Scalar {
+    const m = this.model;
+    const terms = m.condSpans.map((s) => {
+      const logits = tf.slice(raw, [0, s.offset], [-1, s.dim]);
+      const target = tf.slice(cond, [0, s.condOffset], [-1, s.dim]);
+      return tf.sum(tf.mul(target, tf.logSoftmax(logits)));
+    });
+    return tf.div(tf.neg(tf.addN(terms)), raw.shape[0]) as tf.Scalar;
+  }
+
+  /** Cond vectors for generated rows (see TrainerOptions.sampling). */
+  private sampleCond(data: Float32Array | undefined, n: number | undefined, batchSize: number): Float32Array {
+    const m = this.model;
+    const out = new Float32Array(batchSize * m.condDim);
+    if (m.condDim === 0) return out;
+    if (this.sampling === 'uniform') {
+      if (this.freqCdfs) {
+        const usable = this.freqCdfs.map((c, k) => (c ? k : -1)).filter((k) => k >= 0);
+        for (let r = 0; r < batchSize; r++) {
+          const k = usable[this.rng.int(usable.length)]!;
+          out[r * m.condDim + m.condSpans[k]!.condOffset + drawFromCdf(this.freqCdfs[k]!, this.rng.next())] = 1;
+        }
+        return out;
+      }
+      // No frequencies given (non-DP use): the local empirical distribution, via random rows.
+      if (!data || n === undefined) throw new Error('uniform sampling without categoryFrequencies needs the data to draw cond vectors');
+      return this.sampleReal(data, n, batchSize).cond;
+    }
+    const cdfs = data && n !== undefined ? this.rowIndex(data, n) : this.globalCdfs();
+    for (let r = 0; r < batchSize; r++) {
+      const k = cdfs.usableSpans[this.rng.int(cdfs.usableSpans.length)]!;
+      const j = drawFromCdf(cdfs.cdfs[k]!, this.rng.next());
+      out[r * m.condDim + m.condSpans[k]!.condOffset + j] = 1;
+    }
+    return out;
+  }
+
+  private lastIndex: RowIndex | undefined;
+
+  private globalCdfs(): RowIndex {
+    // The G step without data uses the categories of the last data seen (those D was trained on).
+    if (this.lastIndex) return this.lastIndex;
+    if (!this.freqs) throw new Error('generatorStep: pass data (or train a D step first, or give categoryFrequencies) so cond vectors can be drawn');
+    const cdfs = categoryCdfs(this.model.condSpans, this.freqs, Math.log1p, 'trainer');
+    return { n: 0, rows: [], cdfs, usableSpans: cdfs.map((c, k) => (c ? k : -1)).filter((k) => k >= 0) };
+  }
+
+  /** Training-by-sampling: real rows and their cond vectors (uniform rows if unconditional). */
+  private sampleReal(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array): { rows: Float32Array; cond: Float32Array } {
+    const m = this.model;
+    const d = m.outputDim;
+    const cd = m.condDim;
+    const rows = new Float32Array(batchSize * d);
+    const cond = new Float32Array(batchSize * cd);
+    if (cd === 0 || this.sampling === 'uniform' || rowIndices) {
+      const spans = m.condSpans;
+      for (let r = 0; r < batchSize; r++) {
+        const i = rowIndices ? rowIndices[r]! : this.rng.int(n);
+        rows.set(data.subarray(i * d, (i + 1) * d), r * d);
+        if (cd > 0) {
+          // Condition on the row's own category in one conditional column chosen uniformly.
+          const s = spans[this.rng.int(spans.length)]!;
+          const o = i * d + s.offset;
+          let best = 0;
+          for (let j = 1; j < s.dim; j++) if (data[o + j]! > data[o + best]!) best = j;
+          cond[r * cd + s.condOffset + best] = 1;
+        }
+      }
+      return { rows, cond };
+    }
+    const idx = this.rowIndex(data, n);
+    for (let r = 0; r < batchSize; r++) {
+      const k = idx.usableSpans[this.rng.int(idx.usableSpans.length)]!;
+      const j = drawFromCdf(idx.cdfs[k]!, this.rng.next());
+      const list = idx.rows[k]![j]!;
+      const i = list[this.rng.int(list.length)]!;
+      rows.set(data.subarray(i * d, (i + 1) * d), r * d);
+      cond[r * m.condDim + m.condSpans[k]!.condOffset + j] = 1;
+    }
+    return { rows, cond };
+  }
+
+  private rowIndex(data: Float32Array, n: number): RowIndex {
+    const cached = this.indexCache.get(data);
+    if (cached && cached.n === n) return (this.lastIndex = cached);
+    const m = this.model;
+    const d = m.outputDim;
+    const rows = m.condSpans.map((s) => {
+      const buckets: number[][] = Array.from({ length: s.dim }, () => []);
+      for (let i = 0; i < n; i++) {
+        const o = i * d + s.offset;
+        let best = 0;
+        for (let j = 1; j < s.dim; j++) if (data[o + j]! > data[o + best]!) best = j;
+        buckets[best]!.push(i);
+      }
+      return buckets.map((b) => Int32Array.from(b));
+    });
+    const present = (k: number, j: number): boolean => rows[k]![j]!.length > 0;
+    const freqs = this.freqs ?? m.condSpans.map((s) => new Array<number>(s.dim).fill(1));
+    // Categories absent locally cannot supply a real row, so they get no weight here.
+    const cdfs = categoryCdfs(m.condSpans, freqs, Math.log1p, 'trainer', present);
+    const usableSpans = cdfs.map((c, k) => (c ? k : -1)).filter((k) => k >= 0);
+    const idx = { n, rows, cdfs, usableSpans };
+    this.indexCache.set(data, idx);
+    return (this.lastIndex = idx);
+  }
+
+  private checkBatchSize(batchSize: number): void {
+    const pac = this.model.config.pac;
+    if (!Number.isInteger(batchSize) || batchSize < pac || batchSize % pac !== 0) {
+      throw new Error(`batchSize must be a positive multiple of pac=${pac}, got ${batchSize}`);
+    }
+  }
+
+  private checkData(data: Float32Array, n: number): void {
+    if (!(data instanceof Float32Array)) throw new Error('training data must be a Float32Array (n × outputDim, row-major)');
+    if (!Number.isInteger(n) || n < 1) throw new Error(`training data: n must be a positive integer, got ${n}`);
+    const d = this.model.outputDim;
+    if (data.length !== n * d) throw new Error(`training data has ${data.length} values; expected n × outputDim = ${n} × ${d} = ${n * d}`);
+  }
+
+  dispose(): void {
+    this.optG.dispose();
+    this.optD.dispose();
+  }
+}
+
+export function createTrainer(model: GanModel, opts: TrainerOptions = {}): Trainer {
+  return new Trainer(model, opts);
+}

@@ -1,0 +1,4 @@
+export * from './backend';
+export * from './fast-gradients';
+export * from './named';
+export * from './random';
