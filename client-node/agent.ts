@@ -26,6 +26,10 @@ export interface AgentOptions {
   reconnectDelayMs?: number;
   reconnectDelayMaxMs?: number;
   maxFrameBytes?: number;
+  /** Produces the bank's DP-noised category counts (charged to its ledger), sent once after registration. */
+  summarize: (spans: { column: string; offset: number; dim: number }[]) => { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number };
+  /** ε the bank has spent in total (ledger), reported with every update. */
+  epsilonSpent: () => { epsilon: number; delta: number };
   onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
   /** Observes every byte this agent sends (tests use it to prove no raw data leaves the bank). */
   onSend?: (bytes: Uint8Array) => void;
@@ -120,6 +124,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
             wire.setModelSpec(trainer.getWeights().map((t) => ({ name: t.name, shape: [...t.shape] })));
           }).catch((err) => finish(new AgentFatalError(`cannot build the consortium model: ${(err as Error).message}`)));
         }
+        busy = busy.then(() => sendSummary()).catch((err) => finish(new AgentFatalError(`cannot release the DP summary: ${(err as Error).message}`)));
         return;
       case 'roundStart':
         // Rounds are handled one at a time; a retried round simply queues behind the current one.
@@ -138,6 +143,15 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     }
   });
 
+  function sendSummary(): void {
+    if (stopped || !trainer) return;
+    const spans = trainer.conditionalSpans();
+    if (spans.length === 0) return;
+    const summary = opts.summarize(spans);
+    send(wire.summary(summary));
+    log.info('summary_sent', { columns: summary.counts.length, epsilon: summary.epsilon, noiseStd: Number(summary.noiseStd.toFixed(3)) });
+  }
+
   async function trainRound(msg: RoundStartMessage): Promise<void> {
     if (stopped) return;
     if (!trainer) throw new Error('round started before the model configuration arrived');
@@ -148,7 +162,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     const t0 = Date.now();
     log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
     trainer.setWeights(msg.weights);
-    const metrics = await trainer.train(opts.data, msg.config, () => stopped || Date.now() > msg.deadlineMs);
+    const metrics = await trainer.train(opts.data, msg.config, msg.categoryWeights, () => stopped || Date.now() > msg.deadlineMs);
     if (stopped) return;
     if (Date.now() > msg.deadlineMs) {
       log.warn('round_missed_deadline', { round: msg.roundId });
@@ -161,8 +175,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       sampleCount: opts.data.rows,
       tensors: update,
       metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },
-      epsilonSpent: trainer.epsilonSpent(),
-      delta: trainer.delta(),
+      ...reportedSpend(trainer, opts.epsilonSpent()),
     });
     if (!socket.connected) {
       log.warn('update_not_sent_disconnected', { round: msg.roundId });
@@ -182,6 +195,12 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return roundsTrained;
     },
   };
+}
+
+/** Without DP-SGD the model has no finite guarantee, whatever the ledger says about the summary. */
+function reportedSpend(trainer: LocalTrainer, ledger: { epsilon: number; delta: number }): { epsilonSpent: number; delta: number } {
+  const t = trainer.epsilonSpent();
+  return { epsilonSpent: Math.max(t, ledger.epsilon), delta: Math.max(trainer.delta(), ledger.delta) };
 }
 
 function roundMetrics(m: Record<string, number>): Record<string, number> {

@@ -3,15 +3,15 @@
 // long local rounds.
 import { createModel, createTrainer, parseModelConfig, type GanModel, type OutputSpan } from '../shared/model';
 import type { LocalTrainer, PreparedData, Tensors } from './trainer';
+import type { ColumnCounts } from '../protocol';
 import type { TrainingPlan } from './wire';
 
 const STEPS_PER_CHUNK = 2;
 
+/** What the coordinator's Welcome tells a bank about the model: architecture and the transformer's output layout. */
 export interface ConsortiumModelConfig {
   model: unknown;
   spans: OutputSpan[];
-  /** Per conditional column, category weights from public or DP-noised merged counts; absent = uniform over present categories. */
-  categoryFrequencies?: number[][];
 }
 
 export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig {
@@ -23,7 +23,7 @@ export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig 
   }
   const o = raw as Partial<ConsortiumModelConfig>;
   if (!o || typeof o !== 'object' || !Array.isArray(o.spans)) throw new Error('model configuration lacks the transformer output spans');
-  return { model: parseModelConfig(o.model), spans: o.spans, categoryFrequencies: o.categoryFrequencies };
+  return { model: parseModelConfig(o.model), spans: o.spans };
 }
 
 export class GanLocalTrainer implements LocalTrainer {
@@ -45,12 +45,16 @@ export class GanLocalTrainer implements LocalTrainer {
     return this.model.getWeights();
   }
 
-  async train(data: PreparedData, plan: TrainingPlan, shouldStop: () => boolean): Promise<Record<string, number>> {
+  conditionalSpans(): { column: string; offset: number; dim: number }[] {
+    return this.model.condSpans.map((s) => ({ column: s.column, offset: s.offset, dim: s.dim }));
+  }
+
+  async train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>> {
     const trainer = createTrainer(this.model, {
       lrG: plan.lrGenerator,
       lrD: plan.lrDiscriminator,
       seed: plan.seed,
-      categoryFrequencies: this.cfg.categoryFrequencies,
+      categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
     });
     const batchSize = Math.min(plan.batchSize, roundDownToMultiple(data.rows, this.model.config.pac));
     let done = 0;
@@ -85,6 +89,16 @@ export class GanLocalTrainer implements LocalTrainer {
   dispose(): void {
     this.model.dispose();
   }
+}
+
+/** Orders the coordinator's per-column weights like model.condSpans, checking they fit. */
+export function frequenciesInSpanOrder(model: GanModel, weights: ColumnCounts[]): number[][] {
+  const byColumn = new Map(weights.map((w) => [w.column, w.values]));
+  return model.condSpans.map((s) => {
+    const v = byColumn.get(s.column);
+    if (!v || v.length !== s.dim) throw new Error(`category weights for '${s.column}' are missing or have the wrong length`);
+    return v;
+  });
 }
 
 function roundDownToMultiple(n: number, m: number): number {

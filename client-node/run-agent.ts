@@ -8,6 +8,8 @@ import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
 import { startAgent, type RunningAgent } from './agent';
 import { GanLocalTrainer, parseConsortiumModelConfig } from './local-trainer';
+import { countCategories, releaseNoisyCounts, type NoisyCounts } from './dp-summary';
+import { PrivacyLedger, defaultDelta } from './ledger';
 
 export interface RunAgentOptions {
   coordinatorUrl: string;
@@ -19,6 +21,11 @@ export interface RunAgentOptions {
   stateDir: string;
   exitWhenFinished: boolean;
   maxRowProblems: number;
+  /** The bank's total privacy budget (ε at δ); the ledger refuses any release beyond it. */
+  epsilonMax: number;
+  /** Part of the budget spent on the DP category-count summary. */
+  summaryEpsilon: number;
+  delta?: number;
   log?: Logger;
 }
 
@@ -35,6 +42,11 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const data = await loadBankData(opts.dataPath, opts.schemaPath, { maxProblems: opts.maxRowProblems, log });
   log.info('data_ready', { rows: data.prepared.rows, encodedDim: data.prepared.dim, rejectedRows: data.rejectedRows });
 
+  const ledger = PrivacyLedger.open(join(opts.stateDir, 'privacy-ledger.jsonl'));
+  const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.prepared.rows) };
+  log.info('privacy_budget', { epsilonMax: budget.epsilonMax, delta: budget.delta, spent: Number(ledger.spent(budget.delta).toFixed(4)) });
+  const summaryCache = join(opts.stateDir, 'dp-summary.json');
+
   const agent: RunningAgent = startAgent({
     coordinatorUrl: opts.coordinatorUrl,
     bankId: opts.bankId,
@@ -47,6 +59,16 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     },
     createTrainer: async (json) => new GanLocalTrainer(parseConsortiumModelConfig(json), data.prepared.dim),
     data: data.prepared,
+    // Released once: a re-sent copy of the same noisy counts is post-processing and costs nothing more.
+    summarize: (spans) => {
+      const cached = readCachedSummary(summaryCache, spans);
+      if (cached) return cached;
+      const raw = countCategories(data.prepared.encoded, data.prepared.rows, data.prepared.dim, spans);
+      const released = releaseNoisyCounts(raw, spans, { epsilon: opts.summaryEpsilon, delta: budget.delta, ledger, budget });
+      writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
+      return released;
+    },
+    epsilonSpent: () => ({ epsilon: ledger.spent(budget.delta), delta: budget.delta }),
     log,
     exitWhenFinished: opts.exitWhenFinished,
   });
@@ -63,6 +85,13 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     process.removeListener('SIGTERM', stop);
   }
   log.info('agent_finished', { roundsTrained: agent.roundsTrained });
+}
+
+function readCachedSummary(path: string, spans: { column: string; dim: number }[]): NoisyCounts | undefined {
+  if (!existsSync(path)) return undefined;
+  const s = JSON.parse(readFileSync(path, 'utf8')) as NoisyCounts;
+  const same = s.counts.length === spans.length && s.counts.every((c, i) => c.column === spans[i]!.column && c.values.length === spans[i]!.dim);
+  return same ? s : undefined;
 }
 
 function loadOrCreateIdentity(path: string, bankId: string, log: Logger): Identity {

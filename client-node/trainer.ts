@@ -1,5 +1,6 @@
 // The local trainer as the agent sees it. The implementation binds the shared GAN model; the agent
 // only moves weights in and out and asks for a round of local training.
+import type { ColumnCounts } from '../protocol';
 import type { TrainingPlan } from './wire';
 
 export type Tensors = { name: string; shape: number[]; data: Float32Array }[];
@@ -15,8 +16,13 @@ export interface PreparedData {
 export interface LocalTrainer {
   setWeights(weights: Tensors): void;
   getWeights(): Tensors;
-  /** Runs plan.localSteps steps (seeded by plan.seed); `shouldStop` is polled between steps (deadline, shutdown). */
-  train(data: PreparedData, plan: TrainingPlan, shouldStop: () => boolean): Promise<Record<string, number>>;
+  /**
+   * Runs plan.localSteps steps (seeded by plan.seed); `shouldStop` is polled between steps (deadline,
+   * shutdown). `categoryWeights` are the consortium's merged DP-noised counts per conditional column.
+   */
+  train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>>;
+  /** The discrete columns the model conditions on (the ones the DP summary counts), with their place in the encoding. */
+  conditionalSpans(): { column: string; offset: number; dim: number }[];
   /** ε spent so far by this bank (0 without DP) and its δ, reported to the coordinator. */
   epsilonSpent(): number;
   delta(): number;

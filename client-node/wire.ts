@@ -91,6 +91,10 @@ export class AgentWire {
     });
   }
 
+  summary(m: { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number }): Uint8Array {
+    return this.encode({ type: 'summary', ...m });
+  }
+
   update(m: {
     roundId: number;
     modelVersion: number;

@@ -2,12 +2,15 @@
 // state store and the checkpoint files; the round logic sees only this interface.
 import type { CommittedRound } from './rounds';
 import type { ClientFailure, Tensors } from './strategy/types';
+import type { ColumnCounts } from '../protocol';
 
 export interface RestoredState {
   weights: Tensors;
   modelVersion: number;
   nextRoundId: number;
   roundsCommitted: number;
+  /** Category weights fixed from the banks' DP summaries, if already fixed. */
+  categoryWeights?: ColumnCounts[];
 }
 
 export interface Persistence {
@@ -20,6 +23,9 @@ export interface Persistence {
   recordFailure(roundId: number, reason: string, failures: ClientFailure[]): void;
   bankSeen(bankId: string, signPublicKey: Uint8Array, boxPublicKey: Uint8Array): void;
   recordSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
+  /** A bank's DP summary release (its ε is part of what the bank reports as spent). */
+  recordSummarySpend(bankId: string, epsilon: number, delta: number): void;
+  saveCategoryWeights(weights: ColumnCounts[]): void;
   recordRejection(who: string, code: string, message: string): void;
   status(): Record<string, unknown>;
   close(): void;

@@ -12,6 +12,8 @@ import { CoordinatorWire, type DpPlan, type WireRejection } from './wire';
 import { keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
 import type { Persistence } from './persistence';
 import { Metrics } from './metrics';
+import { SummaryBook } from './summaries';
+import type { ColumnCounts } from '../protocol';
 
 export interface CoordinatorOptions {
   host: string;
@@ -31,6 +33,8 @@ export interface CoordinatorOptions {
   identity: Identity;
   /** Record-level DP settings sent to banks with every round. */
   dp: DpPlan;
+  /** The discrete columns (name, number of categories) banks summarise with DP-noised counts. */
+  summaryColumns: { column: string; dim: number }[];
   maxFrameBytes: number;
   log: Logger;
 }
@@ -69,6 +73,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   }
 
   const sockets = new Map<string, Socket>(); // bankId -> live socket
+  const summaries = new SummaryBook(restored?.categoryWeights);
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
 
@@ -84,7 +89,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     opts.policy,
     opts.plan,
     {
-      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp })),
+      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights })),
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
         const t0 = Date.now();
@@ -96,7 +101,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         metrics.roundsFailed += 1;
         opts.persistence.recordFailure(roundId, reason, failures);
       },
-      onRoundStarted: (roundId) => wire.advanceRound(roundId),
+      onRoundStarted: (roundId, participants) => {
+        wire.advanceRound(roundId);
+        if (opts.summaryColumns.length > 0 && !summaries.weights) {
+          const weights = summaries.freeze(participants);
+          opts.persistence.saveCategoryWeights(weights);
+          log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column) });
+        }
+      },
       onFinished: () => {
         for (const id of sockets.keys()) {
           send(id, wire.roundResult({ roundId: rounds.currentRoundId, modelVersion: rounds.modelVersion, banksAggregated: 0, status: 'finished', message: 'training finished' }));
@@ -167,7 +179,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           opts.persistence.bankSeen(bankId, msg.signPublicKey, msg.boxPublicKey);
           log.info('bank_registered', { bank: bankId, connected: sockets.size, fingerprint: keyFingerprint(msg.signPublicKey) });
           socket.emit('frame', wire.welcome({ bankId, modelConfigJson: opts.modelConfigJson, currentRound: rounds.currentRoundId }));
-          rounds.bankConnected(bankId);
+          // Until the category weights are fixed, a bank joins rounds only once its DP summary is in.
+          if (opts.summaryColumns.length === 0 || summaries.has(bankId)) rounds.bankConnected(bankId);
           return;
         }
         if (!bankId) return reject(socket, { code: 'NOT_REGISTERED', message: `'${msg.type}' sent before registration` });
@@ -182,6 +195,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           );
           if (rej) return reject(socket, rej, bankId);
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
+          return;
+        }
+        if (msg.type === 'summary') {
+          const problem = checkSummaryColumns(msg.counts, opts.summaryColumns);
+          if (problem) return reject(socket, { code: 'INVALID_FIELD', message: problem }, bankId);
+          opts.persistence.recordSummarySpend(bankId, msg.epsilon, msg.delta);
+          if (summaries.weights) {
+            log.info('summary_after_freeze', { bank: bankId, note: 'category weights already fixed; kept for the record only' });
+          } else {
+            summaries.add(bankId, msg.counts);
+            log.info('summary_received', { bank: bankId, epsilon: msg.epsilon, noiseStd: Number(msg.noiseStd.toFixed(3)) });
+          }
+          rounds.bankConnected(bankId);
           return;
         }
         return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: `a bank may not send '${msg.type}'` }, bankId);
@@ -265,4 +291,15 @@ function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): v
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function checkSummaryColumns(counts: ColumnCounts[], expected: { column: string; dim: number }[]): string | null {
+  if (counts.length !== expected.length) return `summary has ${counts.length} columns, the consortium model summarises ${expected.length}`;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    const c = counts[i]!;
+    if (c.column !== e.column) return `summary column ${i} is '${c.column}', expected '${e.column}'`;
+    if (c.values.length !== e.dim) return `summary column '${e.column}' has ${c.values.length} categories, expected ${e.dim}`;
+  }
+  return null;
 }

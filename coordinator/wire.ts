@@ -7,6 +7,7 @@ import {
   ReplayGuard,
   decodeFrame,
   encodeFrame,
+  type ColumnCounts,
   type DecodedMessage,
   type ErrorCode,
   type Identity,
@@ -73,7 +74,16 @@ export class CoordinatorWire {
     return this.encode({ type: 'welcome', coordinatorSignKey: this.publicSignKey, schemaHash: this.opts.schemaHash, ...m });
   }
 
-  roundStart(m: { roundId: number; modelVersion: number; weights: Tensors; plan: TrainingPlan; deadlineMs: number; seed: number; dp: DpPlan }): Uint8Array {
+  roundStart(m: {
+    roundId: number;
+    modelVersion: number;
+    weights: Tensors;
+    plan: TrainingPlan;
+    deadlineMs: number;
+    seed: number;
+    dp: DpPlan;
+    categoryWeights?: ColumnCounts[];
+  }): Uint8Array {
     return this.encode({
       type: 'roundStart',
       roundId: m.roundId,
@@ -91,6 +101,7 @@ export class CoordinatorWire {
         updateClipNorm: m.plan.updateClipNorm,
         dp: m.dp,
       },
+      ...(m.categoryWeights && m.categoryWeights.length > 0 ? { categoryWeights: m.categoryWeights } : {}),
     });
   }
 

@@ -14,6 +14,9 @@ export function register(program: Command): void {
     .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger', 'bank-state')
     .option('--exit-when-finished', 'exit once the coordinator announces that training is finished')
     .option('--max-row-problems <n>', 'refuse the CSV if more rows than this are invalid', '1000')
+    .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
+    .option('--summary-epsilon <eps>', 'part of the budget spent on the DP category-count summary', '0.2')
+    .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
     .action(async (o: AgentCliOptions) => {
       await runAgent({
         coordinatorUrl: o.coordinator,
@@ -25,6 +28,9 @@ export function register(program: Command): void {
         stateDir: o.stateDir,
         exitWhenFinished: Boolean(o.exitWhenFinished),
         maxRowProblems: positiveInt(o.maxRowProblems, '--max-row-problems'),
+        epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
+        summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
+        delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
       });
     });
 }
@@ -39,6 +45,15 @@ interface AgentCliOptions {
   stateDir: string;
   exitWhenFinished?: boolean;
   maxRowProblems: string;
+  epsilonMax: string;
+  summaryEpsilon: string;
+  delta?: string;
+}
+
+export function positiveNumber(raw: string, flag: string): number {
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${flag} must be a positive number, got '${raw}'`);
+  return v;
 }
 
 export function positiveInt(raw: string, flag: string): number {

@@ -1,0 +1,48 @@
+// Merging the banks' DP-noised category counts into the consortium's category weights. The noisy
+// counts are already private; summing and clamping them is post-processing (no further cost).
+import type { ColumnCounts } from '../protocol';
+
+export class SummaryBook {
+  private readonly byBank = new Map<string, ColumnCounts[]>();
+  private frozen: ColumnCounts[] | undefined;
+
+  constructor(initial?: ColumnCounts[]) {
+    this.frozen = initial && initial.length > 0 ? initial : undefined;
+  }
+
+  /** Weights are fixed once the first round starts, so every round and bank trains on the same ones. */
+  get weights(): ColumnCounts[] | undefined {
+    return this.frozen;
+  }
+
+  has(bankId: string): boolean {
+    return this.frozen !== undefined || this.byBank.has(bankId);
+  }
+
+  add(bankId: string, counts: ColumnCounts[]): void {
+    this.byBank.set(bankId, counts);
+  }
+
+  /** Freezes the merge of the given banks' summaries (idempotent once frozen). */
+  freeze(banks: readonly string[]): ColumnCounts[] {
+    if (!this.frozen) this.frozen = mergeNoisyCounts(banks.map((b) => this.byBank.get(b)).filter((c): c is ColumnCounts[] => c !== undefined));
+    return this.frozen;
+  }
+}
+
+/** Σ over banks per (column, category), clamped at 0. Columns must agree in name and length. */
+export function mergeNoisyCounts(summaries: readonly ColumnCounts[][]): ColumnCounts[] {
+  if (summaries.length === 0) return [];
+  const first = summaries[0]!;
+  return first.map((col, k) => {
+    const sum = new Array<number>(col.values.length).fill(0);
+    for (const s of summaries) {
+      const c = s[k];
+      if (!c || c.column !== col.column || c.values.length !== col.values.length) {
+        throw new Error(`summaries disagree on column ${k} ('${col.column}'): the banks use different transformers`);
+      }
+      c.values.forEach((v, j) => (sum[j]! += v));
+    }
+    return { column: col.column, values: sum.map((v) => Math.max(0, v)) };
+  });
+}
