@@ -4,6 +4,7 @@
 import { createModel, createTrainer, parseModelConfig, type GanModel, type OutputSpan } from '../shared/model';
 import type { LocalTrainer, PreparedData, Tensors } from './trainer';
 import type { ColumnCounts } from '../protocol';
+import { frequenciesInSpanOrder } from '../shared/sampling/category-weights';
 import type { TrainingPlan } from './wire';
 
 const STEPS_PER_CHUNK = 2;
@@ -89,16 +90,6 @@ export class GanLocalTrainer implements LocalTrainer {
   dispose(): void {
     this.model.dispose();
   }
-}
-
-/** Orders the coordinator's per-column weights like model.condSpans, checking they fit. */
-export function frequenciesInSpanOrder(model: GanModel, weights: ColumnCounts[]): number[][] {
-  const byColumn = new Map(weights.map((w) => [w.column, w.values]));
-  return model.condSpans.map((s) => {
-    const v = byColumn.get(s.column);
-    if (!v || v.length !== s.dim) throw new Error(`category weights for '${s.column}' are missing or have the wrong length`);
-    return v;
-  });
 }
 
 function roundDownToMultiple(n: number, m: number): number {

@@ -2,29 +2,7 @@
 // training CSV and a real holdout. Logic lives in shared/eval; this only wires options and progress.
 import type { Command } from 'commander';
 import { evaluateFiles } from '../../shared/eval/run';
-
-/** Progress on stderr: a redrawn bar on a TTY, plain lines otherwise. */
-function progressPrinter(): { update: (step: string, done: number) => void; end: () => void } {
-  const tty = Boolean(process.stderr.isTTY);
-  let last = '';
-  const t0 = Date.now();
-  return {
-    update(step, done) {
-      const secs = ((Date.now() - t0) / 1000).toFixed(1);
-      if (tty) {
-        const w = 30;
-        const fill = Math.round(Math.max(0, Math.min(1, done)) * w);
-        process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${(done * 100).toFixed(0).padStart(3)}% ${secs}s ${step}`.padEnd(100).slice(0, 110));
-      } else if (step !== last) {
-        process.stderr.write(`evaluate: ${(done * 100).toFixed(0)}% ${secs}s ${step}\n`);
-      }
-      last = step;
-    },
-    end() {
-      if (tty) process.stderr.write('\n');
-    },
-  };
-}
+import { createProgress } from '../../shared/log/progress';
 
 export function register(program: Command): void {
   program
@@ -48,7 +26,10 @@ export function register(program: Command): void {
       return n;
     })
     .action(async (o: { real: string; holdout: string; synthetic: string; out: string; target?: string; schema?: string; separator?: string; seed?: number; privacySample?: number }) => {
-      const p = progressPrinter();
+      // A bar on a TTY, plain lines otherwise (stderr, so stdout ends with the report path).
+      const bar = createProgress('evaluate', 100);
+      const t0 = Date.now();
+      const update = (step: string, done: number): void => bar.update(Math.round(done * 100), `${((Date.now() - t0) / 1000).toFixed(1)}s ${step}`);
       try {
         const { jsonPath, report } = await evaluateFiles({
           real: o.real,
@@ -60,9 +41,9 @@ export function register(program: Command): void {
           separator: o.separator,
           seed: o.seed,
           privacyQuerySample: o.privacySample,
-          onProgress: p.update,
+          onProgress: update,
         });
-        p.end();
+        bar.done(`${((Date.now() - t0) / 1000).toFixed(1)}s`);
         for (const w of report.warnings) process.stderr.write(`evaluate: warning: ${w}\n`);
         const f = report.fidelity;
         const pr = report.privacy;
@@ -75,7 +56,7 @@ export function register(program: Command): void {
             `${jsonPath}\n`,
         );
       } catch (e) {
-        p.end();
+        process.stderr.write('\n');
         throw e;
       }
     });

@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import { runDemo } from '../demo/run-demo';
+import { positiveInt } from './agent';
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('run a whole consortium on this machine: 3 simulated banks, a coordinator and 3 agents as separate processes, then sample and compare')
+    .option('--out <dir>', 'output directory', 'demo-output')
+    .option('--banks <n>', 'number of banks', '3')
+    .option('--rows <n>', 'total simulated rows', '20000')
+    .option('--rounds <n>', 'federated rounds', '6')
+    .option('--local-steps <n>', 'local training steps per round', '60')
+    .option('--batch-size <n>', 'rows per batch', '500')
+    .option('--sample-rows <n>', 'synthetic rows to sample at the end', '10000')
+    .option('--architecture <name>', 'mlp or ctgan', 'mlp')
+    .option('--seed <n>', 'seed for the data and the model', '42')
+    .action(async (o: Record<string, string>) => {
+      await runDemo({
+        out: o.out!,
+        banks: positiveInt(o.banks!, '--banks'),
+        rows: positiveInt(o.rows!, '--rows'),
+        rounds: positiveInt(o.rounds!, '--rounds'),
+        localSteps: positiveInt(o.localSteps!, '--local-steps'),
+        batchSize: positiveInt(o.batchSize!, '--batch-size'),
+        sampleRows: positiveInt(o.sampleRows!, '--sample-rows'),
+        seed: positiveInt(o.seed!, '--seed'),
+        architecture: o.architecture!,
+      });
+    });
+}

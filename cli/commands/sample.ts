@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { readCheckpoint } from '../../coordinator/store/checkpoint';
+import { writeCsv } from '../../shared/data/csv';
+import { createProgress } from '../../shared/log/progress';
+import { sampleRows } from '../../shared/sampling/sampler';
+import { selectBackend } from '../../shared/tensor/backend';
+import { positiveInt } from './agent';
+
+export function register(program: Command): void {
+  program
+    .command('sample')
+    .description('write synthetic rows from a checkpointed global model, with the original column names and types')
+    .requiredOption('--model <checkpoint>', 'checkpoint file (e.g. <state-dir>/latest.ckpt)')
+    .requiredOption('--rows <n>', 'number of rows')
+    .requiredOption('--out <csv>', 'output CSV; the model card is written beside it as <csv>.model-card.json')
+    .option('--where <column=value>', 'only rows with this category of a discrete column, e.g. is_fraud=1')
+    .option('--seed <n>', 'random seed for reproducible samples')
+    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string }) => {
+      const n = positiveInt(o.rows, '--rows');
+      let where: { column: string; value: string } | undefined;
+      if (o.where !== undefined) {
+        const eq = o.where.indexOf('=');
+        if (eq <= 0) throw new Error(`--where must look like column=value, got '${o.where}'`);
+        where = { column: o.where.slice(0, eq), value: o.where.slice(eq + 1) };
+      }
+      const ckpt = readCheckpoint(o.model);
+      await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
+      const progress = createProgress('sampling', n);
+      const t0 = Date.now();
+      const { rows, columns } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, {
+        where,
+        seed: o.seed === undefined ? undefined : positiveInt(o.seed, '--seed'),
+        onProgress: (done) => progress.update(done),
+      });
+      progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      writeCsv(o.out, columns, rows);
+      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, ...ckpt.meta, categoryWeights: undefined };
+      writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
+      process.stdout.write(`${o.out}\n`);
+    });
+}

@@ -1,0 +1,112 @@
+// Assembles a coordinator from its configuration: the consortium schema fixes the transformer and
+// so the model layout; state and checkpoints live in the state directory; the round policy and
+// training plan come from the config. Logic lives in the modules it wires.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateIdentity, keyFingerprint, loadIdentity, parsePublicIdentity, saveIdentity, type Identity } from '../protocol';
+import { createLogger, type Logger } from '../shared/log/logger';
+import { createModel, defaultModelConfig, type ModelConfig } from '../shared/model';
+import { selectBackend } from '../shared/tensor/backend';
+import { schemaHash, validateSchema } from '../shared/data/schema';
+import { SimpleTransformer } from '../shared/transformer/simple';
+import { FedAvg } from './strategy/fedavg';
+import { startCoordinator, type RunningCoordinator } from './server';
+import { openPersistence } from './sqlite-persistence';
+import type { RoundPolicy, TrainingPlan } from './rounds';
+import type { DpPlan } from './wire';
+
+export interface CoordinatorSettings {
+  host: string;
+  port: number;
+  schemaPath: string;
+  stateDir: string;
+  keyPath?: string;
+  allowListPath?: string;
+  model: Partial<ModelConfig>;
+  policy: RoundPolicy;
+  plan: TrainingPlan;
+  dp: DpPlan;
+  maxFrameBytes: number;
+}
+
+export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFinished: boolean; log?: Logger }): Promise<RunningCoordinator> {
+  const log = opts.log ?? createLogger({ component: 'coordinator' });
+  mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
+  const schema = validateSchema(JSON.parse(readFileSync(s.schemaPath, 'utf8')));
+  const hash = schemaHash(schema);
+  const transformer = SimpleTransformer.fromSchema(schema);
+  const modelConfig = defaultModelConfig(s.model);
+  const backend = await selectBackend({ log: (line: string) => log.info('backend', { detail: line }) });
+  log.info('backend_selected', { backend: backend.name });
+
+  // The initial weights and the conditional columns come from one throwaway model instance.
+  const model = createModel(modelConfig, transformer.spans);
+  const initial = model.getWeights();
+  const summaryColumns = model.condSpans.map((c) => ({ column: c.column, dim: c.dim }));
+  model.dispose();
+
+  const identity = loadOrCreateCoordinatorIdentity(s.keyPath ?? join(s.stateDir, 'coordinator-identity.json'), log);
+  const allowList = s.allowListPath ? readAllowList(s.allowListPath) : undefined;
+  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans });
+  const persistence = openPersistence({
+    stateDir: s.stateDir,
+    modelConfig,
+    transformer: transformer.toJSON(),
+    schemaHash: hash,
+    log: log.child('store'),
+  });
+
+  const running = await startCoordinator({
+    host: s.host,
+    port: s.port,
+    schemaHash: hash,
+    modelConfigJson,
+    policy: s.policy,
+    plan: s.plan,
+    dp: s.dp,
+    strategy: new FedAvg(),
+    persistence,
+    initialWeights: () => initial,
+    allowList,
+    identity,
+    summaryColumns,
+    maxFrameBytes: s.maxFrameBytes,
+    log,
+  });
+  log.info('coordinator_identity', { fingerprint: keyFingerprint(identity.sign.publicKey), signPublicKey: Buffer.from(identity.sign.publicKey).toString('base64') });
+  if (opts.exitWhenFinished) {
+    void running.finished.then(async () => {
+      // Let the 'finished' notices reach the banks before closing their sockets.
+      await new Promise((r) => setTimeout(r, 500));
+      await running.close();
+    });
+  }
+  return running;
+}
+
+function loadOrCreateCoordinatorIdentity(path: string, log: Logger): Identity {
+  if (existsSync(path)) return loadIdentity(path);
+  const id = generateIdentity('coordinator');
+  saveIdentity(path, id);
+  log.warn('coordinator_identity_created', { path, fingerprint: keyFingerprint(id.sign.publicKey) });
+  return id;
+}
+
+/** The allow-list: a JSON array of public identities (`fedsynth keygen` output), each with its bank id. */
+export function readAllowList(path: string): Map<string, { signPublicKey: Uint8Array; boxPublicKey: Uint8Array }> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`allow-list ${path} is not readable JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(raw)) throw new Error(`allow-list ${path} must be a JSON array of public identities`);
+  const out = new Map<string, { signPublicKey: Uint8Array; boxPublicKey: Uint8Array }>();
+  raw.forEach((entry, i) => {
+    const p = parsePublicIdentity(entry, `allow-list[${i}]`);
+    if (!p.id) throw new Error(`allow-list[${i}] has no bank id`);
+    if (out.has(p.id)) throw new Error(`allow-list names bank '${p.id}' twice`);
+    out.set(p.id, { signPublicKey: p.signPublicKey, boxPublicKey: p.boxPublicKey });
+  });
+  return out;
+}

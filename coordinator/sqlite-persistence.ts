@@ -1,0 +1,96 @@
+// Persistence backed by the SQLite state store and checkpoint files in the state directory.
+// Order on commit: checkpoint file durably written, then one DB transaction, then `latest.ckpt`
+// (a convenience copy for `fedsynth sample`). A crash anywhere leaves either the previous or the
+// new round committed; recover() cleans up whatever a crash left behind.
+import { join } from 'node:path';
+import type { ColumnCounts } from '../protocol';
+import type { Logger } from '../shared/log/logger';
+import type { Persistence, RestoredState } from './persistence';
+import type { CommittedRound } from './rounds';
+import type { ClientFailure, Tensors } from './strategy/types';
+import { encodeCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic, type Checkpoint } from './store/checkpoint';
+import { StateStore } from './store/state-store';
+
+export interface PersistenceOptions {
+  stateDir: string;
+  modelConfig: unknown;
+  transformer: unknown;
+  schemaHash: string;
+  log: Logger;
+}
+
+export function openPersistence(opts: PersistenceOptions): Persistence & { store: StateStore; latestPath: string } {
+  const store = new StateStore(opts.stateDir);
+  const latestPath = join(opts.stateDir, 'latest.ckpt');
+  const epsilonByBank = new Map<string, number | null>();
+  let categoryWeights = store.getSetting<ColumnCounts[]>('categoryWeights');
+
+  const checkpoint = (version: number, round: number, weights: Tensors, card: Record<string, unknown>): Checkpoint => ({
+    version,
+    round,
+    createdAt: new Date().toISOString(),
+    modelConfig: opts.modelConfig,
+    transformer: opts.transformer,
+    tensors: weights,
+    meta: { schemaHash: opts.schemaHash, categoryWeights: categoryWeights ?? null, ...card },
+  });
+  const publishLatest = (c: Checkpoint): void => writeFileAtomic(latestPath, encodeCheckpoint(c));
+
+  return {
+    store,
+    latestPath,
+    load(): RestoredState | null {
+      const r = store.recover();
+      if (r.removedTemp || r.quarantined) opts.log.warn('recovered_after_crash', { removedTempFiles: r.removedTemp, quarantinedCheckpoints: r.quarantined });
+      if (!r.latest) return null;
+      const ckpt = readCheckpoint(r.latest.path, { expectedSha256: r.latest.sha256 });
+      publishLatest(ckpt);
+      return { weights: ckpt.tensors, modelVersion: r.latest.version, nextRoundId: r.nextRoundId, roundsCommitted: r.roundsCommitted, categoryWeights };
+    },
+    saveInitial(weights: Tensors): void {
+      const c = checkpoint(0, 0, weights, { rounds: 0, banks: [], epsilonByBank: {} });
+      const info = writeCheckpoint(store.checkpointDir, c);
+      store.recordInitialModel(info);
+      publishLatest(c);
+    },
+    async commit(round: CommittedRound): Promise<void> {
+      for (const p of round.participants) epsilonByBank.set(p.bankId, Number.isFinite(p.epsilonSpent) ? p.epsilonSpent : null);
+      const c = checkpoint(round.modelVersion, round.roundId, round.weights, {
+        rounds: round.roundId,
+        banks: round.participants.map((p) => p.bankId),
+        // The model card: ε per bank (null = trained without DP-SGD, no finite guarantee).
+        epsilonByBank: Object.fromEntries(epsilonByBank),
+      });
+      const info = writeCheckpoint(store.checkpointDir, c);
+      const attempt = store.failedAttempts(round.roundId) + 1;
+      store.commitRound(round.roundId, attempt, round.modelVersion, info, [
+        ...round.participants.map((p) => ({ bankId: p.bankId, status: 'updated' as const, sampleCount: p.sampleCount })),
+        ...round.failures.map((f) => ({ bankId: f.bankId, status: f.reason.startsWith('straggler') ? ('straggler' as const) : ('dropped' as const), reason: f.reason })),
+      ]);
+      publishLatest(c);
+    },
+    recordFailure(roundId: number, reason: string, failures: ClientFailure[]): void {
+      store.failRound(roundId, store.failedAttempts(roundId) + 1, reason, failures.map((f) => ({ bankId: f.bankId, status: 'dropped' as const, reason: f.reason })));
+    },
+    bankSeen(bankId, sign, box): void {
+      store.upsertBank(bankId, sign, box);
+    },
+    recordSpend(bankId, roundId, epsilon, delta): void {
+      store.recordSpend(bankId, roundId, 'training', epsilon, delta);
+      store.touchBank(bankId);
+    },
+    recordSummarySpend(bankId, epsilon, delta): void {
+      store.recordSpend(bankId, 0, 'summary', epsilon, delta);
+    },
+    saveCategoryWeights(weights: ColumnCounts[]): void {
+      categoryWeights = weights;
+      store.setSetting('categoryWeights', weights);
+    },
+    recordRejection(who, code, message): void {
+      store.recordRejection(who, code, message);
+    },
+    status: () => store.status(),
+    close: () => store.close(),
+  };
+}
+

@@ -1,0 +1,146 @@
+// End to end over real sockets on loopback: a real coordinator (socket.io server, SQLite state,
+// checkpoint files), real bank agents (socket.io clients, tfjs wasm training, signed protobuf
+// frames), real CSV files produced by the simulator.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { runCoordinator, type CoordinatorSettings } from '../../coordinator/run-coordinator';
+import { runAgent } from '../../client-node/run-agent';
+import { memoryLogger } from '../../shared/log/logger';
+import { simulateBanks } from '../../shared/data/simulate';
+import { startRecordingProxy } from '../helpers/tcp-proxy';
+import { readCheckpoint } from '../../coordinator/store/checkpoint';
+
+const CLI = resolve(__dirname, '../../bin/fedsynth.mjs');
+const SMALL_MODEL = { noiseDim: 16, generatorDims: [32, 32], discriminatorDims: [32, 32], seed: 7 };
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fedsynth-it-'));
+  simulateBanks({ banks: 3, rows: 1800, out: join(dir, 'data'), seed: 11 });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function settings(stateDir: string, over: Partial<CoordinatorSettings['policy']> = {}): CoordinatorSettings {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    schemaPath: join(dir, 'data', 'schema.json'),
+    stateDir,
+    model: SMALL_MODEL,
+    policy: { minClients: 2, maxRounds: 2, deadlineMs: 60_000, waitForClientsMs: 200, retryLimit: 0, ...over },
+    plan: { localSteps: 3, batchSize: 64, lrGenerator: 2e-4, lrDiscriminator: 2e-4, dSteps: 1, loss: 'ns', updateClipNorm: 5 },
+    dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
+    maxFrameBytes: 8 * 1024 * 1024,
+  };
+}
+
+function agentOpts(bank: number, url: string, stateDir: string) {
+  return {
+    coordinatorUrl: url,
+    bankId: `bank-${bank}`,
+    dataPath: join(dir, 'data', `bank-${bank}.csv`),
+    schemaPath: join(dir, 'data', 'schema.json'),
+    stateDir,
+    exitWhenFinished: true,
+    maxRowProblems: 10,
+    epsilonMax: 1,
+    summaryEpsilon: 0.2,
+    log: memoryLogger(`bank-${bank}`),
+  };
+}
+
+describe('consortium over real sockets', () => {
+  it('a coordinator and 2 banks complete 2 rounds, checkpoint the model, and no raw data leaves a bank', async () => {
+    // Plant a canary in bank 1's CSV: a transaction id no one could guess. It must never be on the wire.
+    const canary = `canary-${Math.random().toString(36).slice(2)}-${Date.now()}`;
+    const csv = join(dir, 'data', 'bank-1.csv');
+    const original = readFileSync(csv, 'utf8');
+    const lines = original.trimEnd().split('\n');
+    const header = lines[0]!.split(',');
+    const row = lines[1]!.split(',');
+    row[header.indexOf('transaction_id')] = canary;
+    appendFileSync(csv, row.join(',') + '\n');
+
+    const stateDir = join(dir, 'state-a');
+    const log = memoryLogger('coordinator');
+    const coordinator = await runCoordinator(settings(stateDir), { exitWhenFinished: false, log });
+    const proxy = await startRecordingProxy(coordinator.port);
+    try {
+      const a1 = runAgent(agentOpts(1, `http://127.0.0.1:${proxy.port}`, join(dir, 'bank-1-state')));
+      const a2 = runAgent(agentOpts(2, coordinator.url, join(dir, 'bank-2-state')));
+      await coordinator.finished;
+      await Promise.all([a1, a2]);
+
+      const snap = coordinator.rounds.snapshot();
+      expect(snap.roundsCommitted).toBe(2);
+      expect(snap.modelVersion).toBe(2);
+      const committed = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'round_committed');
+      expect(committed.map((e) => e.round)).toEqual([1, 2]);
+      expect(committed.every((e) => e.banks === 2)).toBe(true);
+
+      // The latest checkpoint is a valid file holding weights, no rows.
+      const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt'));
+      expect(ckpt.version).toBe(2);
+      expect(ckpt.tensors.length).toBeGreaterThan(0);
+
+      // Everything bank 1 sent went through the proxy: the canary is in none of it, in any encoding.
+      const sent = proxy.upstreamBytes();
+      expect(sent.length).toBeGreaterThan(10_000); // updates really went through the proxy
+      for (const needle of [canary, Buffer.from(canary).toString('base64'), Buffer.from(canary).toString('hex')]) {
+        expect(sent.includes(Buffer.from(needle))).toBe(false);
+      }
+      // Nor in the coordinator's state on disk.
+      for (const f of readdirSync(stateDir)) {
+        if (f.endsWith('.ckpt') || f.endsWith('.db')) expect(readFileSync(join(stateDir, f)).includes(Buffer.from(canary))).toBe(false);
+      }
+    } finally {
+      writeFileSync(csv, original);
+      await proxy.close();
+      await coordinator.close();
+    }
+  });
+
+  it('a bank killed mid-round neither stalls nor crashes the coordinator: the round completes with the rest', async () => {
+    const stateDir = join(dir, 'state-b');
+    const log = memoryLogger('coordinator');
+    // Long local rounds so the kill lands mid-training; the deadline is the backstop, not the mechanism.
+    const s = settings(stateDir, { minClients: 2, maxRounds: 1, deadlineMs: 120_000, waitForClientsMs: 1500 });
+    s.plan.localSteps = 400;
+    const coordinator = await runCoordinator(s, { exitWhenFinished: false, log });
+    const victim = spawn(
+      process.execPath,
+      [CLI, 'agent', '--coordinator', coordinator.url, '--bank-id', 'bank-3', '--data', join(dir, 'data', 'bank-3.csv'), '--schema', join(dir, 'data', 'schema.json'), '--state-dir', join(dir, 'bank-3-state')],
+      { stdio: 'ignore' },
+    );
+    const until = Date.now() + 90_000;
+    const waitFor = async (cond: () => boolean, what: string) => {
+      while (!cond()) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      // Bank 3 (a separate process) joins first, so the round surely includes it.
+      await waitFor(() => log.lines.some((l) => l.includes('"summary_received"') && l.includes('"bank-3"')), 'bank-3 to join');
+      const agents = [1, 2].map((n) => runAgent(agentOpts(n, coordinator.url, join(dir, `bank-${n}-state-b`))));
+      // Wait until the round has started with all three banks, then SIGKILL bank 3.
+      while (Date.now() < until && !(coordinator.rounds.snapshot().participants.length === 3)) await new Promise((r) => setTimeout(r, 100));
+      expect(coordinator.rounds.snapshot().participants).toContain('bank-3');
+      victim.kill('SIGKILL');
+      const t0 = Date.now();
+      await coordinator.finished;
+      await Promise.all(agents);
+      expect(Date.now() - t0).toBeLessThan(100_000); // well before the 120 s deadline would have fired
+      const events = log.lines.map((l) => JSON.parse(l));
+      expect(events.some((e) => e.event === 'bank_dropped' && e.bank === 'bank-3')).toBe(true);
+      const committed = events.find((e) => e.event === 'round_committed');
+      expect(committed).toMatchObject({ round: 1, banks: 2, dropped: 1 });
+    } finally {
+      victim.kill('SIGKILL');
+      await coordinator.close();
+    }
+  });
+});
