@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'rows per training batch', '500')
     .option('--lr <rate>', 'Adam learning rate of generator and discriminator', '2e-4')
     .option('--d-steps <n>', 'discriminator updates per generator update', '1')
-    .option('--update-clip-norm <s>', 'banks clip their whole update to this L2 norm (0 = off)', '0')
+    .option('--update-clip-norm <s>', 'banks clip their whole model update (new weights minus global) to this L2 norm (> 0; bounds any one bank\'s influence on a round)', '10')
     .option('--architecture <name>', 'model architecture: mlp or ctgan', 'mlp')
     .option('--seed <n>', 'seed of the initial global model', '42')
     .option('--max-frame-mb <mb>', 'largest accepted message in MiB', '32')
@@ -54,7 +54,7 @@ export function register(program: Command): void {
             lrDiscriminator: lr,
             dSteps: Math.max(1, positiveInt(str('dSteps'), '--d-steps')),
             loss: architecture === 'ctgan' ? 'wgan-gp' : 'ns',
-            updateClipNorm: Number(str('updateClipNorm')) || 0,
+            updateClipNorm: positiveNumber(str('updateClipNorm'), '--update-clip-norm'),
           },
           dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
           maxFrameBytes: Math.round(positiveNumber(str('maxFrameMb'), '--max-frame-mb') * 1024 * 1024),

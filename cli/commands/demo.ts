@@ -15,6 +15,7 @@ export function register(program: Command): void {
     .option('--sample-rows <n>', 'synthetic rows to sample at the end', '10000')
     .option('--architecture <name>', 'mlp or ctgan', 'mlp')
     .option('--seed <n>', 'seed for the data and the model', '42')
+    .option('--timeout <seconds>', 'give up and exit non-zero if training has not finished by then', '900')
     .action(async (o: Record<string, string>) => {
       await runDemo({
         out: o.out!,
@@ -26,6 +27,7 @@ export function register(program: Command): void {
         sampleRows: positiveInt(o.sampleRows!, '--sample-rows'),
         seed: positiveInt(o.seed!, '--seed'),
         architecture: o.architecture!,
+        timeoutSeconds: positiveInt(o.timeout!, '--timeout'),
       });
     });
 }

@@ -23,6 +23,8 @@ export interface DemoOptions {
   sampleRows: number;
   seed: number;
   architecture: string;
+  /** Give up (and exit non-zero) if the rounds have not finished by then. */
+  timeoutSeconds: number;
 }
 
 export async function runDemo(opts: DemoOptions): Promise<void> {
@@ -31,6 +33,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const dataDir = join(out, 'data');
   const stateDir = join(out, 'coordinator-state');
   rmSync(stateDir, { recursive: true, force: true });
+  for (let b = 1; b <= opts.banks; b++) rmSync(join(out, `bank-${b}-state`), { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const children = new Set<ChildProcess>();
   const killAll = (): void => {
@@ -72,6 +75,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       env,
     );
     const progress = createProgress('rounds', opts.rounds);
+    let finished = false;
+    const agentFailures: Promise<never>[] = [];
     const roundDone = new Promise<void>((resolveRounds, rejectRounds) => {
       let reporting = new Set<string>();
       let round = 0;
@@ -112,12 +117,33 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     for (let b = 1; b <= opts.banks; b++) {
       const agent = spawnCli(
         children,
-        ['agent', '--coordinator', url, '--bank-id', `bank-${b}`, '--data', join(dataDir, `bank-${b}.csv`), '--schema', join(dataDir, 'schema.json'), '--exit-when-finished'],
+        [
+          'agent',
+          '--coordinator', url,
+          '--bank-id', `bank-${b}`,
+          '--data', join(dataDir, `bank-${b}.csv`),
+          '--schema', join(dataDir, 'schema.json'),
+          // Each bank has its own state (identity key, privacy ledger), as on separate premises.
+          '--state-dir', join(out, `bank-${b}-state`),
+          '--exit-when-finished',
+        ],
         { ...process.env, FEDSYNTH_LOG_LEVEL: 'warn' },
       );
       agent.stderr!.on('data', (d: Buffer) => process.stderr.write(prefixLines(`  bank-${b}: `, d.toString())));
+      agentFailures.push(
+        new Promise<never>((_, reject) =>
+          agent.once('exit', (code, signal) => {
+            if (code !== 0 && !finished) reject(new Error(`bank-${b}'s agent exited with ${signal ?? `code ${code}`} before training finished (see its messages above)`));
+          }),
+        ),
+      );
     }
-    await roundDone;
+    const timeout = new Promise<never>((_, reject) => {
+      const t = setTimeout(() => reject(new Error(`the rounds did not finish within ${opts.timeoutSeconds} s`)), opts.timeoutSeconds * 1000);
+      t.unref();
+    });
+    await Promise.race([roundDone, timeout, ...agentFailures]);
+    finished = true;
     await waitExit(coordinator);
 
     step(`3/4 sampling ${opts.sampleRows} synthetic rows from the global generator`);

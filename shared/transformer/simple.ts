@@ -7,7 +7,7 @@ import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
 interface ColumnPlan {
   index: number; // position in Row
   name: string;
-  type: 'continuous' | 'integer' | 'categorical' | 'boolean';
+  type: 'continuous' | 'integer' | 'datetime' | 'categorical' | 'boolean';
   min: number;
   max: number;
   categories: string[];
@@ -40,7 +40,7 @@ export class SimpleTransformer implements DataTransformer {
         offset,
         missingOffset: -1,
       };
-      if (c.type === 'continuous' || c.type === 'integer') {
+      if (c.type === 'continuous' || c.type === 'integer' || c.type === 'datetime') {
         this.spans.push({ column: c.name, kind: 'tanh', dim: 1, offset });
         offset += 1;
         if (nullable) {
@@ -87,7 +87,7 @@ export class SimpleTransformer implements DataTransformer {
       const base = r * d;
       for (const p of this.plans) {
         const v = row[p.index];
-        if (p.type === 'continuous' || p.type === 'integer') {
+        if (p.type === 'continuous' || p.type === 'integer' || p.type === 'datetime') {
           if (v === null || v === undefined) {
             if (!p.nullable) throw new Error(`row ${r}: missing value in non-nullable column '${p.name}'`);
             out[base + p.missingOffset + 1] = 1;
@@ -120,7 +120,7 @@ export class SimpleTransformer implements DataTransformer {
       const base = r * d;
       const row: Row = new Array(this.schema.columns.length).fill(null);
       for (const p of this.plans) {
-        if (p.type === 'continuous' || p.type === 'integer') {
+        if (p.type === 'continuous' || p.type === 'integer' || p.type === 'datetime') {
           if (p.nullable && argmax(data, base + p.missingOffset, 2) === 1) continue;
           const s = Math.max(-1, Math.min(1, data[base + p.offset]!));
           let x = p.min + ((s + 1) / 2) * (p.max - p.min);

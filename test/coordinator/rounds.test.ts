@@ -109,8 +109,8 @@ describe('RoundManager', () => {
     h.rm.bankConnected('b');
     await sleep(30);
     expect(h.update('zed', 1)?.code).toBe('NOT_PARTICIPANT');
-    expect(h.update('a', 1, 0)?.code).toBe('INVALID_UPDATE');
-    expect(h.update('a', 1, 1.5)?.code).toBe('INVALID_UPDATE');
+    expect(h.update('a', 1, 0)?.code).toBe('INVALID_FIELD');
+    expect(h.update('a', 1, 1.5)?.code).toBe('INVALID_FIELD');
   });
 
   it('gives up after retryLimit failed attempts', async () => {

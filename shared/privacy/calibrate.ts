@@ -1,0 +1,89 @@
+// Calibration of the DP-SGD noise multiplier σ for a target (ε, δ) at sampling rate q over T steps.
+// Same scheme as Opacus `accountants/utils.get_noise_multiplier`: grow σ by doubling until the
+// target is met, then bisect; ε(σ) is monotone decreasing in σ, so bisection is sound.
+import { DEFAULT_ORDERS, checkDelta, checkNoiseMultiplier, checkOrders, checkSampleRate, checkSteps, dpSgdEpsilon } from './rdp';
+
+/** σ beyond this is useless for training (signal-to-noise ~ 0); asking for more is an impossible budget. */
+export const MAX_NOISE_MULTIPLIER = 1e4;
+
+export interface EpsilonForOptions {
+  sampleRate: number;
+  noiseMultiplier: number;
+  steps: number;
+  delta: number;
+  orders?: readonly number[];
+}
+
+/** ε spent by `steps` DP-SGD steps (Poisson rate q, noise multiplier σ) at δ. */
+export function epsilonFor(o: EpsilonForOptions): number {
+  return dpSgdEpsilon(o.sampleRate, o.noiseMultiplier, o.steps, o.delta, o.orders ?? DEFAULT_ORDERS).epsilon;
+}
+
+export interface NoiseMultiplierForOptions {
+  targetEpsilon: number;
+  delta: number;
+  sampleRate: number;
+  steps: number;
+  orders?: readonly number[];
+  /** Stop when the ε reached is within this of the target (absolute); default 0.01. */
+  epsilonTolerance?: number;
+  /** …or within this relative tolerance; default 1e-3. */
+  relativeTolerance?: number;
+  /** Largest σ considered before declaring the budget impossible; default MAX_NOISE_MULTIPLIER. */
+  maxNoiseMultiplier?: number;
+}
+
+export class ImpossibleBudgetError extends Error {
+  override name = 'ImpossibleBudgetError';
+}
+
+/** Smallest-found σ with ε(σ) ≤ targetEpsilon (within tolerance, always on the safe side). */
+export function noiseMultiplierFor(o: NoiseMultiplierForOptions): number {
+  const { targetEpsilon, delta, sampleRate: q, steps } = o;
+  if (typeof targetEpsilon !== 'number' || !Number.isFinite(targetEpsilon) || targetEpsilon <= 0) {
+    throw new RangeError(`target ε must be a finite number > 0, got ${String(targetEpsilon)}`);
+  }
+  checkDelta(delta);
+  checkSampleRate(q);
+  checkSteps(steps);
+  const orders = o.orders ?? DEFAULT_ORDERS;
+  checkOrders(orders);
+  const absTol = o.epsilonTolerance ?? 0.01;
+  const relTol = o.relativeTolerance ?? 1e-3;
+  const cap = o.maxNoiseMultiplier ?? MAX_NOISE_MULTIPLIER;
+  checkNoiseMultiplier(cap);
+  if (q === 0 || steps === 0) {
+    throw new RangeError(`nothing is released with sample rate ${q} and ${steps} steps: no noise multiplier to calibrate`);
+  }
+  const eps = (sigma: number) => dpSgdEpsilon(q, sigma, steps, delta, orders).epsilon;
+
+  let hi = 1;
+  let epsHi = eps(hi);
+  while (epsHi > targetEpsilon) {
+    if (hi >= cap) {
+      throw new ImpossibleBudgetError(
+        `cannot reach ε = ${targetEpsilon} at δ = ${delta} with sample rate ${q} over ${steps} steps: ` +
+          `even noise multiplier σ = ${cap} gives ε = ${epsHi.toPrecision(4)}. ` +
+          `Raise ε, lower the sample rate, or train fewer steps.`,
+      );
+    }
+    hi = Math.min(hi * 2, cap);
+    epsHi = eps(hi);
+  }
+  let lo = 0;
+  // Invariant: ε(hi) ≤ target < ε(lo) (ε(0) = ∞).
+  for (let it = 0; it < 200; it++) {
+    const gap = targetEpsilon - epsHi;
+    if (gap <= absTol || gap <= relTol * targetEpsilon) break;
+    const mid = (lo + hi) / 2;
+    if (mid === lo || mid === hi) break;
+    const e = eps(mid);
+    if (e <= targetEpsilon) {
+      hi = mid;
+      epsHi = e;
+    } else {
+      lo = mid;
+    }
+  }
+  return hi;
+}

@@ -1,0 +1,4 @@
+export * from './rdp';
+export * from './calibrate';
+export * from './secure-noise';
+export * from './clip';

@@ -1,0 +1,249 @@
+// Cryptographically secure noise for differential privacy.
+//
+// All randomness comes from node:crypto (the OS CSPRNG), drawn in bulk buffers for speed; never
+// Math.random or tfjs's seeded generators (predictable noise voids the DP guarantee).
+//
+// Floating-point attacks: Mironov 2012 ("On significance of the least significant bits for
+// differential privacy", CCS) shows that textbook floating-point samplers leave gaps in the
+// support of the noise that can reveal the un-noised value. Following Opacus secure mode
+// (`_generate_noise` with secure_mode=True, after Holohan & Braghin 2021, "Secure random sampling
+// in differential privacy", ESORICS), each continuous Gaussian value is the sum of n = 2 independent
+// N(0, σ²/2) draws (the sum is exactly N(0, σ²)), which fills the gaps the single draw leaves.
+// For exact guarantees, `discreteGaussian` samples the discrete Gaussian over the integers with
+// the exact rejection sampler of Canonne, Kamath & Steinke 2020 ("The Discrete Gaussian for
+// Differential Privacy", NeurIPS), which needs no floating point in its randomness at all
+// (only integer comparisons against Bernoulli(exp(−γ)) draws); see the notes at that function.
+import { randomBytes, randomInt } from 'node:crypto';
+
+const POOL_BYTES = 1 << 16;
+
+/** Bulk CSPRNG reader: 53-bit uniforms in [0, 1) and (0, 1), uniform integers, from one buffer. */
+export class CryptoRandom {
+  private buf: Buffer = Buffer.alloc(0);
+  private pos = 0;
+
+  private refill(): void {
+    this.buf = randomBytes(POOL_BYTES);
+    this.pos = 0;
+  }
+
+  /** Uniform 32-bit unsigned integer. */
+  uint32(): number {
+    if (this.pos + 4 > this.buf.length) this.refill();
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** Uniform on [0, 1) with full 53-bit resolution (k / 2⁵³). */
+  uniform(): number {
+    if (this.pos + 8 > this.buf.length) this.refill();
+    const hi = this.buf.readUInt32LE(this.pos) >>> 5; // 27 bits
+    const lo = this.buf.readUInt32LE(this.pos + 4) >>> 6; // 26 bits
+    this.pos += 8;
+    return (hi * 67108864 + lo) / 9007199254740992;
+  }
+
+  /** Uniform on the open interval (0, 1): never exactly 0, so log() is finite. */
+  uniformOpen(): number {
+    let u = this.uniform();
+    while (u === 0) u = this.uniform();
+    return u;
+  }
+
+  /** Uniform integer in [0, n) for 1 ≤ n ≤ 2⁴⁸ without modulo bias (node's rejection sampler). */
+  int(n: number): number {
+    if (!Number.isSafeInteger(n) || n < 1 || n > 2 ** 48) throw new RangeError(`CryptoRandom.int: bound must be an integer in [1, 2^48], got ${n}`);
+    if (n === 1) return 0;
+    if (n <= 2 ** 32 && (n & (n - 1)) === 0) return this.uint32() % n; // power of two: unbiased
+    return randomInt(n);
+  }
+}
+
+function checkSigma(sigma: number): void {
+  if (typeof sigma !== 'number' || !Number.isFinite(sigma) || sigma < 0) {
+    throw new RangeError(`noise standard deviation σ must be a finite number ≥ 0, got ${String(sigma)}`);
+  }
+}
+function checkCount(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`sample count must be a non-negative integer, got ${String(n)}`);
+}
+
+/** Number of standard-normal draws summed per output value (Opacus secure mode uses 2). */
+export const SECURE_SUMMANDS = 2;
+
+/**
+ * Fills `out` with independent standard normals (Marsaglia polar method, two per accepted pair)
+ * from CSPRNG 53-bit uniforms. Internal building block; use secureGaussian for DP noise.
+ */
+function fillStandardNormal(out: Float64Array, rng: CryptoRandom): void {
+  let i = 0;
+  const n = out.length;
+  while (i < n) {
+    const u = 2 * rng.uniform() - 1;
+    const v = 2 * rng.uniform() - 1;
+    const s = u * u + v * v;
+    if (s >= 1 || s === 0) continue;
+    const m = Math.sqrt((-2 * Math.log(s)) / s);
+    out[i++] = u * m;
+    if (i < n) out[i++] = v * m;
+  }
+}
+
+const shared = new CryptoRandom();
+
+/**
+ * n independent N(0, σ²) samples from the CSPRNG, hardened against floating-point attacks by
+ * summing SECURE_SUMMANDS independent N(0, σ²/k) draws per value (Holohan & Braghin 2021; Opacus
+ * secure mode). Accumulates in float64, rounds once to float32 at the end.
+ */
+export function secureGaussian(n: number, sigma: number, rng: CryptoRandom = shared): Float32Array {
+  checkCount(n);
+  checkSigma(sigma);
+  const out = new Float32Array(n);
+  if (n === 0 || sigma === 0) return out;
+  const k = SECURE_SUMMANDS;
+  const scale = sigma / Math.sqrt(k);
+  const chunk = Math.min(n, 1 << 16);
+  const acc = new Float64Array(chunk);
+  const tmp = new Float64Array(chunk);
+  for (let start = 0; start < n; start += chunk) {
+    const len = Math.min(chunk, n - start);
+    const a = acc.subarray(0, len);
+    const t = tmp.subarray(0, len);
+    a.fill(0);
+    for (let j = 0; j < k; j++) {
+      fillStandardNormal(t, rng);
+      for (let i = 0; i < len; i++) a[i] += t[i];
+    }
+    for (let i = 0; i < len; i++) out[start + i] = a[i] * scale;
+  }
+  return out;
+}
+
+/** Adds secure N(0, σ²) noise to `values` in place (e.g. σ = noise multiplier × clipping norm). */
+export function addSecureGaussian(values: Float32Array, sigma: number, rng: CryptoRandom = shared): Float32Array {
+  const noise = secureGaussian(values.length, sigma, rng);
+  for (let i = 0; i < values.length; i++) values[i] += noise[i];
+  return values;
+}
+
+// ---------------------------------------------------------------- discrete samplers (exact)
+//
+// Canonne, Kamath & Steinke 2020, Algorithms 1–3. All randomness is uniform integers; the only
+// floating-point arithmetic is on the *parameters* (σ², the rational γ = num/den) and on the
+// acceptance test bounds, never on the randomness itself. Exactness note: we represent σ² by a
+// double and the rational parameters with Number integers, so the sampler is exact for the
+// rational σ² the double represents when σ² · 2^k stays within 2^53 (documented approximation;
+// the paper uses arbitrary-precision rationals). Fine for σ up to ~1e6.
+
+/** Bernoulli(num/den) for integers 0 ≤ num ≤ den. */
+function bernoulliRational(num: number, den: number, rng: CryptoRandom): boolean {
+  return rng.int(den) < num;
+}
+
+/** Bernoulli(exp(−num/den)) for num/den ∈ [0, 1] (CKS 2020 Alg. 1, first case). */
+function bernoulliExpSmall(num: number, den: number, rng: CryptoRandom): boolean {
+  let k = 1;
+  // Draw A_k ~ Bernoulli(γ/k) until one is 0; accept iff the stopping index is odd.
+  while (bernoulliRational(num, den * k, rng)) k++;
+  return k % 2 === 1;
+}
+
+/** Bernoulli(exp(−num/den)) for any rational γ = num/den ≥ 0 (CKS 2020 Alg. 1). */
+function bernoulliExp(num: number, den: number, rng: CryptoRandom): boolean {
+  if (num <= den) return bernoulliExpSmall(num, den, rng);
+  const whole = Math.floor(num / den);
+  for (let i = 0; i < whole; i++) if (!bernoulliExpSmall(1, 1, rng)) return false;
+  return bernoulliExpSmall(num - whole * den, den, rng);
+}
+
+/** Discrete Laplace with scale t (P(x) ∝ exp(−|x|/t)), integer t ≥ 1 (CKS 2020 Alg. 2, s = 1). */
+function discreteLaplace(t: number, rng: CryptoRandom): number {
+  for (;;) {
+    const u = rng.int(t);
+    if (!bernoulliExp(u, t, rng)) continue;
+    let v = 0;
+    while (bernoulliExp(1, 1, rng)) v++;
+    const x = u + t * v;
+    const negative = rng.int(2) === 1;
+    if (negative && x === 0) continue;
+    return negative ? -x : x;
+  }
+}
+
+// Integer-rational representation of σ²: σ² ≈ sNum / sDen with sDen a power of two.
+function rationalSigma2(sigma: number): { sNum: number; sDen: number } {
+  const s2 = sigma * sigma;
+  let sDen = 1;
+  while (sDen < 2 ** 20 && !Number.isInteger(s2 * sDen) && s2 * sDen * 2 < 2 ** 40) sDen *= 2;
+  return { sNum: Math.round(s2 * sDen), sDen };
+}
+
+/**
+ * n samples of the discrete Gaussian N_ℤ(0, σ²) (P(x) ∝ exp(−x²/(2σ²)), x ∈ ℤ) by the exact
+ * rejection sampler of CKS 2020 Alg. 3 with crypto randomness. For distributed DP in secure
+ * aggregation (integers in the masking ring). Its variance is ≤ σ² (CKS 2020 Cor. 9).
+ */
+export function discreteGaussian(n: number, sigma: number, rng: CryptoRandom = shared): Int32Array {
+  checkCount(n);
+  checkSigma(sigma);
+  if (sigma > 1e6) throw new RangeError(`discreteGaussian supports σ ≤ 1e6 (exact integer arithmetic), got ${sigma}`);
+  const out = new Int32Array(n);
+  if (sigma === 0) return out;
+  const t = Math.floor(sigma) + 1;
+  const { sNum, sDen } = rationalSigma2(sigma);
+  for (let i = 0; i < n; i++) {
+    for (;;) {
+      const y = discreteLaplace(t, rng);
+      // Accept with probability exp(−(|y| − σ²/t)² / (2σ²)); as a rational:
+      // (|y|·t·sDen − sNum)² / (2 · sNum · t² · sDen)  — all integers (checked to stay exact).
+      const a = Math.abs(y) * t * sDen - sNum;
+      const num = a * a;
+      const den = 2 * sNum * t * t * sDen;
+      if (!Number.isSafeInteger(num) || !Number.isSafeInteger(den)) {
+        // Extremely far tail (probability < 1e-100 at supported σ): reject.
+        continue;
+      }
+      if (bernoulliExp(num, den, rng)) {
+        out[i] = y;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * n samples of the symmetric Skellam distribution Sk(μ) = Poisson(μ) − Poisson(μ), variance 2μ
+ * (Agarwal, Kairouz & Liu 2021, "The Skellam Mechanism for Differentially Private Federated
+ * Learning"). Poisson via products of crypto uniforms (Knuth) for small μ, split into chunks of
+ * ≤ 30 (Poisson(a+b) = Poisson(a) + Poisson(b)) so it stays well conditioned. Cost O(μ) per sample:
+ * fine for μ up to ~1e4.
+ */
+export function skellam(n: number, mu: number, rng: CryptoRandom = shared): Int32Array {
+  checkCount(n);
+  if (typeof mu !== 'number' || !Number.isFinite(mu) || mu < 0 || mu > 1e5) {
+    throw new RangeError(`Skellam μ must be a finite number in [0, 1e5], got ${String(mu)}`);
+  }
+  const out = new Int32Array(n);
+  const poisson = (m: number): number => {
+    let total = 0;
+    let rest = m;
+    while (rest > 0) {
+      const part = Math.min(rest, 30);
+      rest -= part;
+      const limit = Math.exp(-part);
+      let k = 0;
+      let p = rng.uniformOpen();
+      while (p > limit) {
+        k++;
+        p *= rng.uniformOpen();
+      }
+      total += k;
+    }
+    return total;
+  };
+  for (let i = 0; i < n; i++) out[i] = poisson(mu) - poisson(mu);
+  return out;
+}

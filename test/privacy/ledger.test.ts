@@ -1,0 +1,102 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BudgetExceededError, LedgerTamperedError, PrivacyLedger, defaultDelta } from '../../client-node/ledger';
+import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../../shared/privacy/rdp';
+
+let dir: string;
+let file: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ledger-'));
+  file = join(dir, 'privacy.jsonl');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const budget = { epsilonMax: 5, delta: 1e-5 };
+const sgd = (steps: number) => ({ kind: 'dp-sgd' as const, params: { q: 0.01, sigma: 1.1, steps }, note: 'discriminator' });
+
+function filled(): PrivacyLedger {
+  const l = PrivacyLedger.open(file);
+  l.charge(sgd(100), budget);
+  l.charge({ kind: 'histogram', params: { sigma: 20, sensitivity: 1 }, note: 'category counts' }, budget);
+  l.charge(sgd(200), budget);
+  return l;
+}
+
+describe('PrivacyLedger', () => {
+  it('composes charges in RDP and persists across reopen', () => {
+    const l = filled();
+    const expected = rdpToEpsilon(
+      DEFAULT_ORDERS,
+      composeRdp(computeRdp(0.01, 1.1, 300), rdpGaussian(20, 1)),
+      1e-5,
+    ).epsilon;
+    expect(l.spent(1e-5)).toBeCloseTo(expected, 10);
+    const again = PrivacyLedger.open(file);
+    expect(again.entries()).toHaveLength(3);
+    expect(again.spent(1e-5)).toBeCloseTo(expected, 10);
+    expect(statSync(`${file}.key`).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a charge past the budget before writing anything, with spent/requested/budget', () => {
+    const l = PrivacyLedger.open(file);
+    const tight = { epsilonMax: 1, delta: 1e-5 };
+    const allowed = l.planSteps(0.01, 1.1, tight);
+    expect(allowed).toBeGreaterThan(0);
+    l.charge(sgd(allowed), tight);
+    expect(l.spent(1e-5)).toBeLessThanOrEqual(1);
+    expect(l.wouldExceed(sgd(1), 1, 1e-5)).toBe(true);
+    let err: unknown;
+    try {
+      l.charge(sgd(1), tight);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BudgetExceededError);
+    expect((err as Error).message).toMatch(/budget --epsilon-max 1\b.*Nothing was released/);
+    expect((err as BudgetExceededError).wouldBe).toBeGreaterThan(1);
+    expect(PrivacyLedger.open(file).entries()).toHaveLength(1);
+  });
+
+  it('defaults δ to min(1e-5, 1/(10n))', () => {
+    expect(defaultDelta(1000)).toBe(1e-5);
+    expect(defaultDelta(1_000_000)).toBeCloseTo(1e-7, 15);
+    expect(() => defaultDelta(0)).toThrow(/record count/);
+  });
+
+  it('detects an edited byte', () => {
+    filled();
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace('"steps":200', '"steps":2'));
+    expect(() => PrivacyLedger.open(file)).toThrow(LedgerTamperedError);
+  });
+
+  it('detects a deleted entry (middle or tail)', () => {
+    filled();
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    writeFileSync(file, [lines[0], lines[2]].join('\n') + '\n');
+    expect(() => PrivacyLedger.open(file)).toThrow(/deleted or reordered|chain broken/);
+    writeFileSync(file, [lines[0], lines[1]].join('\n') + '\n');
+    expect(() => PrivacyLedger.open(file)).toThrow(/entries were deleted/);
+  });
+
+  it('detects reordered entries', () => {
+    filled();
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    writeFileSync(file, [lines[1], lines[0], lines[2]].join('\n') + '\n');
+    expect(() => PrivacyLedger.open(file)).toThrow(LedgerTamperedError);
+  });
+
+  it('detects a chain recomputed without the key (HMAC)', () => {
+    filled();
+    writeFileSync(`${file}.key`, 'ab'.repeat(32) + '\n', { mode: 0o600 });
+    expect(() => PrivacyLedger.open(file)).toThrow(/HMAC does not verify/);
+  });
+
+  it('rejects invalid entries with a clear message', () => {
+    const l = PrivacyLedger.open(file);
+    expect(() => l.charge({ kind: 'dp-sgd', params: { q: 2, sigma: 1, steps: 1 } }, budget)).toThrow(/sample rate q/);
+    expect(() => l.charge(sgd(1), { epsilonMax: 0, delta: 1e-5 })).toThrow(/--epsilon-max/);
+  });
+});
