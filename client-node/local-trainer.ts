@@ -1,11 +1,46 @@
 // Binds the shared GAN (shared/model) to the agent's LocalTrainer port. Training runs in small
 // chunks with a yield to the event loop in between, so socket.io heartbeats keep flowing during
 // long local rounds.
+//
+// DP-SGD (shared/model/dp-sgd.ts) runs on the discriminator when the bank asks for it (a noise
+// multiplier or a target ε) or the coordinator's plan enables it. Each round is charged to the
+// bank's privacy ledger BEFORE any step runs, as one 'dp-sgd' entry (q, σ, steps = local steps ×
+// D steps: every D update is one sampled Gaussian mechanism; the G update is post-processing). A
+// round that would exceed the budget throws BudgetExceededError and trains nothing. A round cut
+// short by its deadline stays charged in full (conservative). The D loss is computed on un-noised
+// real rows, so in DP mode it is not returned in the metrics (they are sent to the coordinator).
 import { createModel, createTrainer, parseModelConfig, type GanModel, type OutputSpan } from '../shared/model';
 import type { LocalTrainer, PreparedData, Tensors } from './trainer';
 import type { ColumnCounts } from '../protocol';
 import { frequenciesInSpanOrder } from '../shared/sampling/category-weights';
 import type { TrainingPlan } from './wire';
+import { noiseMultiplierFor } from '../shared/privacy/calibrate';
+import type { Budget, PrivacyLedger } from './ledger';
+
+/** The bank's DP-SGD settings and where spend is recorded. */
+export interface LocalDpOptions {
+  ledger: PrivacyLedger;
+  budget: Budget;
+  /** σ for every D update. Takes precedence over targetEpsilon. */
+  noiseMultiplier?: number;
+  /**
+   * ε (at budget.delta) that DP-SGD alone should reach after `plannedRounds` rounds: σ is calibrated
+   * once with noiseMultiplierFor for plannedRounds × localSteps × dSteps steps at rate q.
+   */
+  targetEpsilon?: number;
+  /** Rounds the target ε is spread over (default 1). */
+  plannedRounds?: number;
+  /** Per-example clipping norm C (default 1). */
+  maxGradNorm?: number;
+  /** Poisson rate q per D update (default batchSize / rows). */
+  sampleRate?: number;
+}
+
+interface ActiveDp {
+  q: number;
+  sigma: number;
+  maxGradNorm: number;
+}
 
 const STEPS_PER_CHUNK = 2;
 
@@ -29,13 +64,49 @@ export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig 
 
 export class GanLocalTrainer implements LocalTrainer {
   private readonly model: GanModel;
+  /** σ calibrated from targetEpsilon, per (q, steps per round) so it stays fixed across rounds. */
+  private calibrated: { key: string; sigma: number } | undefined;
+  private dpUsed = false;
 
-  constructor(private readonly cfg: ConsortiumModelConfig, expectedDim: number) {
+  constructor(private readonly cfg: ConsortiumModelConfig, expectedDim: number, private readonly dp?: LocalDpOptions) {
     this.model = createModel(parseModelConfig(cfg.model), cfg.spans);
     if (this.model.outputDim !== expectedDim) {
       this.model.dispose();
       throw new Error(`the consortium model expects ${this.model.outputDim} encoded columns, this bank's transformer produces ${expectedDim}`);
     }
+    if (dp && (dp.noiseMultiplier !== undefined || dp.targetEpsilon !== undefined) && this.model.config.loss !== 'ns') {
+      const loss = this.model.config.loss;
+      this.model.dispose();
+      throw new Error(
+        `this bank requires DP-SGD, which supports the 'ns' loss only, but the consortium model uses '${loss}' ` +
+          `(architecture '${parseModelConfig(cfg.model).architecture}'). Ask the operator for a model with loss 'ns', or run the agent without DP-SGD flags.`,
+      );
+    }
+  }
+
+  /** DP-SGD parameters for this round, or undefined when DP-SGD is off. */
+  private activeDp(plan: TrainingPlan, rows: number, batchSize: number): ActiveDp | undefined {
+    const local = this.dp;
+    const remote = plan.dp && plan.dp.enabled ? plan.dp : undefined;
+    const wanted = (local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined)) || remote;
+    if (!wanted) return undefined;
+    if (!local) throw new Error('the coordinator requires DP-SGD but this agent has no privacy ledger configured');
+    const q = local.sampleRate ?? Math.min(1, batchSize / rows);
+    const maxGradNorm = local.maxGradNorm ?? (remote && remote.maxGradNorm > 0 ? remote.maxGradNorm : 1);
+    const stepsPerRound = plan.localSteps * plan.dSteps;
+    let sigma = local.noiseMultiplier ?? (local.targetEpsilon === undefined && remote && remote.noiseMultiplier > 0 ? remote.noiseMultiplier : undefined);
+    if (sigma === undefined) {
+      const target = local.targetEpsilon ?? (remote && remote.targetEpsilon > 0 ? remote.targetEpsilon : undefined);
+      if (target === undefined) throw new Error('DP-SGD is enabled but neither a noise multiplier nor a target ε is set (--noise-multiplier or --target-epsilon)');
+      const rounds = local.plannedRounds ?? 1;
+      const key = `${q}:${stepsPerRound}:${rounds}:${target}:${local.budget.delta}`;
+      if (this.calibrated?.key !== key) {
+        const s = noiseMultiplierFor({ targetEpsilon: target, delta: local.budget.delta, sampleRate: q, steps: Math.max(1, rounds * stepsPerRound) });
+        this.calibrated = { key, sigma: s };
+      }
+      sigma = this.calibrated.sigma;
+    }
+    return { q, sigma, maxGradNorm };
   }
 
   setWeights(weights: Tensors): void {
@@ -51,13 +122,27 @@ export class GanLocalTrainer implements LocalTrainer {
   }
 
   async train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>> {
+    const batchSize = Math.min(plan.batchSize, roundDownToMultiple(data.rows, this.model.config.pac));
+    const dp = this.activeDp(plan, data.rows, batchSize);
+    if (dp) {
+      // Charge BEFORE training: throws BudgetExceededError (nothing trained, nothing released).
+      this.dp!.ledger.charge(
+        {
+          kind: 'dp-sgd',
+          params: { q: dp.q, sigma: dp.sigma, steps: plan.localSteps * plan.dSteps },
+          note: `discriminator DP-SGD, C = ${dp.maxGradNorm}, pac = ${this.model.config.pac}, ${data.rows} rows`,
+        },
+        this.dp!.budget,
+      );
+      this.dpUsed = true;
+    }
     const trainer = createTrainer(this.model, {
       lrG: plan.lrGenerator,
       lrD: plan.lrDiscriminator,
       seed: plan.seed,
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
+      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q } } : {}),
     });
-    const batchSize = Math.min(plan.batchSize, roundDownToMultiple(data.rows, this.model.config.pac));
     let done = 0;
     let last = { dLoss: NaN, gLoss: NaN, condLoss: NaN };
     const sums = { dLoss: 0, gLoss: 0, condLoss: 0 };
@@ -75,16 +160,31 @@ export class GanLocalTrainer implements LocalTrainer {
     }
     trainer.dispose();
     const n = Math.max(1, done);
+    if (dp) {
+      // No dLoss: it is a statistic of the un-noised real rows and these metrics leave the bank.
+      return {
+        steps: done,
+        gLoss: sums.gLoss / n,
+        condLoss: sums.condLoss / n,
+        gLossLast: last.gLoss,
+        epsilon: this.epsilonSpent(),
+        noiseMultiplier: dp.sigma,
+        sampleRate: dp.q,
+        maxGradNorm: dp.maxGradNorm,
+      };
+    }
     return { steps: done, dLoss: sums.dLoss / n, gLoss: sums.gLoss / n, condLoss: sums.condLoss / n, dLossLast: last.dLoss, gLossLast: last.gLoss };
   }
 
   epsilonSpent(): number {
+    // With DP-SGD: everything the ledger has composed (DP-SGD rounds and the count summary).
+    if (this.dp && this.dpUsed) return this.dp.ledger.spent(this.dp.budget.delta);
     // Without DP-SGD there is no finite guarantee; say so rather than report 0.
     return Number.POSITIVE_INFINITY;
   }
 
   delta(): number {
-    return 0;
+    return this.dp && this.dpUsed ? this.dp.budget.delta : 0;
   }
 
   dispose(): void {

@@ -7,7 +7,7 @@ import { createLogger, type Logger } from '../shared/log/logger';
 import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
 import { startAgent, type RunningAgent } from './agent';
-import { GanLocalTrainer, parseConsortiumModelConfig } from './local-trainer';
+import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
 import { countCategories, releaseNoisyCounts, type NoisyCounts } from './dp-summary';
 import { PrivacyLedger, defaultDelta } from './ledger';
 
@@ -26,6 +26,12 @@ export interface RunAgentOptions {
   /** Part of the budget spent on the DP category-count summary. */
   summaryEpsilon: number;
   delta?: number;
+  /**
+   * DP-SGD on the discriminator, charged to the ledger per round. On when noiseMultiplier or
+   * targetEpsilon is set (or the coordinator's plan enables DP); otherwise the model has no finite
+   * guarantee and ε = ∞ is reported.
+   */
+  dp?: Omit<LocalDpOptions, 'ledger' | 'budget'>;
   log?: Logger;
 }
 
@@ -57,7 +63,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       writeFileSync(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
       log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
     },
-    createTrainer: async (json) => new GanLocalTrainer(parseConsortiumModelConfig(json), data.prepared.dim),
+    createTrainer: async (json) => new GanLocalTrainer(parseConsortiumModelConfig(json), data.prepared.dim, { ...opts.dp, ledger, budget }),
     data: data.prepared,
     // Released once: a re-sent copy of the same noisy counts is post-processing and costs nothing more.
     summarize: (spans) => {

@@ -17,6 +17,11 @@ export function register(program: Command): void {
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
     .option('--summary-epsilon <eps>', 'part of the budget spent on the DP category-count summary', '0.2')
     .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
+    .option('--target-epsilon <eps>', 'turn on DP-SGD for the discriminator and calibrate its noise so DP-SGD alone reaches this ε after --dp-rounds rounds')
+    .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
+    .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
+    .option('--max-grad-norm <c>', 'DP-SGD per-example clipping norm C', '1.0')
+    .option('--sample-rate <q>', 'DP-SGD Poisson sampling rate per discriminator step (default batch size / rows)')
     .action(async (o: AgentCliOptions) => {
       await runAgent({
         coordinatorUrl: o.coordinator,
@@ -31,6 +36,13 @@ export function register(program: Command): void {
         epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
+        dp: {
+          targetEpsilon: o.targetEpsilon === undefined ? undefined : positiveNumber(o.targetEpsilon, '--target-epsilon'),
+          noiseMultiplier: o.noiseMultiplier === undefined ? undefined : positiveNumber(o.noiseMultiplier, '--noise-multiplier'),
+          plannedRounds: Math.max(1, positiveInt(o.dpRounds, '--dp-rounds')),
+          maxGradNorm: positiveNumber(o.maxGradNorm, '--max-grad-norm'),
+          sampleRate: o.sampleRate === undefined ? undefined : sampleRate(o.sampleRate),
+        },
       });
     });
 }
@@ -48,6 +60,17 @@ interface AgentCliOptions {
   epsilonMax: string;
   summaryEpsilon: string;
   delta?: string;
+  targetEpsilon?: string;
+  noiseMultiplier?: string;
+  dpRounds: string;
+  maxGradNorm: string;
+  sampleRate?: string;
+}
+
+function sampleRate(raw: string): number {
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0 || v > 1) throw new Error(`--sample-rate must be a number in (0, 1], got '${raw}'`);
+  return v;
 }
 
 export function positiveNumber(raw: string, flag: string): number {

@@ -17,6 +17,11 @@ export interface SchemaColumn {
   /** Declared bounds (numbers; for datetime, epoch milliseconds or ISO-8601 strings). */
   min?: number;
   max?: number;
+  /**
+   * Numeric columns: the scale the model works on. 'log' (asinh-based, also defined for zero and
+   * negative values) suits heavy-tailed amounts; default 'linear'. Public, like the bounds.
+   */
+  scale?: 'linear' | 'log';
   /** Categorical: the full public category list. */
   categories?: string[];
   /** May the value be missing (empty cell)? Missing values are modelled with an indicator. */
@@ -44,7 +49,7 @@ export class SchemaError extends Error {
 
 const TYPES: readonly ColumnType[] = ['continuous', 'integer', 'categorical', 'boolean', 'datetime'];
 const ROLES: readonly ColumnRole[] = ['feature', 'target', 'id', 'pii'];
-const COLUMN_KEYS = new Set(['name', 'type', 'role', 'min', 'max', 'categories', 'nullable', 'description']);
+const COLUMN_KEYS = new Set(['name', 'type', 'role', 'min', 'max', 'scale', 'categories', 'nullable', 'description']);
 const SCHEMA_KEYS = new Set(['version', 'name', 'target', 'columns', 'description']);
 
 export function isModelled(c: SchemaColumn): boolean {
@@ -105,6 +110,10 @@ export function validateSchema(json: unknown): ConsortiumSchema {
       if (!(col.max > col.min)) throw new SchemaError(`${at}: max (${col.max}) must be greater than min (${col.min})`);
       if (type === 'integer' && (!Number.isInteger(col.min) || !Number.isInteger(col.max))) throw new SchemaError(`${at}: integer bounds must be integers`);
       if (c.categories !== undefined) throw new SchemaError(`${at}.categories is only for categorical columns`);
+      if (c.scale !== undefined) {
+        if (c.scale !== 'linear' && c.scale !== 'log') throw new SchemaError(`${at}.scale must be 'linear' or 'log', got ${JSON.stringify(c.scale)}`);
+        col.scale = c.scale;
+      }
     } else if (type === 'categorical') {
       if (!Array.isArray(c.categories) || c.categories.length < 2) throw new SchemaError(`${at}.categories must list at least 2 categories`);
       const cats = c.categories.map((v, j) => {
@@ -113,8 +122,8 @@ export function validateSchema(json: unknown): ConsortiumSchema {
       });
       if (new Set(cats).size !== cats.length) throw new SchemaError(`${at}.categories has duplicates`);
       col.categories = cats;
-      if (c.min !== undefined || c.max !== undefined) throw new SchemaError(`${at}: min/max are not used by categorical columns`);
-    } else if (c.categories !== undefined || c.min !== undefined || c.max !== undefined) {
+      if (c.min !== undefined || c.max !== undefined || c.scale !== undefined) throw new SchemaError(`${at}: min/max/scale are not used by categorical columns`);
+    } else if (c.categories !== undefined || c.min !== undefined || c.max !== undefined || c.scale !== undefined) {
       throw new SchemaError(`${at}: a boolean column takes no categories or bounds`);
     }
     return col;

@@ -4,3 +4,21 @@ export * from './model';
 export * from './trainer';
 export { Adam, type AdamOptions } from './adam';
 export { leakyRelu, linear, softplus } from './layers';
+export {
+  clipFactors,
+  discriminatorDeltas,
+  discriminatorForwardWithMasks,
+  dpDropoutMasks,
+  dpDiscriminatorGradients,
+  expectedPacks,
+  nsLogitGradients,
+  packSample,
+  parseDpSgdOptions,
+  perExampleSquaredNorms,
+  poissonSample,
+  recordSensitivity,
+  weightedGradientSum,
+  type DpGradientOptions,
+  type DpGradientResult,
+  type DpSgdOptions,
+} from './dp-sgd';

@@ -20,6 +20,8 @@ import { Rng } from '../tensor/random';
 import { Adam } from './adam';
 import { categoryCdfs, drawFromCdf, type GanModel } from './model';
 import { softplus } from './layers';
+import { CryptoRandom } from '../privacy/secure-noise';
+import { dpDiscriminatorGradients, expectedPacks, packSample, parseDpSgdOptions, poissonSample, type DpSgdOptions } from './dp-sgd';
 
 export interface TrainerOptions {
   lrG?: number;
@@ -48,6 +50,16 @@ export interface TrainerOptions {
    *   statistic. Use this with DP.
    */
   sampling?: 'by-category' | 'uniform';
+  /**
+   * DP-SGD on the discriminator (see dp-sgd.ts): each D update Poisson-samples local rows at rate
+   * `sampleRate` (node:crypto), clips every packed input's gradient to `maxGradNorm`, adds
+   * N(0, (noiseMultiplier·Δ)²) once (Δ = maxGradNorm, or 2·maxGradNorm when pac > 1) and divides by
+   * the expected number of packs. Requires loss 'ns' and sampling 'uniform' (the default when dp is
+   * set); without categoryFrequencies, generated rows get cond vectors with uniform category weights
+   * (never the local statistics). The caller accounts each D update as one sampled Gaussian
+   * mechanism (q = sampleRate, σ = noiseMultiplier); the generator step is post-processing.
+   */
+  dp?: DpSgdOptions;
   /** Seeds batch sampling, noise and dropout; default derives from the model seed. */
   seed?: number;
 }
@@ -78,8 +90,10 @@ export type ProgressFn = (p: StepLosses & { steps: number }) => void;
 export interface DiscriminatorInputs {
   /** [B/pac, pac·(outputDim+condDim)] real rows with their cond vectors. */
   real: tf.Tensor2D;
-  /** Same shape: generated rows (no gradient to G) with their cond vectors. */
+  /** [F/pac, same columns]: generated rows (no gradient to G) with their cond vectors. */
   fake: tf.Tensor2D;
+  /** Rows of the data array the real rows were drawn from (DP-SGD divides by q·n/pac). */
+  n?: number;
 }
 
 export interface DiscriminatorGradients {
@@ -126,6 +140,10 @@ export class Trainer {
   readonly sampling: 'by-category' | 'uniform';
   /** 'uniform' mode with categoryFrequencies: cond distribution for generated rows (∝ frequency). */
   private readonly freqCdfs: (Float64Array | null)[] | undefined;
+  /** DP-SGD settings (absent: ordinary training). */
+  readonly dp: DpSgdOptions | undefined;
+  /** Poisson sampling and privacy noise: node:crypto, never the seeded Rng. */
+  private readonly crypto = new CryptoRandom();
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
@@ -133,15 +151,33 @@ export class Trainer {
     this.optG = new Adam(model.generatorVariables(), { ...base, lr: opts.lrG ?? 2e-4, weightDecay: opts.weightDecayG ?? 1e-6 });
     this.optD = new Adam(model.discriminatorVariables(), { ...base, lr: opts.lrD ?? 2e-4, weightDecay: opts.weightDecayD ?? 1e-6 });
     this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
-    this.sampling = opts.sampling ?? 'by-category';
+    this.sampling = opts.sampling ?? (opts.dp ? 'uniform' : 'by-category');
     if (this.sampling !== 'by-category' && this.sampling !== 'uniform') {
       throw new Error(`trainer: sampling must be 'by-category' or 'uniform', got ${JSON.stringify(opts.sampling)}`);
+    }
+    if (opts.dp) {
+      this.dp = parseDpSgdOptions(opts.dp, 'trainer: dp');
+      if (this.sampling !== 'uniform') {
+        throw new Error(
+          "trainer: DP-SGD needs sampling 'uniform' (Poisson-sampled rows); 'by-category' picks rows through local category " +
+            'statistics, which the privacy accounting does not cover',
+        );
+      }
+      if (model.config.loss !== 'ns') {
+        throw new Error(
+          `trainer: DP-SGD supports the 'ns' loss only, this model uses '${model.config.loss}' (the WGAN-GP gradient penalty ` +
+            "is second order in the real rows and cannot be clipped per example here); build the model with loss 'ns'",
+        );
+      }
     }
     if (opts.categoryFrequencies) {
       // Validate shape and values now, so a bad input fails before any training.
       categoryCdfs(model.condSpans, opts.categoryFrequencies, Math.log1p, 'trainer');
       this.freqs = opts.categoryFrequencies.map((f) => [...f]);
       if (this.sampling === 'uniform') this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
+    } else if (this.dp && model.condDim > 0) {
+      // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
+      this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer');
     }
   }
 
@@ -173,7 +209,10 @@ export class Trainer {
     for (let s = 0; s < steps; s++) {
       let d: DiscriminatorGradients | undefined;
       for (let k = 0; k < dSteps; k++) {
-        const inputs = this.discriminatorInputs(data, n, batchSize);
+        // DP: a fresh Poisson sample of real rows each D update; the fake count stays batchSize.
+        const inputs = this.dp
+          ? this.discriminatorInputs(data, n, batchSize, this.samplePrivateRows(n), batchSize)
+          : this.discriminatorInputs(data, n, batchSize);
         try {
           d = this.discriminatorGradients(inputs);
         } finally {
@@ -196,30 +235,44 @@ export class Trainer {
   }
 
   /**
-   * Real rows and as many freshly generated rows, packed for D. Real rows follow the sampling
-   * mode, or are exactly `rowIndices` when given (e.g. a Poisson sample drawn by DP-SGD; its
-   * length is then the batch size and must be a multiple of pac).
+   * DP-SGD's real rows for one D update: a Poisson sample (rate q, node:crypto), shuffled and cut
+   * to a multiple of pac (the dropped remainder is part of the mechanism, see dp-sgd.ts).
    */
-  discriminatorInputs(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array): DiscriminatorInputs {
+  samplePrivateRows(n: number): Int32Array {
+    if (!this.dp) throw new Error('samplePrivateRows: this trainer has no dp options');
+    return packSample(poissonSample(n, this.dp.sampleRate, this.crypto), this.model.config.pac, this.crypto);
+  }
+
+  /**
+   * Real rows and freshly generated rows, packed for D. Real rows follow the sampling mode, or are
+   * exactly `rowIndices` when given (e.g. a Poisson sample drawn by DP-SGD; a multiple of pac, may
+   * be empty when `fakeRows` is given). Generated rows: `fakeRows` (default: as many as real rows).
+   */
+  discriminatorInputs(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array, fakeRows?: number): DiscriminatorInputs {
     if (rowIndices) {
       batchSize = rowIndices.length;
       for (const i of rowIndices) if (!Number.isInteger(i) || i < 0 || i >= n) throw new Error(`rowIndices: ${i} is not a row index in [0, ${n})`);
     }
-    this.checkBatchSize(batchSize);
+    const fakeSize = fakeRows ?? batchSize;
+    this.checkBatchSize(fakeSize);
+    if (!(fakeRows !== undefined && batchSize === 0)) this.checkBatchSize(batchSize);
     this.checkData(data, n);
     const m = this.model;
-    const { rows, cond } = this.sampleReal(data, n, batchSize, rowIndices);
-    const fakeCond = this.sampleCond(data, n, batchSize);
-    const noise = this.rng.normal(batchSize * m.config.noiseDim);
+    // DP: the real rows' cond choices come from a fresh stream per call (row r gets the r-th draw),
+    // so the trainer's own stream, which drives the fake rows, never depends on the sample size.
+    const realRng = this.dp && rowIndices ? new Rng(this.rng.seed()) : this.rng;
+    const { rows, cond } = this.sampleReal(data, n, batchSize, rowIndices, realRng);
+    const fakeCond = this.sampleCond(data, n, fakeSize);
+    const noise = this.rng.normal(fakeSize * m.config.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
     const result = tf.tidy(() => {
-      const fc = m.condDim > 0 ? tf.tensor2d(fakeCond, [batchSize, m.condDim]) : null;
-      const g = m.generatorForward(tf.tensor2d(noise, [batchSize, m.config.noiseDim]), fc, true, m.gumbelNoise(batchSize, this.rng));
+      const fc = m.condDim > 0 ? tf.tensor2d(fakeCond, [fakeSize, m.condDim]) : null;
+      const g = m.generatorForward(tf.tensor2d(noise, [fakeSize, m.config.noiseDim]), fc, true, m.gumbelNoise(fakeSize, this.rng));
       stats = g.bnStats.map((s) => ({ index: s.index, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }));
       const rc = m.condDim > 0 ? tf.tensor2d(cond, [batchSize, m.condDim]) : null;
-      return { real: m.packInput(tf.tensor2d(rows, [batchSize, m.outputDim]), rc), fake: m.packInput(g.activated, fc) };
+      return { real: m.packInput(tf.tensor2d(rows, [batchSize, m.outputDim]), rc), fake: m.packInput(g.activated, fc), n };
     });
-    m.updateRunningStats(stats, batchSize);
+    m.updateRunningStats(stats, fakeSize);
     for (const s of stats) {
       s.mean.dispose();
       s.variance.dispose();
@@ -228,11 +281,22 @@ export class Trainer {
   }
 
   /**
-   * Loss and mean gradients of D over the packed batch (non-private; DP-SGD replaces this).
-   * Real and fake rows go through one forward pass (one larger matMul instead of two).
+   * Loss and mean gradients of D over the packed batch. Real and fake rows go through one forward
+   * pass (one larger matMul instead of two). With dp options: the DP-SGD estimate instead
+   * (per-pack clipped real sum + secure Gaussian noise, divided by q·n/pac, plus the fake mean).
    */
   discriminatorGradients(inputs: DiscriminatorInputs): DiscriminatorGradients {
     const m = this.model;
+    if (this.dp) {
+      if (inputs.n === undefined) throw new Error('discriminatorGradients: DP-SGD needs inputs.n (the local row count)');
+      const r = dpDiscriminatorGradients(m, inputs.real, inputs.fake, {
+        dp: this.dp,
+        expectedRealPacks: expectedPacks(inputs.n, this.dp.sampleRate, m.config.pac),
+        rng: this.rng,
+        noiseRng: this.crypto,
+      });
+      return { grads: r.grads, loss: r.loss };
+    }
     const cfg = m.config;
     const vars = m.discriminatorVariables();
     let gp: tf.Scalar | undefined;
@@ -241,7 +305,7 @@ export class Trainer {
       const x = tf.concat([inputs.real, inputs.fake], 0);
       const logits = m.discriminatorForward(x, true, this.rng).logits;
       const lr = tf.slice(logits, [0, 0], [rows, 1]);
-      const lf = tf.slice(logits, [rows, 0], [rows, 1]);
+      const lf = tf.slice(logits, [rows, 0], [inputs.fake.shape[0], 1]);
       let loss = discriminatorLoss(cfg.loss, lr, lf);
       if (cfg.loss === 'wgan-gp' && cfg.gpLambda > 0) {
         const p = this.gradientPenalty(inputs.real, inputs.fake);
@@ -377,7 +441,7 @@ export class Trainer {
   }
 
   /** Training-by-sampling: real rows and their cond vectors (uniform rows if unconditional). */
-  private sampleReal(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array): { rows: Float32Array; cond: Float32Array } {
+  private sampleReal(data: Float32Array, n: number, batchSize: number, rowIndices?: Int32Array, rng: Rng = this.rng): { rows: Float32Array; cond: Float32Array } {
     const m = this.model;
     const d = m.outputDim;
     const cd = m.condDim;
@@ -386,11 +450,11 @@ export class Trainer {
     if (cd === 0 || this.sampling === 'uniform' || rowIndices) {
       const spans = m.condSpans;
       for (let r = 0; r < batchSize; r++) {
-        const i = rowIndices ? rowIndices[r]! : this.rng.int(n);
+        const i = rowIndices ? rowIndices[r]! : rng.int(n);
         rows.set(data.subarray(i * d, (i + 1) * d), r * d);
         if (cd > 0) {
           // Condition on the row's own category in one conditional column chosen uniformly.
-          const s = spans[this.rng.int(spans.length)]!;
+          const s = spans[rng.int(spans.length)]!;
           const o = i * d + s.offset;
           let best = 0;
           for (let j = 1; j < s.dim; j++) if (data[o + j]! > data[o + best]!) best = j;

@@ -1,0 +1,307 @@
+// DP-SGD for the discriminator (Abadi et al. 2016, "Deep Learning with Differential Privacy"):
+// Poisson-sampled real records, exact per-example gradient clipping to L2 norm C over ALL
+// discriminator parameters, one draw of Gaussian noise N(0, (σ·Δ)²) on the clipped sum, division
+// by the expected batch size, then the ordinary optimiser step. Accounted as the sampled Gaussian
+// mechanism (shared/privacy/rdp) by the caller's ledger, one mechanism per D update.
+//
+// Per-example gradients without a per-example loop. D is an MLP of dense layers z = a·W + b
+// (model.discriminatorForward exposes every layer's input a, pre-activation z and dropout mask).
+// With δ = ∂ℓ_r/∂z for row r (rows are independent through D: no batch norm in D),
+//   ∂ℓ_r/∂W = a_rᵀ δ_r (rank one),  ∂ℓ_r/∂b = δ_r,
+// so ‖∇ℓ_r‖² = Σ_layers (‖a_r‖² + 1)·‖δ_r‖² exactly (Goodfellow 2015, "Efficient per-example
+// gradient computations"), and the clipped sum is Σ_r c_r ∇ℓ_r = aᵀ(c ⊙ δ) (bias: Σ_r c_r δ_r) with
+// c_r = min(1, C/‖∇ℓ_r‖). δ is back-propagated by hand through LeakyReLU (derivative 1 or slope,
+// written as the same algebraic form as layers.leakyRelu so ties at 0 match autodiff) and the
+// inverted-dropout masks recorded in the forward pass. Transposed operands are materialised with
+// tf.transpose: matMul's transpose flags are ~13x slower on wasm.
+//
+// What is private, and why this is sound.
+//  - Real rows. Each step every local record is included independently with probability q
+//    (Poisson sampling, node:crypto CSPRNG: the sampling randomness is part of the mechanism).
+//  - PacGAN (pac > 1): D judges packed rows of `pac` records, so the per-example gradient exists
+//    per *pack*, and clipping bounds each pack's contribution by C. The sample is shuffled
+//    (CSPRNG) and cut into packs; the remainder (< pac records) is dropped. Under add/remove-one
+//    neighbouring (the relation the accountant uses) one record either (a) falls in the dropped
+//    remainder (no change), (b) completes a new pack (one extra term, norm ≤ C), or (c) takes the
+//    place of a record in an existing pack, which moves to the remainder (one term changes from
+//    g to g', ‖g − g'‖ ≤ 2C). (These couplings reproduce the uniform random packing, and the
+//    summed output does not depend on pack order.) So the record-level L2 sensitivity of the
+//    clipped sum is Δ = C for pac = 1 and Δ = 2C for pac > 1. We add N(0, (σ·Δ)²), so the noise
+//    multiplier σ keeps its usual meaning for the accountant (ε depends only on q, σ, steps).
+//    The per-pack clipping alone (Δ = C) would over-state the guarantee whenever pac > 1.
+//  - Generated ("fake") rows. Their gradient term does not depend on the private records: G's
+//    weights are themselves outputs of this DP process (post-processing), their cond vectors come
+//    from the DP-noised category counts (or uniform weights), and their number is fixed (the
+//    configured batch size, not the sampled real count). So the fake term is added unclipped and
+//    un-noised, computed in the same backward pass with weight 1/(fake packs). Clipping it too
+//    would change nothing for privacy and only bias the update.
+//  - Randomness other than the noise. The coupling above compares S and S ∪ {x} under the same
+//    per-position randomness, and the fake term must not depend on the sample size |S|. So the
+//    real packs' dropout masks come from fresh per-step, per-layer streams (row r always gets the
+//    r-th draws, whatever |S| is), seeded from the trainer's Rng by a fixed number of draws per
+//    step; the fake packs' masks come from the trainer's Rng itself, a fixed amount per step. (With
+//    one stream over concat(real, fake), |S| would shift every later mask and every later fake row.)
+//  - The divisor (expected packs q·n/pac) uses the local row count n, treated as public (the agent
+//    reports it as the update's sample count anyway).
+//  - WGAN-GP is refused: the gradient penalty differentiates ‖∇ₓD(x̂)‖ at interpolates of real
+//    and fake rows, a second-order term whose per-example parameter gradient is not rank-one per
+//    layer, so it cannot be clipped exactly with this vectorised scheme (it would need a
+//    per-example double backward). DP-SGD supports the 'ns' loss only.
+//  - The D loss computed here includes real rows without noise: it is for local divergence checks
+//    only and must not be released (client-node drops it from the metrics it sends in DP mode).
+import * as tf from '@tensorflow/tfjs';
+import { CryptoRandom, secureGaussian } from '../privacy/secure-noise';
+import { Rng } from '../tensor/random';
+import type { DiscriminatorOutput, DLayerTrace, GanModel } from './model';
+import { leakyRelu, linear, softplus } from './layers';
+
+export interface DpSgdOptions {
+  /** σ: noise standard deviation in units of the record-level sensitivity Δ (see recordSensitivity). */
+  noiseMultiplier: number;
+  /** C: per-example (per packed input) L2 clipping norm over all discriminator parameters. */
+  maxGradNorm: number;
+  /** q: Poisson sampling rate of local records per D update, in (0, 1]. */
+  sampleRate: number;
+}
+
+/** Validates DP-SGD options (throws naming the bad field); returns a copy. */
+export function parseDpSgdOptions(dp: unknown, where = 'dp'): DpSgdOptions {
+  if (!dp || typeof dp !== 'object') throw new Error(`${where}: expected { noiseMultiplier, maxGradNorm, sampleRate }`);
+  const o = dp as Record<string, unknown>;
+  const num = (k: string, ok: (v: number) => boolean, want: string): number => {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new Error(`${where}.${k} must be ${want}, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  return {
+    noiseMultiplier: num('noiseMultiplier', (v) => v >= 0, 'a finite number ≥ 0'),
+    maxGradNorm: num('maxGradNorm', (v) => v > 0, 'a finite number > 0'),
+    sampleRate: num('sampleRate', (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
+  };
+}
+
+/** Record-level L2 sensitivity of the clipped gradient sum: C for pac = 1, 2C for pac > 1 (see the header). */
+export function recordSensitivity(pac: number, maxGradNorm: number): number {
+  return pac > 1 ? 2 * maxGradNorm : maxGradNorm;
+}
+
+/** Expected number of packed real inputs per D update, q·n/pac (the divisor of the noisy sum). */
+export function expectedPacks(n: number, sampleRate: number, pac: number): number {
+  return (sampleRate * n) / pac;
+}
+
+/** Poisson sample of [0, n): each index independently with probability q, CSPRNG 53-bit uniforms. */
+export function poissonSample(n: number, q: number, rng: CryptoRandom): Int32Array {
+  if (!Number.isInteger(n) || n < 0) throw new Error(`poissonSample: n must be a non-negative integer, got ${n}`);
+  if (!(q >= 0 && q <= 1)) throw new Error(`poissonSample: q must be in [0, 1], got ${q}`);
+  const out: number[] = [];
+  if (q === 1) for (let i = 0; i < n; i++) out.push(i);
+  else for (let i = 0; i < n; i++) if (rng.uniform() < q) out.push(i);
+  return Int32Array.from(out);
+}
+
+/** Shuffles (CSPRNG Fisher–Yates) and drops the remainder so the length is a multiple of pac. */
+export function packSample(indices: Int32Array, pac: number, rng: CryptoRandom): Int32Array {
+  const a = Int32Array.from(indices);
+  if (pac > 1) {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      const t = a[i]!;
+      a[i] = a[j]!;
+      a[j] = t;
+    }
+  }
+  return a.subarray(0, a.length - (a.length % pac));
+}
+
+/**
+ * Dropout masks (one per hidden layer, [realRows + fakeRows, h]; undefined without dropout) for a
+ * DP step: the real rows' part from fresh per-layer streams seeded from `rng` (a fixed number of
+ * draws), the fake rows' part from `rng` (fakeRows·h draws per layer). Nothing drawn from `rng`
+ * depends on realRows (see the header).
+ */
+export function dpDropoutMasks(model: GanModel, realRows: number, fakeRows: number, rng: Rng): (tf.Tensor2D | undefined)[] {
+  const cfg = model.config;
+  if (cfg.dropout <= 0) return cfg.discriminatorDims.map(() => undefined);
+  const seeds = cfg.discriminatorDims.map(() => rng.seed());
+  return cfg.discriminatorDims.map((h, l) => {
+    const real = new Rng(seeds[l]!).dropoutMask(realRows * h, cfg.dropout);
+    const fake = rng.dropoutMask(fakeRows * h, cfg.dropout);
+    const all = new Float32Array((realRows + fakeRows) * h);
+    all.set(real, 0);
+    all.set(fake, realRows * h);
+    return tf.tensor2d(all, [realRows + fakeRows, h]);
+  });
+}
+
+/** model.discriminatorForward in training mode, with the given dropout masks. */
+export function discriminatorForwardWithMasks(model: GanModel, x: tf.Tensor2D, masks: readonly (tf.Tensor2D | undefined)[]): DiscriminatorOutput {
+  const cfg = model.config;
+  if (x.shape[1] !== model.dims.discInputDim) throw new Error(`discriminator input has ${x.shape[1]} columns, expected ${model.dims.discInputDim}`);
+  const layers: DLayerTrace[] = [];
+  let a = x;
+  cfg.discriminatorDims.forEach((_, i) => {
+    const z = linear(a, model.variable(`D/${i}/kernel`), model.variable(`D/${i}/bias`));
+    let out = leakyRelu(z, cfg.leakySlope) as tf.Tensor2D;
+    const trace: DLayerTrace = { name: `D/${i}`, a, z };
+    const mask = masks[i];
+    if (mask) {
+      trace.dropoutMask = mask;
+      out = tf.mul(out, mask) as tf.Tensor2D;
+    }
+    layers.push(trace);
+    a = out;
+  });
+  const logits = linear(a, model.variable('D/out/kernel'), model.variable('D/out/bias'));
+  layers.push({ name: 'D/out', a, z: logits });
+  return { logits, layers };
+}
+
+/** d leaky(z)/dz in the same algebraic form as layers.leakyRelu: (1+s)/2 + (1−s)/2 · step(z, −1). */
+function leakyDerivative(z: tf.Tensor2D, slope: number): tf.Tensor2D {
+  if (slope === 0) return tf.step(z, 0) as tf.Tensor2D;
+  return tf.add((1 + slope) / 2, tf.mul(tf.step(z, -1), (1 - slope) / 2)) as tf.Tensor2D;
+}
+
+/**
+ * δ = ∂ℓ_r/∂z per row for every traced layer (same order as `layers`), from ∂ℓ_r/∂logits
+ * ([rows, 1]). Handles LeakyReLU and the recorded dropout masks.
+ */
+export function discriminatorDeltas(model: GanModel, layers: readonly DLayerTrace[], dLogits: tf.Tensor2D): tf.Tensor2D[] {
+  const slope = model.config.leakySlope;
+  const deltas: tf.Tensor2D[] = new Array(layers.length);
+  let delta = dLogits;
+  deltas[layers.length - 1] = delta;
+  for (let l = layers.length - 2; l >= 0; l--) {
+    const next = layers[l + 1]!;
+    const wT = tf.transpose(model.variable(`${next.name}/kernel`)) as tf.Tensor2D;
+    let d = tf.matMul(delta, wT) as tf.Tensor2D;
+    const t = layers[l]!;
+    if (t.dropoutMask) d = tf.mul(d, t.dropoutMask) as tf.Tensor2D;
+    delta = tf.mul(d, leakyDerivative(t.z, slope)) as tf.Tensor2D;
+    deltas[l] = delta;
+  }
+  return deltas;
+}
+
+/** Per-row squared gradient norms over all D parameters: Σ_layers (‖a_r‖² + 1)·‖δ_r‖², shape [rows]. */
+export function perExampleSquaredNorms(layers: readonly DLayerTrace[], deltas: readonly tf.Tensor2D[]): tf.Tensor1D {
+  const terms = layers.map((t, l) => tf.mul(tf.add(tf.sum(tf.square(t.a), 1), 1), tf.sum(tf.square(deltas[l]!), 1)));
+  return (terms.length === 1 ? terms[0]! : tf.addN(terms)) as tf.Tensor1D;
+}
+
+/** c_r = min(1, C/‖g_r‖) (1 where the norm is 0). */
+export function clipFactors(sqNorms: tf.Tensor1D, maxGradNorm: number): tf.Tensor1D {
+  return tf.minimum(1, tf.div(maxGradNorm, tf.sqrt(tf.maximum(sqNorms, 1e-30)))) as tf.Tensor1D;
+}
+
+/**
+ * Σ_r w_r ∇ℓ_r for every D parameter, in model.discriminatorParamNames() order:
+ * kernel = aᵀ·(w ⊙ δ), bias = Σ_r w_r δ_r. `weights` [rows] (null: all 1).
+ */
+export function weightedGradientSum(model: GanModel, layers: readonly DLayerTrace[], deltas: readonly tf.Tensor2D[], weights: tf.Tensor1D | null): tf.Tensor[] {
+  const byName = new Map<string, tf.Tensor>();
+  const w = weights ? tf.expandDims(weights, 1) : null;
+  layers.forEach((t, l) => {
+    const d = w ? tf.mul(deltas[l]!, w) : deltas[l]!;
+    byName.set(`${t.name}/kernel`, tf.matMul(tf.transpose(t.a) as tf.Tensor2D, d as tf.Tensor2D));
+    byName.set(`${t.name}/bias`, tf.sum(d, 0));
+  });
+  return model.discriminatorParamNames().map((name) => {
+    const g = byName.get(name);
+    if (!g) throw new Error(`dp-sgd: no gradient for discriminator parameter '${name}' (unexpected layer layout)`);
+    return g;
+  });
+}
+
+/** ∂ℓ_r/∂logit_r of the 'ns' loss per row: real ℓ = softplus(−l) → σ(l) − 1; fake ℓ = softplus(l) → σ(l). */
+export function nsLogitGradients(logits: tf.Tensor2D, realRows: number): tf.Tensor2D {
+  const s = tf.sigmoid(logits);
+  const rows = logits.shape[0];
+  if (realRows === 0) return s as tf.Tensor2D;
+  const shift = tf.concat([tf.fill([realRows, 1], -1), tf.zeros([rows - realRows, 1])], 0);
+  return tf.add(s, shift) as tf.Tensor2D;
+}
+
+export interface DpGradientResult {
+  /** Noisy gradient estimate, in model.discriminatorParamNames() order (caller owns). */
+  grads: tf.Tensor[];
+  /** ns loss on this batch (real part un-noised: local use only, never release). */
+  loss: number;
+  /** Packed real inputs in this step. */
+  realPacks: number;
+  /** Fraction of real packs whose gradient was clipped (local diagnostic; not private). */
+  clippedFraction: number;
+}
+
+export interface DpGradientOptions {
+  dp: DpSgdOptions;
+  /** Divisor of the noisy real sum: expected packed real inputs (expectedPacks(n, q, pac)). */
+  expectedRealPacks: number;
+  /** Source of the dropout masks (see dpDropoutMasks; not privacy noise). */
+  rng: Rng;
+  /** Privacy noise source; default the shared node:crypto stream. */
+  noiseRng?: CryptoRandom;
+  /** Tests only: skip the noise (σ is then irrelevant). */
+  noNoise?: boolean;
+}
+
+/**
+ * One DP-SGD gradient for D's 'ns' loss on packed real rows (a Poisson sample) and packed fake rows
+ * (fixed count): (Σ_real clip_C(∇ℓ_r) + N(0, (σΔ)² I)) / E[real packs] + mean_fake ∇ℓ_f.
+ */
+export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fake: tf.Tensor2D, o: DpGradientOptions): DpGradientResult {
+  const cfg = model.config;
+  if (cfg.loss !== 'ns') {
+    throw new Error(
+      `DP-SGD supports the 'ns' loss only, this model uses '${cfg.loss}': the WGAN-GP gradient penalty is a second-order term ` +
+        `whose per-example gradients cannot be clipped exactly here. Use loss 'ns' (e.g. architecture 'ctgan' with loss 'ns') for DP training.`,
+    );
+  }
+  const dp = o.dp;
+  if (!(o.expectedRealPacks > 0) || !Number.isFinite(o.expectedRealPacks)) throw new Error(`dp-sgd: expected real packs must be > 0, got ${o.expectedRealPacks}`);
+  const rr = real.shape[0];
+  const rf = fake.shape[0];
+  if (rf === 0) throw new Error('dp-sgd: need at least one packed fake row');
+  const names = model.discriminatorParamNames();
+  const vars = model.discriminatorVariables();
+  let loss = 0;
+  let clippedFraction = 0;
+  const grads = tf.tidy(() => {
+    const x = rr > 0 ? tf.concat([real, fake], 0) : fake;
+    const out = discriminatorForwardWithMasks(model, x, dpDropoutMasks(model, rr, rf, o.rng));
+    const logits = out.logits;
+    const deltas = discriminatorDeltas(model, out.layers, nsLogitGradients(logits, rr));
+    // Weights: real rows c_r / E, fake rows 1 / rf.
+    let w: tf.Tensor1D;
+    const fakeW = tf.fill([rf], 1 / rf) as tf.Tensor1D;
+    let lossT: tf.Tensor = tf.mean(softplus(rr > 0 ? tf.slice(logits, [rr, 0], [rf, 1]) : logits));
+    if (rr > 0) {
+      const sq = perExampleSquaredNorms(out.layers, deltas);
+      const c = clipFactors(tf.slice(sq, [0], [rr]) as tf.Tensor1D, dp.maxGradNorm);
+      clippedFraction = tf.mean(tf.cast(tf.less(c, 1), 'float32')).dataSync()[0]!;
+      w = tf.concat([tf.div(c, o.expectedRealPacks), fakeW]) as tf.Tensor1D;
+      lossT = tf.add(lossT, tf.mean(softplus(tf.neg(tf.slice(logits, [0, 0], [rr, 1])))));
+    } else {
+      w = fakeW;
+    }
+    loss = lossT.dataSync()[0]!;
+    return weightedGradientSum(model, out.layers, deltas, w);
+  });
+  if (!o.noNoise) {
+    const std = (dp.noiseMultiplier * recordSensitivity(cfg.pac, dp.maxGradNorm)) / o.expectedRealPacks;
+    const total = vars.reduce((s, v) => s + v.size, 0);
+    const noise = secureGaussian(total, std, o.noiseRng);
+    let off = 0;
+    for (let i = 0; i < grads.length; i++) {
+      const g = grads[i]!;
+      const nz = tf.tensor(noise.subarray(off, off + g.size), g.shape);
+      off += g.size;
+      grads[i] = tf.add(g, nz);
+      g.dispose();
+      nz.dispose();
+    }
+  }
+  if (grads.length !== names.length) throw new Error('dp-sgd: gradient count mismatch');
+  return { grads, loss, realPacks: rr, clippedFraction };
+}

@@ -1,0 +1,516 @@
+// CTGAN's mode-specific normalisation (Xu et al. 2019, §4.2), fitted privately across banks.
+//
+// Continuous, integer and datetime columns: a Gaussian mixture (≤ maxModes modes, tiny modes
+// pruned) over the column's value on its declared scale; a value is encoded as one-hot of a mode
+// sampled from its posterior plus the scalar α = (u − μ_k)/(4σ_k) clipped to ±0.99 (tanh head).
+// Categorical and boolean columns: one-hot. Nullable columns get a missing indicator.
+//
+// Federated, private fit (Fed-TGAN's idea without raw statistics): no bank sends a mean, a
+// variance or a quantile. Each bank releases, once, DP-noised histograms over PUBLIC bin edges
+// (derived from the schema's declared bounds and scale only) together with its category counts
+// (client-node/dp-summary, charged to its ledger). The coordinator sums the noisy histograms,
+// zeroes bins that are indistinguishable from noise (post-processing, free) and fits the mixture
+// by deterministic weighted EM on the bin centres. Every bank receives the same fitted state, so
+// encodings agree across banks.
+//
+// The output layout (spans) depends on the schema and maxModes only, not on the fit: the model can
+// be built when a bank registers, before any summary exists; modes pruned by the fit are slots the
+// encoder never uses and the decoder ignores.
+import { isDiscrete, isModelled, validateSchema, type ConsortiumSchema, type Row, type SchemaColumn } from '../data/schema';
+import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
+
+export const DEFAULT_MAX_MODES = 10;
+/** Histogram bins per numeric column (integer columns with a small range get one bin per value). */
+export const DEFAULT_BINS = 64;
+const MAX_INTEGER_BINS = 100;
+/** Modes with less weight than this are pruned (CTGAN's weight threshold). */
+const MODE_WEIGHT_THRESHOLD = 0.005;
+const ALPHA_CLIP = 0.99;
+
+// ---------------------------------------------------------------- public value scales and bins
+
+/**
+ * The value scale a column's mixture lives on. 'log' is asinh(x / s) with s = max(|min|,|max|)/1e4:
+ * logarithmic for heavy-tailed amounts, linear near zero, defined for negative values. Declared in
+ * the schema (`scale`), so it is public.
+ */
+export interface Scale {
+  to(x: number): number;
+  from(u: number): number;
+}
+
+export function scaleOf(c: SchemaColumn): Scale {
+  if (c.scale === 'log') {
+    const s = Math.max(Math.abs(c.min!), Math.abs(c.max!)) / 1e4 || 1;
+    return { to: (x) => Math.asinh(x / s), from: (u) => Math.sinh(u) * s };
+  }
+  return { to: (x) => x, from: (u) => u };
+}
+
+/** Bin edges in scale space, from the schema alone (public). */
+export function histogramEdges(c: SchemaColumn, bins = DEFAULT_BINS): Float64Array {
+  if (c.min === undefined || c.max === undefined) throw new Error(`column '${c.name}' has no declared bounds`);
+  if (c.type === 'integer' && c.scale !== 'log' && c.max - c.min + 1 <= MAX_INTEGER_BINS) {
+    // One bin per integer value: edges at half-integers.
+    const n = c.max - c.min + 1;
+    return Float64Array.from({ length: n + 1 }, (_, i) => c.min! - 0.5 + i);
+  }
+  const sc = scaleOf(c);
+  const lo = sc.to(c.min);
+  const hi = sc.to(c.max);
+  return Float64Array.from({ length: bins + 1 }, (_, i) => lo + ((hi - lo) * i) / bins);
+}
+
+/** Index of the bin holding scale-space value u (values at or beyond the ends go to the end bins). */
+export function binOf(edges: Float64Array, u: number): number {
+  let lo = 0;
+  let hi = edges.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (u >= edges[mid]!) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// ---------------------------------------------------------------- the summary a bank releases
+
+export interface SummaryColumn {
+  column: string;
+  kind: 'categories' | 'histogram';
+  /** Number of counts released for this column. */
+  dim: number;
+}
+
+/** What every bank summarises (and in which order): fixed by the schema, identical at every bank. */
+export function summaryColumns(schema: ConsortiumSchema, bins = DEFAULT_BINS): SummaryColumn[] {
+  return schema.columns.filter(isModelled).map((c) => {
+    if (isDiscrete(c)) return { column: c.name, kind: 'categories', dim: categoriesOf(c).length + (c.nullable ? 1 : 0) };
+    // Histogram bins, plus one count of missing values for a nullable column.
+    return { column: c.name, kind: 'histogram', dim: histogramEdges(c, bins).length - 1 + (c.nullable ? 1 : 0) };
+  });
+}
+
+/** The raw counts behind the summary. They never leave the bank un-noised (client-node/dp-summary). */
+export function summaryCounts(schema: ConsortiumSchema, rows: readonly Row[], bins = DEFAULT_BINS): number[][] {
+  const cols = schema.columns.map((c, index) => ({ c, index })).filter(({ c }) => isModelled(c));
+  return cols.map(({ c, index }) => {
+    if (isDiscrete(c)) {
+      const cats = categoriesOf(c);
+      const counts = new Array<number>(cats.length + (c.nullable ? 1 : 0)).fill(0);
+      for (const r of rows) {
+        const v = r[index];
+        const j = v === null || v === undefined ? cats.length : cats.indexOf(String(v));
+        if (j >= 0 && j < counts.length) counts[j]! += 1;
+      }
+      return counts;
+    }
+    const edges = histogramEdges(c, bins);
+    const sc = scaleOf(c);
+    const nb = edges.length - 1;
+    const counts = new Array<number>(nb + (c.nullable ? 1 : 0)).fill(0);
+    for (const r of rows) {
+      const v = r[index];
+      if (v === null || v === undefined) {
+        if (c.nullable) counts[nb]! += 1;
+        continue;
+      }
+      counts[binOf(edges, sc.to(Number(v)))]! += 1;
+    }
+    return counts;
+  });
+}
+
+function categoriesOf(c: SchemaColumn): string[] {
+  return c.type === 'boolean' ? ['0', '1'] : [...c.categories!];
+}
+
+// ---------------------------------------------------------------- mixture fitting (pure)
+
+export interface Mixture {
+  weights: number[];
+  means: number[];
+  stds: number[];
+}
+
+/**
+ * Deterministic weighted EM for a 1-D Gaussian mixture on histogram bin centres (weights = counts).
+ * Each component's variance carries the within-bin variance width²/12 and a floor of (width/2)²,
+ * so a mode never collapses onto one bin. Starts from maxModes components at weighted quantiles;
+ * components under MODE_WEIGHT_THRESHOLD are pruned and EM continues with the rest.
+ */
+export function fitMixture(edges: Float64Array, counts: readonly number[], maxModes = DEFAULT_MAX_MODES, iterations = 200): Mixture {
+  const nb = edges.length - 1;
+  const width = (edges[nb]! - edges[0]!) / nb;
+  const centres = Array.from({ length: nb }, (_, b) => (edges[b]! + edges[b + 1]!) / 2);
+  const w = Array.from({ length: nb }, (_, b) => Math.max(0, counts[b] ?? 0));
+  const total = w.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) {
+    // Nothing survived the noise: one broad mode over the declared range (public information only).
+    return { weights: [1], means: [(edges[0]! + edges[nb]!) / 2], stds: [(edges[nb]! - edges[0]!) / 4] };
+  }
+  const occupied = w.filter((x) => x > 0).length;
+  let k = Math.max(1, Math.min(maxModes, occupied));
+  // Initialise at weighted quantiles.
+  let means: number[] = [];
+  {
+    let acc = 0;
+    let b = 0;
+    for (let j = 0; j < k; j++) {
+      const target = ((j + 0.5) / k) * total;
+      while (b < nb - 1 && acc + w[b]! < target) acc += w[b++]!;
+      means.push(centres[b]!);
+    }
+  }
+  const floor = (width / 2) ** 2;
+  let vars = new Array<number>(k).fill(Math.max(floor, ((edges[nb]! - edges[0]!) / (2 * k)) ** 2));
+  let pis = new Array<number>(k).fill(1 / k);
+  const resp = new Float64Array(nb * maxModes);
+  let prevLl = -Infinity;
+  for (let it = 0; it < iterations; it++) {
+    // E step (log-sum-exp per bin).
+    let ll = 0;
+    for (let b = 0; b < nb; b++) {
+      if (w[b] === 0) continue;
+      let m = -Infinity;
+      for (let j = 0; j < k; j++) {
+        const l = Math.log(pis[j]!) - 0.5 * Math.log(2 * Math.PI * vars[j]!) - ((centres[b]! - means[j]!) ** 2) / (2 * vars[j]!);
+        resp[b * maxModes + j] = l;
+        if (l > m) m = l;
+      }
+      let s = 0;
+      for (let j = 0; j < k; j++) s += Math.exp(resp[b * maxModes + j]! - m);
+      const lse = m + Math.log(s);
+      ll += w[b]! * lse;
+      for (let j = 0; j < k; j++) resp[b * maxModes + j] = Math.exp(resp[b * maxModes + j]! - lse);
+    }
+    // M step.
+    const nk = new Array<number>(k).fill(0);
+    const sx = new Array<number>(k).fill(0);
+    for (let b = 0; b < nb; b++) {
+      if (w[b] === 0) continue;
+      for (let j = 0; j < k; j++) {
+        const r = w[b]! * resp[b * maxModes + j]!;
+        nk[j]! += r;
+        sx[j]! += r * centres[b]!;
+      }
+    }
+    const newMeans = means.map((mu, j) => (nk[j]! > 0 ? sx[j]! / nk[j]! : mu));
+    const sxx = new Array<number>(k).fill(0);
+    for (let b = 0; b < nb; b++) {
+      if (w[b] === 0) continue;
+      for (let j = 0; j < k; j++) sxx[j]! += w[b]! * resp[b * maxModes + j]! * (centres[b]! - newMeans[j]!) ** 2;
+    }
+    means = newMeans;
+    vars = vars.map((_, j) => Math.max(floor, (nk[j]! > 0 ? sxx[j]! / nk[j]! : 0) + width ** 2 / 12));
+    pis = nk.map((n) => n / total);
+    // Prune tiny modes (then keep iterating with the rest).
+    const keep = pis.map((p, j) => (p >= MODE_WEIGHT_THRESHOLD ? j : -1)).filter((j) => j >= 0);
+    if (keep.length < k) {
+      if (keep.length === 0) keep.push(pis.indexOf(Math.max(...pis)));
+      means = keep.map((j) => means[j]!);
+      vars = keep.map((j) => vars[j]!);
+      const s = keep.reduce((a, j) => a + pis[j]!, 0);
+      pis = keep.map((j) => pis[j]! / s);
+      k = keep.length;
+      prevLl = -Infinity;
+      continue;
+    }
+    if (Math.abs(ll - prevLl) <= 1e-8 * Math.abs(ll)) break;
+    prevLl = ll;
+  }
+  // Sort modes by mean so the state reads naturally.
+  const order = means.map((_, j) => j).sort((a, b) => means[a]! - means[b]!);
+  return { weights: order.map((j) => pis[j]!), means: order.map((j) => means[j]!), stds: order.map((j) => Math.sqrt(vars[j]!)) };
+}
+
+// ---------------------------------------------------------------- the transformer
+
+interface NumericState {
+  kind: 'numeric';
+  column: string;
+  mixture: Mixture;
+}
+interface DiscreteState {
+  kind: 'discrete';
+  column: string;
+  /** Rare categories merged into one slot: slot index → the categories it stands for (else absent). */
+  merged?: { slot: number; categories: number[] };
+}
+type ColumnState = NumericState | DiscreteState;
+
+export interface GmmTransformerState {
+  kind: 'gmm';
+  schema: ConsortiumSchema;
+  maxModes: number;
+  columns: ColumnState[];
+}
+
+interface Plan {
+  index: number;
+  col: SchemaColumn;
+  scale: Scale;
+  /** Offset of the tanh scalar (numeric) or the one-hot block (discrete). */
+  offset: number;
+  /** Numeric: offset of the mode one-hot (maxModes wide). */
+  modeOffset: number;
+  /** Nullable numeric: offset of [present, missing]. */
+  missingOffset: number;
+  categories: string[];
+  state?: ColumnState;
+  /** Discrete: category index → slot (rare categories share one). */
+  slotOf?: Int32Array;
+}
+
+export interface FitOptions {
+  maxModes?: number;
+  bins?: number;
+  /** Std of the noise in the merged counts (√Σ σ_bank²): bins below 2σ are treated as empty. */
+  noiseStd?: number;
+  /** Merge categories whose merged noisy count is below this into one slot (default 3·noiseStd). */
+  rareThreshold?: number;
+}
+
+export class GmmTransformer implements DataTransformer {
+  readonly kind = 'gmm';
+  readonly spans: OutputSpan[] = [];
+  readonly outputDim: number;
+  private readonly plans: Plan[] = [];
+
+  private constructor(
+    readonly schema: ConsortiumSchema,
+    readonly maxModes: number,
+    readonly columnStates: ColumnState[] | undefined,
+  ) {
+    let offset = 0;
+    let si = 0;
+    schema.columns.forEach((col, index) => {
+      if (!isModelled(col)) return;
+      const state = columnStates?.[si++];
+      if (state && state.column !== col.name) throw new Error(`transformer state column '${state.column}' does not match schema column '${col.name}'`);
+      const plan: Plan = { index, col, scale: scaleOf(col), offset, modeOffset: -1, missingOffset: -1, categories: [], state };
+      if (isDiscrete(col)) {
+        plan.categories = categoriesOf(col);
+        const dim = plan.categories.length + (col.nullable ? 1 : 0);
+        this.spans.push({ column: col.name, kind: 'softmax', dim, offset });
+        offset += dim;
+        const slotOf = Int32Array.from({ length: plan.categories.length }, (_, j) => j);
+        if (state?.kind === 'discrete' && state.merged) for (const j of state.merged.categories) slotOf[j] = state.merged.slot;
+        plan.slotOf = slotOf;
+      } else {
+        this.spans.push({ column: col.name, kind: 'tanh', dim: 1, offset });
+        plan.modeOffset = offset + 1;
+        this.spans.push({ column: col.name, kind: 'softmax', dim: maxModes, offset: offset + 1 });
+        offset += 1 + maxModes;
+        if (col.nullable) {
+          plan.missingOffset = offset;
+          this.spans.push({ column: col.name, kind: 'softmax', dim: 2, offset });
+          offset += 2;
+        }
+        if (state && state.kind !== 'numeric') throw new Error(`transformer state for '${col.name}' is not numeric`);
+        if (state && state.mixture.means.length > maxModes) throw new Error(`transformer state for '${col.name}' has more than ${maxModes} modes`);
+      }
+      this.plans.push(plan);
+    });
+    this.outputDim = offset;
+    if (this.outputDim === 0) throw new Error('the schema has no modelled columns');
+  }
+
+  /** The layout only (no fitted state): enough to build the model; cannot transform yet. */
+  static layout(schema: ConsortiumSchema, maxModes = DEFAULT_MAX_MODES): GmmTransformer {
+    return new GmmTransformer(schema, maxModes, undefined);
+  }
+
+  /**
+   * Fits the transformer from the merged DP-noised summary (summaryColumns order). Only noisy
+   * counts and the schema are read: the result is post-processing of DP releases.
+   */
+  static fit(schema: ConsortiumSchema, merged: readonly { column: string; values: readonly number[] }[], opts: FitOptions = {}): GmmTransformer {
+    const maxModes = opts.maxModes ?? DEFAULT_MAX_MODES;
+    const bins = opts.bins ?? DEFAULT_BINS;
+    const expected = summaryColumns(schema, bins);
+    if (merged.length !== expected.length) throw new Error(`summary has ${merged.length} columns, the schema summarises ${expected.length}`);
+    const noise = opts.noiseStd ?? 0;
+    const emptyBelow = 2 * noise;
+    const rare = opts.rareThreshold ?? 3 * noise;
+    const states: ColumnState[] = [];
+    const modelled = schema.columns.filter(isModelled);
+    modelled.forEach((col, k) => {
+      const m = merged[k]!;
+      const e = expected[k]!;
+      if (m.column !== e.column || m.values.length !== e.dim) throw new Error(`summary column ${k} is '${m.column}' with ${m.values.length} counts, expected '${e.column}' with ${e.dim}`);
+      if (isDiscrete(col)) {
+        const st: DiscreteState = { kind: 'discrete', column: col.name };
+        const cats = categoriesOf(col);
+        // Merge rare categories (noisy count below threshold) of a categorical, non-target column
+        // into one slot, so the model never has to learn (and could never leak) them one by one.
+        if (col.type === 'categorical' && col.role !== 'target' && schema.target !== col.name && rare > 0) {
+          const rareIdx = cats.map((_, j) => j).filter((j) => (m.values[j] ?? 0) < rare);
+          if (rareIdx.length >= 2 && rareIdx.length < cats.length) st.merged = { slot: rareIdx[0]!, categories: rareIdx };
+        }
+        states.push(st);
+      } else {
+        const edges = histogramEdges(col, bins);
+        const nb = edges.length - 1;
+        const counts = m.values.slice(0, nb).map((v) => (v >= emptyBelow && v > 0 ? v : 0));
+        states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes) });
+      }
+    });
+    return new GmmTransformer(schema, maxModes, states);
+  }
+
+  static fromJSON(json: unknown): GmmTransformer {
+    const o = json as Partial<GmmTransformerState> | null;
+    if (!o || o.kind !== 'gmm') throw new Error(`not a gmm transformer state (kind ${JSON.stringify(o?.kind)})`);
+    const maxModes = o.maxModes;
+    if (!Number.isInteger(maxModes) || maxModes! < 1 || maxModes! > 32) throw new Error('gmm transformer state: maxModes must be an integer in [1, 32]');
+    const schema = validateSchema(o.schema);
+    if (o.columns === undefined) return new GmmTransformer(schema, maxModes!, undefined);
+    if (!Array.isArray(o.columns)) throw new Error('gmm transformer state: columns must be an array');
+    for (const c of o.columns) {
+      if (c.kind === 'numeric') {
+        const { weights, means, stds } = c.mixture ?? ({} as Mixture);
+        const ok = [weights, means, stds].every((a) => Array.isArray(a) && a.length === weights.length && a.length > 0 && a.every(Number.isFinite));
+        if (!ok || !stds.every((s) => s > 0)) throw new Error(`gmm transformer state: invalid mixture for '${c.column}'`);
+      }
+    }
+    return new GmmTransformer(schema, maxModes!, o.columns as ColumnState[]);
+  }
+
+  get fitted(): boolean {
+    return this.columnStates !== undefined;
+  }
+
+  toJSON(): GmmTransformerState & Record<string, unknown> {
+    return { kind: 'gmm', schema: this.schema, maxModes: this.maxModes, ...(this.columnStates ? { columns: this.columnStates } : {}) } as GmmTransformerState & Record<string, unknown>;
+  }
+
+  discreteSpans(): DiscreteSpan[] {
+    return this.plans
+      .filter((p) => isDiscrete(p.col))
+      .map((p) => ({ column: p.col.name, offset: p.offset, dim: p.categories.length + (p.col.nullable ? 1 : 0), categories: p.col.nullable ? [...p.categories, ''] : [...p.categories] }));
+  }
+
+  /** Mode assignment samples from the posterior (as CTGAN); `seed` makes it reproducible. */
+  transform(rows: readonly Row[], seed = 1): Float32Array {
+    this.requireFit();
+    const d = this.outputDim;
+    const out = new Float32Array(rows.length * d);
+    let s = seed >>> 0 || 1;
+    const uniform = (): number => {
+      // xorshift32: fast, reproducible; mode sampling is part of encoding, not a privacy mechanism.
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s / 4294967296;
+    };
+    const post = new Float64Array(this.maxModes);
+    rows.forEach((row, r) => {
+      const base = r * d;
+      for (const p of this.plans) {
+        const v = row[p.index];
+        if (isDiscrete(p.col)) {
+          let j: number;
+          if (v === null || v === undefined) {
+            if (!p.col.nullable) throw new Error(`row ${r}: missing value in non-nullable column '${p.col.name}'`);
+            j = p.categories.length;
+          } else {
+            const c = p.categories.indexOf(String(v));
+            if (c < 0) throw new Error(`row ${r}: '${v}' is not a category of '${p.col.name}'`);
+            j = p.slotOf![c]!;
+          }
+          out[base + p.offset + j] = 1;
+          continue;
+        }
+        if (v === null || v === undefined) {
+          if (!p.col.nullable) throw new Error(`row ${r}: missing value in non-nullable column '${p.col.name}'`);
+          out[base + p.missingOffset + 1] = 1;
+          out[base + p.modeOffset] = 1; // a fixed mode slot for missing values, scalar 0
+          continue;
+        }
+        if (p.col.nullable) out[base + p.missingOffset] = 1;
+        const { weights, means, stds } = (p.state as NumericState).mixture;
+        const u = p.scale.to(Math.min(p.col.max!, Math.max(p.col.min!, Number(v))));
+        // Sample the mode from the posterior (CTGAN), restricted to modes whose scalar would not
+        // be clipped, so that decoding gives the value back; the nearest mode if none qualifies.
+        let m = -Infinity;
+        let nearest = 0;
+        for (let k = 0; k < weights.length; k++) {
+          const z = Math.abs(u - means[k]!) / (4 * stds[k]!);
+          const l = z <= ALPHA_CLIP ? Math.log(weights[k]!) - Math.log(stds[k]!) - 8 * z * z : -Infinity;
+          post[k] = l;
+          if (l > m) m = l;
+          if (z < Math.abs(u - means[nearest]!) / (4 * stds[nearest]!)) nearest = k;
+        }
+        if (m === -Infinity) {
+          for (let k = 0; k < weights.length; k++) post[k] = -Infinity;
+          post[nearest] = 0;
+          m = 0;
+        }
+        let tot = 0;
+        for (let k = 0; k < weights.length; k++) tot += post[k] = Math.exp(post[k]! - m);
+        let x = uniform() * tot;
+        let mode = weights.length - 1;
+        for (let k = 0; k < weights.length; k++) {
+          x -= post[k]!;
+          if (x < 0) {
+            mode = k;
+            break;
+          }
+        }
+        const alpha = (u - means[mode]!) / (4 * stds[mode]!);
+        out[base + p.offset] = Math.max(-ALPHA_CLIP, Math.min(ALPHA_CLIP, alpha));
+        out[base + p.modeOffset + mode] = 1;
+      }
+    });
+    return out;
+  }
+
+  inverse(data: Float32Array, n: number): Row[] {
+    this.requireFit();
+    const d = this.outputDim;
+    if (data.length !== n * d) throw new Error(`expected ${n} x ${d} values, got ${data.length}`);
+    const rows: Row[] = [];
+    for (let r = 0; r < n; r++) {
+      const base = r * d;
+      const row: Row = new Array(this.schema.columns.length).fill(null);
+      for (const p of this.plans) {
+        if (isDiscrete(p.col)) {
+          const dim = p.categories.length + (p.col.nullable ? 1 : 0);
+          const j = argmax(data, base + p.offset, dim);
+          if (j >= p.categories.length) continue; // missing
+          let c = j;
+          const merged = (p.state as DiscreteState | undefined)?.merged;
+          if (merged && p.slotOf![j] === merged.slot) {
+            // A merged slot stands for several rare categories: spread the rows over them.
+            c = merged.categories[(Math.imul(r + 1, 2654435761) >>> 0) % merged.categories.length]!;
+          }
+          row[p.index] = p.col.type === 'boolean' ? c : p.categories[c]!;
+          continue;
+        }
+        if (p.col.nullable && argmax(data, base + p.missingOffset, 2) === 1) continue;
+        const { means, stds } = (p.state as NumericState).mixture;
+        const mode = argmax(data, base + p.modeOffset, means.length); // pruned slots are ignored
+        const alpha = Math.max(-1, Math.min(1, data[base + p.offset]!));
+        let x = p.scale.from(alpha * 4 * stds[mode]! + means[mode]!);
+        x = Math.min(p.col.max!, Math.max(p.col.min!, x));
+        if (p.col.type === 'integer') x = Math.min(p.col.max!, Math.max(p.col.min!, Math.round(x)));
+        row[p.index] = x;
+      }
+      rows.push(row);
+    }
+    return rows;
+  }
+
+  private requireFit(): void {
+    if (!this.columnStates) throw new Error('the gmm transformer has a layout but is not fitted yet (it is fitted from the banks\' DP summaries)');
+  }
+}
+
+function argmax(a: Float32Array, offset: number, dim: number): number {
+  let best = 0;
+  for (let j = 1; j < dim; j++) if (a[offset + j]! > a[offset + best]!) best = j;
+  return best;
+}

@@ -1,0 +1,363 @@
+// DP-SGD on the discriminator: exact vectorised per-example clipping (against naive per-example
+// autodiff), noise scale, no learning under huge noise, and the ledger wiring of the bank agent.
+import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultModelConfig, type ModelConfig } from '../../shared/model/config';
+import { createModel, type GanModel } from '../../shared/model/model';
+import { createTrainer, discriminatorLoss } from '../../shared/model/trainer';
+import { leakyRelu, linear, softplus } from '../../shared/model/layers';
+import {
+  clipFactors,
+  discriminatorDeltas,
+  dpDropoutMasks,
+  dpDiscriminatorGradients,
+  nsLogitGradients,
+  packSample,
+  perExampleSquaredNorms,
+  poissonSample,
+  recordSensitivity,
+  weightedGradientSum,
+} from '../../shared/model/dp-sgd';
+import { CryptoRandom } from '../../shared/privacy/secure-noise';
+import { epsilonFor } from '../../shared/privacy/calibrate';
+import { selectBackend } from '../../shared/tensor/backend';
+import { Rng } from '../../shared/tensor/random';
+import { BudgetExceededError, PrivacyLedger } from '../../client-node/ledger';
+import { GanLocalTrainer } from '../../client-node/local-trainer';
+import type { TrainingPlan } from '../../client-node/wire';
+import { condToy } from './helpers';
+
+const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
+
+function model(over: Partial<ModelConfig>): GanModel {
+  return createModel(defaultModelConfig({ noiseDim: 6, generatorDims: [16, 16], discriminatorDims: [12, 10], loss: 'ns', dropout: 0.5, seed: 3, ...over }), toy.spans);
+}
+
+/** D forward with given dropout masks (rows of the batch's masks), for naive per-example autodiff. */
+function forwardWithMasks(m: GanModel, x: tf.Tensor2D, masks: (tf.Tensor2D | undefined)[]): tf.Tensor2D {
+  let a = x;
+  m.config.discriminatorDims.forEach((_, i) => {
+    let out = leakyRelu(linear(a, m.variable(`D/${i}/kernel`), m.variable(`D/${i}/bias`)), m.config.leakySlope) as tf.Tensor2D;
+    if (masks[i]) out = tf.mul(out, masks[i]!) as tf.Tensor2D;
+    a = out;
+  });
+  return linear(a, m.variable('D/out/kernel'), m.variable('D/out/bias'));
+}
+
+function flat(ts: tf.Tensor[]): Float32Array {
+  const parts = ts.map((t) => t.dataSync() as Float32Array);
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+const norm = (v: Float32Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(d) / Math.max(norm(b), 1e-12);
+}
+
+function packedBatch(m: GanModel, rows: number, seed: number): tf.Tensor2D {
+  const r = new Rng(seed);
+  return tf.tensor2d(r.normal(rows * m.dims.discInputDim, 0, 1), [rows, m.dims.discInputDim]);
+}
+
+describe('DP-SGD for the discriminator', () => {
+  beforeAll(async () => {
+    // Honours FEDSYNTH_BACKEND (e.g. cpu); wasm otherwise, as the other model tests.
+    await selectBackend({ force: process.env.FEDSYNTH_BACKEND ? undefined : 'wasm', log: () => {} });
+  });
+
+  for (const pac of [1, 2]) {
+    it(`pac ${pac}: vectorised per-example norms and clipped sum equal naive per-example autodiff`, () => {
+      const m = model({ pac });
+      const vars = m.discriminatorVariables();
+      const rows = 12;
+      const x = packedBatch(m, rows, 11 + pac);
+      const out = m.discriminatorForward(x, true, new Rng(5));
+      expect(out.layers.some((l) => l.dropoutMask)).toBe(true);
+      // All rows real: per-example loss softplus(−logit).
+      const deltas = discriminatorDeltas(m, out.layers, nsLogitGradients(out.logits, rows));
+      const fast = Array.from(perExampleSquaredNorms(out.layers, deltas).dataSync(), Math.sqrt);
+
+      const naive: Float32Array[] = [];
+      for (let i = 0; i < rows; i++) {
+        const xi = tf.slice(x, [i, 0], [1, -1]) as tf.Tensor2D;
+        const masks = out.layers.map((l) => (l.dropoutMask ? (tf.slice(l.dropoutMask, [i, 0], [1, -1]) as tf.Tensor2D) : undefined));
+        const { value, grads } = tf.variableGrads(() => tf.sum(softplus(tf.neg(forwardWithMasks(m, xi, masks)))) as tf.Scalar, vars);
+        naive.push(flat(vars.map((v) => grads[v.name]!)));
+        value.dispose();
+        Object.values(grads).forEach((g) => g.dispose());
+      }
+      for (let i = 0; i < rows; i++) {
+        const ni = norm(naive[i]!);
+        expect(ni).toBeGreaterThan(0);
+        expect(Math.abs(fast[i]! - ni) / ni).toBeLessThan(1e-4);
+      }
+
+      // Clip at the median norm so some rows are clipped and some are not.
+      const C = [...fast].sort((a, b) => a - b)[rows >> 1]!;
+      const c = clipFactors(tf.tensor1d(fast.map((v) => v * v)), C);
+      const cs = c.dataSync();
+      expect(Array.from(cs).some((v) => v < 1)).toBe(true);
+      expect(Array.from(cs).some((v) => v === 1)).toBe(true);
+      const clippedNaive = new Float32Array(naive[0]!.length);
+      for (let i = 0; i < rows; i++) {
+        const g = naive[i]!;
+        const f = Math.min(1, C / norm(g));
+        const clipped = g.map((v) => v * f);
+        // Every clipped per-example gradient (naive and vectorised factor) is within C.
+        expect(norm(clipped)).toBeLessThanOrEqual(C * (1 + 1e-6));
+        expect(cs[i]! * fast[i]!).toBeLessThanOrEqual(C * (1 + 1e-6));
+        for (let j = 0; j < g.length; j++) clippedNaive[j] += clipped[j]!;
+      }
+      const sum = weightedGradientSum(m, out.layers, deltas, c);
+      expect(relErr(flat(sum), clippedNaive)).toBeLessThan(1e-4);
+      tf.dispose([x, out.logits, c, ...sum, ...deltas, ...out.layers.flatMap((l) => [l.a, l.z, ...(l.dropoutMask ? [l.dropoutMask] : [])])]);
+      m.dispose();
+    });
+  }
+
+  it('without noise and clipping, the DP gradient is the autodiff gradient of Σ real loss / E + mean fake loss', () => {
+    const m = model({ pac: 2 });
+    const vars = m.discriminatorVariables();
+    const real = packedBatch(m, 7, 1);
+    const fake = packedBatch(m, 5, 2);
+    const E = 6.5;
+    const r = dpDiscriminatorGradients(m, real, fake, { dp: { noiseMultiplier: 0, maxGradNorm: 1e9, sampleRate: 0.1 }, expectedRealPacks: E, rng: new Rng(9), noNoise: true });
+    expect(r.clippedFraction).toBe(0);
+    const masks = dpDropoutMasks(m, 7, 5, new Rng(9));
+    expect(masks.every((k) => k !== undefined)).toBe(true);
+    const { value, grads } = tf.variableGrads(() => {
+      const l = forwardWithMasks(m, tf.concat([real, fake], 0), masks);
+      const lr = tf.slice(l, [0, 0], [7, 1]);
+      const lf = tf.slice(l, [7, 0], [5, 1]);
+      return tf.add(tf.div(tf.sum(softplus(tf.neg(lr))), E), tf.mean(softplus(lf))) as tf.Scalar;
+    }, vars);
+    expect(relErr(flat(r.grads), flat(vars.map((v) => grads[v.name]!)))).toBeLessThan(1e-4);
+    // The reported loss is the ordinary ns loss of the batch (means over real and over fake packs).
+    const ref = discriminatorLoss('ns', tf.slice(forwardWithMasks(m, real, masks.map((k) => k && tf.slice(k, [0, 0], [7, -1]) as tf.Tensor2D)), [0, 0], [7, 1]), forwardWithMasks(m, fake, masks.map((k) => k && tf.slice(k, [7, 0], [5, -1]) as tf.Tensor2D)));
+    expect(r.loss).toBeCloseTo(ref.dataSync()[0]!, 4);
+    tf.dispose([value, ref, real, fake, ...Object.values(grads), ...r.grads]);
+    m.dispose();
+  });
+
+  for (const pac of [1, 2]) {
+    it(`pac ${pac}: the added noise is N(0, (σ·Δ)²) with Δ = ${pac === 1 ? 'C' : '2C'}, scaled by 1/E`, () => {
+      const m = model({ pac, discriminatorDims: [64, 64] });
+      const real = packedBatch(m, 10, 3);
+      const fake = packedBatch(m, 10, 4);
+      const dp = { noiseMultiplier: 1.5, maxGradNorm: 0.7, sampleRate: 0.05 };
+      const E = 4;
+      const clean = dpDiscriminatorGradients(m, real, fake, { dp, expectedRealPacks: E, rng: new Rng(2), noNoise: true });
+      const noisy = dpDiscriminatorGradients(m, real, fake, { dp, expectedRealPacks: E, rng: new Rng(2) });
+      const a = flat(clean.grads);
+      const b = flat(noisy.grads);
+      expect(a.length).toBeGreaterThan(4000);
+      const want = dp.noiseMultiplier * recordSensitivity(pac, dp.maxGradNorm);
+      expect(want).toBeCloseTo(pac === 1 ? 1.05 : 2.1, 10);
+      let s = 0;
+      let s2 = 0;
+      for (let i = 0; i < a.length; i++) {
+        const d = (b[i]! - a[i]!) * E;
+        s += d;
+        s2 += d * d;
+      }
+      const mean = s / a.length;
+      const std = Math.sqrt(s2 / a.length - mean * mean);
+      expect(Math.abs(std / want - 1)).toBeLessThan(0.05);
+      expect(Math.abs(mean)).toBeLessThan(0.05 * want);
+      tf.dispose([real, fake, ...clean.grads, ...noisy.grads]);
+      m.dispose();
+    });
+  }
+
+  it('Poisson sampling includes rows at rate q; packing keeps a multiple of pac', () => {
+    const rng = new CryptoRandom();
+    const s = poissonSample(20000, 0.1, rng);
+    expect(Math.abs(s.length - 2000)).toBeLessThan(5 * Math.sqrt(2000 * 0.9));
+    expect(new Set(s).size).toBe(s.length);
+    const p = packSample(s, 10, rng);
+    expect(p.length % 10).toBe(0);
+    expect(s.length - p.length).toBeLessThan(10);
+    expect(poissonSample(50, 1, rng)).toHaveLength(50);
+  });
+
+  it('refuses WGAN-GP and by-category sampling with clear errors', () => {
+    const w = model({ loss: 'wgan-gp' });
+    expect(() => createTrainer(w, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } })).toThrow(/'ns' loss only.*gradient penalty/);
+    w.dispose();
+    const m = model({});
+    expect(() => createTrainer(m, { sampling: 'by-category', dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } })).toThrow(/sampling 'uniform'/);
+    expect(() => createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 0, sampleRate: 0.1 } })).toThrow(/maxGradNorm/);
+    expect(createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } }).sampling).toBe('uniform');
+    m.dispose();
+  });
+
+  it('with σ = 1e3 the discriminator learns nothing measurable; without noise it does', () => {
+    // D-only training (G fixed) on real vs. generated rows; held-out ns loss in inference mode.
+    const improvement = (sigma: number): number => {
+      const m = model({ dropout: 0, discriminatorDims: [16, 16] });
+      const t = createTrainer(m, { lrD: 5e-3, seed: 1, dp: { noiseMultiplier: sigma, maxGradNorm: 1, sampleRate: 0.2 } });
+      const evalIn = t.discriminatorInputs(toy.data, 400, 200);
+      const evalLoss = (): number =>
+        tf.tidy(() => discriminatorLoss('ns', m.discriminatorForward(evalIn.real, false).logits, m.discriminatorForward(evalIn.fake, false).logits).dataSync()[0]!);
+      const before = evalLoss();
+      for (let s = 0; s < 40; s++) {
+        const inputs = t.discriminatorInputs(toy.data, 400, 80, t.samplePrivateRows(400), 80);
+        const g = t.discriminatorGradients(inputs);
+        tf.dispose([inputs.real, inputs.fake]);
+        t.applyDiscriminatorGradients(g.grads);
+      }
+      const after = evalLoss();
+      tf.dispose([evalIn.real, evalIn.fake]);
+      t.dispose();
+      m.dispose();
+      return before - after;
+    };
+    const clean = improvement(0);
+    const noisy = improvement(1e3);
+    expect(clean).toBeGreaterThan(0.3);
+    expect(Math.abs(noisy)).toBeLessThan(0.25 * clean);
+  });
+
+  it('trainSteps with DP leaks no tensors and changes D', () => {
+    const m = model({ pac: 2 });
+    const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
+    t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
+    const w0 = m.getWeights();
+    const before = tf.memory().numTensors;
+    const losses = t.trainSteps(toy.data, 400, { steps: 2, batchSize: 40, dSteps: 2 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(losses.every((l) => Number.isFinite(l.dLoss))).toBe(true);
+    const w1 = m.getWeights();
+    const moved = w1.some((w, i) => w.name.startsWith('D/') && w.data.some((v, j) => v !== w0[i]!.data[j]));
+    expect(moved).toBe(true);
+    t.dispose();
+    m.dispose();
+  });
+
+  it('the fake rows and all dropout masks but the real rows\' own do not depend on the sample size', () => {
+    const m = model({ pac: 2 });
+    const run = (sample: number[]) => {
+      const t = createTrainer(m, { seed: 5, dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
+      const inputs = t.discriminatorInputs(toy.data, 400, 40, Int32Array.from(sample), 40);
+      const masks = dpDropoutMasks(m, inputs.real.shape[0], inputs.fake.shape[0], new Rng(3));
+      const out = { real: inputs.real.arraySync(), fake: inputs.fake.dataSync().slice(), masks: masks.map((k) => k!.arraySync()) };
+      tf.dispose([inputs.real, inputs.fake, ...masks.map((k) => k!)]);
+      t.dispose();
+      return out;
+    };
+    const small = run([4, 9, 17, 23]);
+    const large = run([4, 9, 17, 23, 30, 31, 40, 41]);
+    expect(Array.from(large.fake)).toEqual(Array.from(small.fake));
+    expect(large.real.slice(0, 2)).toEqual(small.real); // same rows, same cond choices, same positions
+    for (let l = 0; l < small.masks.length; l++) {
+      expect(large.masks[l]!.slice(0, 2)).toEqual(small.masks[l]!.slice(0, 2)); // real packs by position
+      expect(large.masks[l]!.slice(4)).toEqual(small.masks[l]!.slice(2)); // fake packs
+    }
+    m.dispose();
+  });
+
+  it('a step whose Poisson sample is empty is noise plus the fake term only', () => {
+    const m = model({ pac: 2 });
+    const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 1e-6 } });
+    const rows = t.samplePrivateRows(400);
+    expect(rows.length).toBe(0);
+    const inputs = t.discriminatorInputs(toy.data, 400, 40, rows, 40);
+    expect(inputs.real.shape[0]).toBe(0);
+    expect(inputs.fake.shape[0]).toBe(20);
+    const g = t.discriminatorGradients(inputs);
+    expect(flat(g.grads).every(Number.isFinite)).toBe(true);
+    tf.dispose([inputs.real, inputs.fake]);
+    t.applyDiscriminatorGradients(g.grads);
+    expect(t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 })).toHaveLength(1);
+    t.dispose();
+    m.dispose();
+  });
+});
+
+describe('bank agent: DP-SGD charged to the privacy ledger', () => {
+  let dir: string;
+  beforeAll(async () => {
+    await selectBackend({ force: process.env.FEDSYNTH_BACKEND ? undefined : 'wasm', log: () => {} });
+    dir = mkdtempSync(join(tmpdir(), 'dp-sgd-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const cfg = {
+    model: defaultModelConfig({ noiseDim: 6, generatorDims: [16, 16], discriminatorDims: [16, 16], loss: 'ns', pac: 2, seed: 8 }),
+    spans: toy.spans,
+  };
+  const data = { encoded: toy.data, rows: 400, dim: 4 };
+  const plan: TrainingPlan = {
+    localSteps: 3,
+    batchSize: 40,
+    lrGenerator: 2e-4,
+    lrDiscriminator: 2e-4,
+    dSteps: 2,
+    loss: 'ns',
+    seed: 1,
+    dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
+    updateClipNorm: 0,
+  };
+
+  it('charges (q, σ, steps) before each round, reports the ledger ε, and refuses past the budget', async () => {
+    const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'));
+    const budget = { epsilonMax: 3, delta: 1e-5 };
+    const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, noiseMultiplier: 1.1, maxGradNorm: 1 });
+    expect(lt.epsilonSpent()).toBe(Number.POSITIVE_INFINITY); // no DP round yet
+    const metrics = await lt.train(data, plan, undefined, () => false);
+    expect(metrics.dLoss).toBeUndefined(); // un-noised statistic of real rows: never reported
+    expect(ledger.entries()).toHaveLength(1);
+    const e = ledger.entries()[0]!;
+    expect(e.kind).toBe('dp-sgd');
+    expect(e.params).toEqual({ q: 0.1, sigma: 1.1, steps: 6 });
+    const eps = epsilonFor({ sampleRate: 0.1, noiseMultiplier: 1.1, steps: 6, delta: 1e-5 });
+    expect(lt.epsilonSpent()).toBeCloseTo(eps, 8);
+    expect(Number.isFinite(lt.epsilonSpent())).toBe(true);
+    expect(lt.delta()).toBe(1e-5);
+    expect(metrics.epsilon).toBeCloseTo(eps, 8);
+
+    // A budget that the next round would exceed: refused before any step, weights untouched.
+    const tight = new GanLocalTrainer(cfg, 4, { ledger, budget: { epsilonMax: eps * 1.01, delta: 1e-5 }, noiseMultiplier: 1.1 });
+    const w0 = tight.getWeights();
+    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(BudgetExceededError);
+    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(/--epsilon-max/);
+    expect(ledger.entries()).toHaveLength(1);
+    expect(tight.getWeights().every((w, i) => w.data.every((v, j) => v === w0[i]!.data[j]))).toBe(true);
+    lt.dispose();
+    tight.dispose();
+  });
+
+  it('calibrates σ from a target ε over the planned rounds', async () => {
+    const ledger = PrivacyLedger.open(join(dir, 'ledger2.jsonl'));
+    const budget = { epsilonMax: 10, delta: 1e-5 };
+    const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, targetEpsilon: 2, plannedRounds: 4, sampleRate: 0.05 });
+    await lt.train(data, plan, undefined, () => false);
+    await lt.train(data, plan, undefined, () => false);
+    const [a, b] = ledger.entries();
+    expect(a!.params).toEqual(b!.params);
+    const { q, sigma, steps } = a!.params as { q: number; sigma: number; steps: number };
+    expect(q).toBe(0.05);
+    const full = epsilonFor({ sampleRate: q, noiseMultiplier: sigma, steps: steps * 4, delta: 1e-5 });
+    expect(full).toBeLessThanOrEqual(2);
+    expect(full).toBeGreaterThan(1.9);
+    lt.dispose();
+  });
+
+  it('refuses a WGAN-GP consortium model when DP-SGD is required', () => {
+    const ledger = PrivacyLedger.open(join(dir, 'ledger3.jsonl'));
+    const wgan = { model: { ...cfg.model, loss: 'wgan-gp' }, spans: toy.spans };
+    expect(() => new GanLocalTrainer(wgan, 4, { ledger, budget: { epsilonMax: 1, delta: 1e-5 }, targetEpsilon: 1 })).toThrow(/'ns' loss only/);
+  });
+});
