@@ -15,7 +15,8 @@ export interface AgentOptions {
   schemaHash: string;
   /** Builds the trainer once the coordinator has told us the model configuration. */
   createTrainer: (modelConfigJson: string) => Promise<LocalTrainer>;
-  data: PreparedData;
+  /** The bank's rows, encoded for a round by the transformer it announces (or the schema-only one). */
+  dataset: { rows: number; prepare(transformerJson: string | undefined): PreparedData };
   identity: Identity;
   /** The consortium's coordinator signing key; without it the key of the first Welcome is pinned. */
   coordinatorKey?: Uint8Array;
@@ -26,8 +27,14 @@ export interface AgentOptions {
   reconnectDelayMs?: number;
   reconnectDelayMaxMs?: number;
   maxFrameBytes?: number;
-  /** Produces the bank's DP-noised category counts (charged to its ledger), sent once after registration. */
-  summarize: (spans: { column: string; offset: number; dim: number }[]) => { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number };
+  /**
+   * Produces the bank's DP-noised summary (charged to its ledger), sent once after registration:
+   * `requested` is what the coordinator's model configuration asks for (else the conditional columns).
+   */
+  summarize: (
+    requested: { column: string; dim: number }[],
+    condSpans: { column: string; offset: number; dim: number }[],
+  ) => { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number };
   /** ε the bank has spent in total (ledger), reported with every update. */
   epsilonSpent: () => { epsilon: number; delta: number };
   onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
@@ -146,8 +153,9 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   function sendSummary(): void {
     if (stopped || !trainer) return;
     const spans = trainer.conditionalSpans();
-    if (spans.length === 0) return;
-    const summary = opts.summarize(spans);
+    const requested = summaryRequest(trainerConfig) ?? spans.map(({ column, dim }) => ({ column, dim }));
+    if (requested.length === 0) return;
+    const summary = opts.summarize(requested, spans);
     send(wire.summary(summary));
     log.info('summary_sent', { columns: summary.counts.length, epsilon: summary.epsilon, noiseStd: Number(summary.noiseStd.toFixed(3)) });
   }
@@ -162,7 +170,8 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     const t0 = Date.now();
     log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
     trainer.setWeights(msg.weights);
-    const metrics = await trainer.train(opts.data, msg.config, msg.categoryWeights, () => stopped || Date.now() > msg.deadlineMs);
+    const data = opts.dataset.prepare(msg.transformerJson);
+    const metrics = await trainer.train(data, msg.config, msg.categoryWeights, () => stopped || Date.now() > msg.deadlineMs);
     if (stopped) return;
     if (Date.now() > msg.deadlineMs) {
       log.warn('round_missed_deadline', { round: msg.roundId });
@@ -172,7 +181,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     const bytes = wire.update({
       roundId: msg.roundId,
       modelVersion: msg.modelVersion,
-      sampleCount: opts.data.rows,
+      sampleCount: data.rows,
       tensors: update,
       metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },
       ...reportedSpend(trainer, opts.epsilonSpent()),
@@ -201,6 +210,16 @@ export function startAgent(opts: AgentOptions): RunningAgent {
 function reportedSpend(trainer: LocalTrainer, ledger: { epsilon: number; delta: number }): { epsilonSpent: number; delta: number } {
   const t = trainer.epsilonSpent();
   return { epsilonSpent: Math.max(t, ledger.epsilon), delta: Math.max(trainer.delta(), ledger.delta) };
+}
+
+/** The summary columns a coordinator's model configuration asks for, if it names them. */
+function summaryRequest(modelConfigJson: string): { column: string; dim: number }[] | undefined {
+  try {
+    const s = (JSON.parse(modelConfigJson) as { summary?: { column: string; dim: number }[] }).summary;
+    return Array.isArray(s) ? s.map(({ column, dim }) => ({ column, dim })) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function roundMetrics(m: Record<string, number>): Record<string, number> {

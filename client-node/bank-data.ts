@@ -1,21 +1,28 @@
-// Reads the bank's CSV against the consortium schema and encodes it with the consortium
-// transformer. Row problems are reported locally (line, column, reason) and the bad rows skipped;
-// nothing about them is sent anywhere.
+// Reads the bank's CSV against the consortium schema. Row problems are reported locally (line,
+// column, reason) and the bad rows skipped; nothing about them is sent anywhere. The rows stay in
+// this process: they are encoded by whichever consortium transformer the coordinator announces
+// (a schema-only one at once, a fitted one when the first round starts).
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../shared/log/logger';
-import { loadTable, schemaHash, validateSchema, type ConsortiumSchema } from '../shared/data/schema';
-import { SimpleTransformer } from '../shared/transformer/simple';
+import { loadTable, schemaHash, validateSchema, type ConsortiumSchema, type Row } from '../shared/data/schema';
+import type { DataTransformer } from '../shared/transformer/types';
 import type { PreparedData } from './trainer';
 
 export interface BankData {
   schema: ConsortiumSchema;
   schemaHash: string;
-  prepared: PreparedData;
+  rows: Row[];
   rejectedRows: number;
 }
 
 export async function loadBankData(csvPath: string, schemaPath: string, opts: { maxProblems: number; log: Logger }): Promise<BankData> {
-  const schema = validateSchema(JSON.parse(readFileSync(schemaPath, 'utf8')));
+  let schemaJson: unknown;
+  try {
+    schemaJson = JSON.parse(readFileSync(schemaPath, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read the consortium schema ${schemaPath}: ${(err as Error).message}`);
+  }
+  const schema = validateSchema(schemaJson);
   let shown = 0;
   const table = await loadTable(csvPath, schema, {
     maxProblems: opts.maxProblems,
@@ -24,12 +31,10 @@ export async function loadBankData(csvPath: string, schemaPath: string, opts: { 
     },
   });
   if (table.rows.length === 0) throw new Error(`${csvPath} has no valid rows to train on`);
-  const transformer = SimpleTransformer.fromSchema(schema);
-  const encoded = transformer.transform(table.rows);
-  return {
-    schema,
-    schemaHash: schemaHash(schema),
-    prepared: { encoded, rows: table.rows.length, dim: transformer.outputDim },
-    rejectedRows: table.rejectedRows,
-  };
+  return { schema, schemaHash: schemaHash(schema), rows: table.rows, rejectedRows: table.rejectedRows };
+}
+
+/** Encodes the bank's rows with a consortium transformer (mode sampling seeded for reproducibility). */
+export function encodeRows(transformer: DataTransformer & { transform(rows: readonly Row[], seed?: number): Float32Array }, rows: readonly Row[], seed = 1): PreparedData {
+  return { encoded: transformer.transform(rows, seed), rows: rows.length, dim: transformer.outputDim };
 }

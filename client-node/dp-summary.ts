@@ -48,7 +48,7 @@ export interface NoisyCounts {
  */
 export function releaseNoisyCounts(
   raw: number[][],
-  spans: readonly CountSpan[],
+  spans: readonly { column: string }[],
   opts: { epsilon: number; delta: number; ledger: PrivacyLedger; budget: Budget },
 ): NoisyCounts {
   if (raw.length === 0) throw new Error('no discrete columns to summarise');

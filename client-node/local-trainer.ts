@@ -48,6 +48,10 @@ const STEPS_PER_CHUNK = 2;
 export interface ConsortiumModelConfig {
   model: unknown;
   spans: OutputSpan[];
+  /** Which transformer encodes the rows ('simple' when absent). */
+  transformer?: 'simple' | 'gmm';
+  /** What each bank summarises with DP noise, in order (absent: the conditional columns' counts). */
+  summary?: { column: string; dim: number }[];
 }
 
 export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig {
@@ -59,7 +63,10 @@ export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig 
   }
   const o = raw as Partial<ConsortiumModelConfig>;
   if (!o || typeof o !== 'object' || !Array.isArray(o.spans)) throw new Error('model configuration lacks the transformer output spans');
-  return { model: parseModelConfig(o.model), spans: o.spans };
+  if (o.summary !== undefined && (!Array.isArray(o.summary) || !o.summary.every((c) => c && typeof c.column === 'string' && Number.isInteger(c.dim) && c.dim > 0))) {
+    throw new Error('model configuration has a malformed summary column list');
+  }
+  return { model: parseModelConfig(o.model), spans: o.spans, ...(o.transformer !== undefined ? { transformer: o.transformer } : {}), ...(o.summary ? { summary: o.summary } : {}) };
 }
 
 export class GanLocalTrainer implements LocalTrainer {

@@ -8,7 +8,8 @@ import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
 import { startAgent, type RunningAgent } from './agent';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
-import { countCategories, releaseNoisyCounts, type NoisyCounts } from './dp-summary';
+import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
+import { BankEncoder } from './bank-encoder';
 import { PrivacyLedger, defaultDelta } from './ledger';
 
 export interface RunAgentOptions {
@@ -46,10 +47,11 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   log.info('backend_selected', { backend: backend.name });
 
   const data = await loadBankData(opts.dataPath, opts.schemaPath, { maxProblems: opts.maxRowProblems, log });
-  log.info('data_ready', { rows: data.prepared.rows, encodedDim: data.prepared.dim, rejectedRows: data.rejectedRows });
+  log.info('data_ready', { rows: data.rows.length, rejectedRows: data.rejectedRows });
+  const encoder = new BankEncoder(data.schema, data.rows);
 
   const ledger = PrivacyLedger.open(join(opts.stateDir, 'privacy-ledger.jsonl'));
-  const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.prepared.rows) };
+  const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.rows.length) };
   log.info('privacy_budget', { epsilonMax: budget.epsilonMax, delta: budget.delta, spent: Number(ledger.spent(budget.delta).toFixed(4)) });
   const summaryCache = join(opts.stateDir, 'dp-summary.json');
 
@@ -63,14 +65,18 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       writeFileSync(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
       log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
     },
-    createTrainer: async (json) => new GanLocalTrainer(parseConsortiumModelConfig(json), data.prepared.dim, { ...opts.dp, ledger, budget }),
-    data: data.prepared,
+    createTrainer: async (json) => {
+      const cfg = parseConsortiumModelConfig(json);
+      const dim = encoder.configure(cfg);
+      return new GanLocalTrainer(cfg, dim, { ...opts.dp, ledger, budget });
+    },
+    dataset: { rows: encoder.rowCount, prepare: (transformerJson) => encoder.prepare(transformerJson) },
     // Released once: a re-sent copy of the same noisy counts is post-processing and costs nothing more.
-    summarize: (spans) => {
-      const cached = readCachedSummary(summaryCache, spans);
+    summarize: (requested, condSpans) => {
+      const cached = readCachedSummary(summaryCache, requested);
       if (cached) return cached;
-      const raw = countCategories(data.prepared.encoded, data.prepared.rows, data.prepared.dim, spans);
-      const released = releaseNoisyCounts(raw, spans, { epsilon: opts.summaryEpsilon, delta: budget.delta, ledger, budget });
+      const raw = encoder.rawSummary(requested, condSpans);
+      const released = releaseNoisyCounts(raw, requested, { epsilon: opts.summaryEpsilon, delta: budget.delta, ledger, budget });
       writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
       return released;
     },
@@ -84,9 +90,12 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // Liveness for container health checks: <state-dir>/heartbeat rewritten every 15 s while running.
+  const heartbeat = (await import('./heartbeat')).startHeartbeat(opts.stateDir, { log });
   try {
     await agent.done;
   } finally {
+    heartbeat.stop();
     process.removeListener('SIGINT', stop);
     process.removeListener('SIGTERM', stop);
   }

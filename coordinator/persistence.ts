@@ -11,6 +11,8 @@ export interface RestoredState {
   roundsCommitted: number;
   /** Category weights fixed from the banks' DP summaries, if already fixed. */
   categoryWeights?: ColumnCounts[];
+  /** The transformer fitted from those summaries, if the consortium uses a fitted one. */
+  transformer?: unknown;
 }
 
 export interface Persistence {
@@ -25,7 +27,8 @@ export interface Persistence {
   recordSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
   /** A bank's DP summary release (its ε is part of what the bank reports as spent). */
   recordSummarySpend(bankId: string, epsilon: number, delta: number): void;
-  saveCategoryWeights(weights: ColumnCounts[]): void;
+  /** The merged DP summaries, fixed at the first round, and the transformer fitted from them. */
+  saveCategoryWeights(weights: ColumnCounts[], transformer?: unknown): void;
   recordRejection(who: string, code: string, message: string): void;
   status(): Record<string, unknown>;
   close(): void;

@@ -1,17 +1,19 @@
 // Assembles a coordinator from its configuration: the consortium schema fixes the transformer and
 // so the model layout; state and checkpoints live in the state directory; the round policy and
 // training plan come from the config. Logic lives in the modules it wires.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateIdentity, keyFingerprint, loadIdentity, parsePublicIdentity, saveIdentity, type Identity } from '../protocol';
+import { generateIdentity, keyFingerprint, loadIdentity, parsePublicIdentity, publicIdentity, saveIdentity, type Identity } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
 import { createModel, defaultModelConfig, type ModelConfig } from '../shared/model';
 import { selectBackend } from '../shared/tensor/backend';
 import { schemaHash, validateSchema } from '../shared/data/schema';
 import { SimpleTransformer } from '../shared/transformer/simple';
+import { GmmTransformer, summaryColumns as gmmSummaryColumns } from '../shared/transformer/gmm';
 import { FedAvg } from './strategy/fedavg';
 import { startCoordinator, type RunningCoordinator } from './server';
 import { openPersistence } from './sqlite-persistence';
+import { modelSourceFromStore } from './sampling-service';
 import type { RoundPolicy, TrainingPlan } from './rounds';
 import type { DpPlan } from './wire';
 
@@ -27,6 +29,13 @@ export interface CoordinatorSettings {
   plan: TrainingPlan;
   dp: DpPlan;
   maxFrameBytes: number;
+  /** Most rows one GET /sample may ask for (default 100,000). */
+  maxSampleRows?: number;
+  /**
+   * 'gmm' (default): CTGAN's mode-specific normalisation, fitted from the banks' DP-noised
+   * histograms when the first round starts. 'simple': min-max scaling from the schema alone.
+   */
+  transformer?: 'gmm' | 'simple';
 }
 
 export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFinished: boolean; log?: Logger }): Promise<RunningCoordinator> {
@@ -34,7 +43,9 @@ export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFin
   mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
   const schema = validateSchema(JSON.parse(readFileSync(s.schemaPath, 'utf8')));
   const hash = schemaHash(schema);
-  const transformer = SimpleTransformer.fromSchema(schema);
+  const kind = s.transformer ?? 'gmm';
+  // The layout (and so the model) follows from the schema; a gmm transformer's parameters are fitted later.
+  const transformer = kind === 'gmm' ? GmmTransformer.layout(schema) : SimpleTransformer.fromSchema(schema);
   const modelConfig = defaultModelConfig(s.model);
   const backend = await selectBackend({ log: (line: string) => log.info('backend', { detail: line }) });
   log.info('backend_selected', { backend: backend.name });
@@ -42,12 +53,15 @@ export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFin
   // The initial weights and the conditional columns come from one throwaway model instance.
   const model = createModel(modelConfig, transformer.spans);
   const initial = model.getWeights();
-  const summaryColumns = model.condSpans.map((c) => ({ column: c.column, dim: c.dim }));
+  const summaryColumns = kind === 'gmm' ? gmmSummaryColumns(schema).map(({ column, dim }) => ({ column, dim })) : model.condSpans.map((c) => ({ column: c.column, dim: c.dim }));
   model.dispose();
 
   const identity = loadOrCreateCoordinatorIdentity(s.keyPath ?? join(s.stateDir, 'coordinator-identity.json'), log);
+  // The public half, for banks' --coordinator-key and `fedsynth fetch-model --coordinator-key`.
+  writeFileSync(join(s.stateDir, 'coordinator-public.json'), JSON.stringify(publicIdentity({ ...identity, id: 'coordinator' }), null, 2) + '\n');
   const allowList = s.allowListPath ? readAllowList(s.allowListPath) : undefined;
-  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans });
+  // Banks read from it what to summarise (`summary`) and which transformer encodes their rows.
+  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns });
   const persistence = openPersistence({
     stateDir: s.stateDir,
     modelConfig,
@@ -70,7 +84,18 @@ export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFin
     allowList,
     identity,
     summaryColumns,
+    ...(kind === 'gmm'
+      ? {
+          fitTransformer: (merged: { column: string; values: number[] }[], noiseStd: number) => {
+            const t = GmmTransformer.fit(schema, merged, { noiseStd });
+            log.info('transformer_fitted', { kind: 'gmm', noiseStd: Number(noiseStd.toFixed(2)), modes: t.toJSON().columns.filter((c) => c.kind === 'numeric').map((c) => `${c.column}:${(c as { mixture: { means: number[] } }).mixture.means.length}`) });
+            return t.toJSON();
+          },
+        }
+      : {}),
     maxFrameBytes: s.maxFrameBytes,
+    models: modelSourceFromStore(persistence.store),
+    maxSampleRows: s.maxSampleRows,
     log,
   });
   log.info('coordinator_identity', { fingerprint: keyFingerprint(identity.sign.publicKey), signPublicKey: Buffer.from(identity.sign.publicKey).toString('base64') });

@@ -14,6 +14,7 @@ import type { Persistence } from './persistence';
 import { Metrics } from './metrics';
 import { SummaryBook } from './summaries';
 import type { ColumnCounts } from '../protocol';
+import { SamplingService, type ModelSource } from './sampling-service';
 
 export interface CoordinatorOptions {
   host: string;
@@ -33,9 +34,19 @@ export interface CoordinatorOptions {
   identity: Identity;
   /** Record-level DP settings sent to banks with every round. */
   dp: DpPlan;
-  /** The discrete columns (name, number of categories) banks summarise with DP-noised counts. */
+  /** The columns (name, number of counts) banks summarise with DP-noised counts or histograms. */
   summaryColumns: { column: string; dim: number }[];
+  /**
+   * Fits the consortium transformer from the merged DP-noised summaries (post-processing only) when
+   * the first round starts; its state travels in every RoundStart and checkpoint. Absent: the
+   * transformer follows from the schema alone.
+   */
+  fitTransformer?: (merged: ColumnCounts[], noiseStd: number) => unknown;
   maxFrameBytes: number;
+  /** Committed model versions, for the signed model and sampling endpoints (/models, /sample); absent = not served. */
+  models?: ModelSource;
+  /** Most rows one GET /sample may ask for (default 100,000). */
+  maxSampleRows?: number;
   log: Logger;
 }
 
@@ -74,6 +85,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   const sockets = new Map<string, Socket>(); // bankId -> live socket
   const summaries = new SummaryBook(restored?.categoryWeights);
+  let transformerJson: string | undefined = restored?.transformer !== undefined ? JSON.stringify(restored.transformer) : undefined;
+  // Round timing for /metrics: start of the open round, and when its last update was accepted.
+  let roundStartedAt = Date.now();
+  let lastUpdateAt = 0;
   let resolveFinished!: () => void;
   const finished = new Promise<void>((r) => (resolveFinished = r));
 
@@ -89,24 +104,30 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     opts.policy,
     opts.plan,
     {
-      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights })),
+      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson })),
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
-        const t0 = Date.now();
         await opts.persistence.commit(round);
+        const now = Date.now();
         metrics.roundsCommitted += 1;
-        metrics.observeRound((Date.now() - t0) / 1000);
+        metrics.observeRoundDuration((now - roundStartedAt) / 1000);
+        // Aggregation + durable commit: from the update that completed the round to the commit.
+        metrics.observeRound((now - Math.max(lastUpdateAt, roundStartedAt)) / 1000);
       },
       recordFailure: (roundId, reason, failures) => {
         metrics.roundsFailed += 1;
         opts.persistence.recordFailure(roundId, reason, failures);
       },
       onRoundStarted: (roundId, participants) => {
+        roundStartedAt = Date.now();
         wire.advanceRound(roundId);
         if (opts.summaryColumns.length > 0 && !summaries.weights) {
           const weights = summaries.freeze(participants);
-          opts.persistence.saveCategoryWeights(weights);
-          log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column) });
+          const noiseStd = summaries.noiseStd(participants);
+          const fitted = opts.fitTransformer?.(weights, noiseStd);
+          if (fitted !== undefined) transformerJson = JSON.stringify(fitted);
+          opts.persistence.saveCategoryWeights(weights, fitted);
+          log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column), noiseStd: Number(noiseStd.toFixed(2)), transformerFitted: fitted !== undefined });
         }
       },
       onFinished: () => {
@@ -128,7 +149,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     socket.emit('frame', bytes);
   };
 
-  const http = createServer((req, res) => serveHttp(req, res, { rounds, metrics, persistence: opts.persistence, connected: () => [...sockets.keys()] }));
+  const sampling = opts.models ? new SamplingService({ models: opts.models, identity: opts.identity, schemaHash: opts.schemaHash, log: log.child('http'), maxRows: opts.maxSampleRows }) : undefined;
+  const httpDeps: HttpDeps = { rounds, metrics, persistence: opts.persistence, connected: () => [...sockets.keys()], sampling };
+  const http = createServer((req, res) => {
+    try {
+      serveHttp(req, res, httpDeps);
+    } catch (err) {
+      log.error('http_handler_failed', { path: (req.url ?? '').slice(0, 200), error: err instanceof Error ? err.message : String(err) });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'internal error' }));
+    }
+  });
   const io = new Server(http, {
     // The codec enforces the real cap; socket.io's must be a little larger so our specific error wins.
     maxHttpBufferSize: recommendedMaxHttpBufferSize(opts.maxFrameBytes),
@@ -146,6 +177,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       try {
         if (!(payload instanceof Uint8Array)) return reject(socket, { code: 'MALFORMED', message: 'a frame must be binary protobuf bytes' }, bankId);
         metrics.bytesReceived += payload.byteLength;
+        metrics.framesReceived += 1;
         const decoded = wire.decode(payload);
         if (!decoded.ok) return reject(socket, decoded.rejection, bankId);
         const msg = decoded.message;
@@ -194,6 +226,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
             msg.epsilonSpent,
           );
           if (rej) return reject(socket, rej, bankId);
+          lastUpdateAt = Date.now();
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
           return;
         }
@@ -204,7 +237,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           if (summaries.weights) {
             log.info('summary_after_freeze', { bank: bankId, note: 'category weights already fixed; kept for the record only' });
           } else {
-            summaries.add(bankId, msg.counts);
+            summaries.add(bankId, msg.counts, msg.noiseStd);
             log.info('summary_received', { bank: bankId, epsilon: msg.epsilon, noiseStd: Number(msg.noiseStd.toFixed(3)) });
           }
           rounds.bankConnected(bankId);
@@ -268,9 +301,13 @@ interface HttpDeps {
   metrics: Metrics;
   persistence: Persistence;
   connected: () => string[];
+  sampling?: SamplingService;
 }
 
-/** Health, status and Prometheus metrics on the coordinator's own port (socket.io takes /socket.io/). */
+/**
+ * Health, status, Prometheus metrics, and the signed model/sampling endpoints (sampling-service.ts)
+ * on the coordinator's own port (socket.io takes /socket.io/).
+ */
 function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): void {
   const path = (req.url ?? '/').split('?')[0];
   if (req.method !== 'GET') {
@@ -284,6 +321,8 @@ function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): v
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
   } else if (path === '/metrics') {
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(deps.metrics.prometheus(deps.connected().length, deps.rounds.snapshot()));
+  } else if (deps.sampling?.handle(req, res)) {
+    return;
   } else {
     res.writeHead(404).end();
   }

@@ -22,15 +22,21 @@ export interface PersistenceOptions {
 export function openPersistence(opts: PersistenceOptions): Persistence & { store: StateStore; latestPath: string } {
   const store = new StateStore(opts.stateDir);
   const latestPath = join(opts.stateDir, 'latest.ckpt');
-  const epsilonByBank = new Map<string, number | null>();
+  // Seeded from the database so that a restarted coordinator's model cards still name every bank
+  // that contributed before the restart, with its last reported ε.
+  const reported = store.epsilonByBank();
+  const epsilonByBank = new Map<string, number | null>(store.contributors().map((c) => [c.bankId, reported[c.bankId] ?? null]));
   let categoryWeights = store.getSetting<ColumnCounts[]>('categoryWeights');
+  // The fitted transformer (when the consortium uses one) replaces the schema-only layout in every
+  // checkpoint written after the first round starts.
+  let transformer: unknown = store.getSetting<unknown>('transformer') ?? opts.transformer;
 
   const checkpoint = (version: number, round: number, weights: Tensors, card: Record<string, unknown>): Checkpoint => ({
     version,
     round,
     createdAt: new Date().toISOString(),
     modelConfig: opts.modelConfig,
-    transformer: opts.transformer,
+    transformer,
     tensors: weights,
     meta: { schemaHash: opts.schemaHash, categoryWeights: categoryWeights ?? null, ...card },
   });
@@ -45,7 +51,7 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
       if (!r.latest) return null;
       const ckpt = readCheckpoint(r.latest.path, { expectedSha256: r.latest.sha256 });
       publishLatest(ckpt);
-      return { weights: ckpt.tensors, modelVersion: r.latest.version, nextRoundId: r.nextRoundId, roundsCommitted: r.roundsCommitted, categoryWeights };
+      return { weights: ckpt.tensors, modelVersion: r.latest.version, nextRoundId: r.nextRoundId, roundsCommitted: r.roundsCommitted, categoryWeights, ...(store.getSetting<unknown>('transformer') ? { transformer } : {}) };
     },
     saveInitial(weights: Tensors): void {
       const c = checkpoint(0, 0, weights, { rounds: 0, banks: [], epsilonByBank: {} });
@@ -57,7 +63,9 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
       for (const p of round.participants) epsilonByBank.set(p.bankId, Number.isFinite(p.epsilonSpent) ? p.epsilonSpent : null);
       const c = checkpoint(round.modelVersion, round.roundId, round.weights, {
         rounds: round.roundId,
-        banks: round.participants.map((p) => p.bankId),
+        // Every bank whose updates are in this model (all committed rounds so far), and this round's.
+        banks: [...epsilonByBank.keys()].sort(),
+        roundBanks: round.participants.map((p) => p.bankId),
         // The model card: ε per bank (null = trained without DP-SGD, no finite guarantee).
         epsilonByBank: Object.fromEntries(epsilonByBank),
       });
@@ -82,9 +90,13 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
     recordSummarySpend(bankId, epsilon, delta): void {
       store.recordSpend(bankId, 0, 'summary', epsilon, delta);
     },
-    saveCategoryWeights(weights: ColumnCounts[]): void {
+    saveCategoryWeights(weights: ColumnCounts[], fitted?: unknown): void {
       categoryWeights = weights;
       store.setSetting('categoryWeights', weights);
+      if (fitted !== undefined) {
+        transformer = fitted;
+        store.setSetting('transformer', fitted);
+      }
     },
     recordRejection(who, code, message): void {
       store.recordRejection(who, code, message);

@@ -4,6 +4,7 @@ import type { ColumnCounts } from '../protocol';
 
 export class SummaryBook {
   private readonly byBank = new Map<string, ColumnCounts[]>();
+  private readonly noiseByBank = new Map<string, number>();
   private frozen: ColumnCounts[] | undefined;
 
   constructor(initial?: ColumnCounts[]) {
@@ -19,8 +20,14 @@ export class SummaryBook {
     return this.frozen !== undefined || this.byBank.has(bankId);
   }
 
-  add(bankId: string, counts: ColumnCounts[]): void {
+  add(bankId: string, counts: ColumnCounts[], noiseStd = 0): void {
     this.byBank.set(bankId, counts);
+    this.noiseByBank.set(bankId, noiseStd);
+  }
+
+  /** Std of the noise in the merged counts of these banks: √Σ σ_bank² (independent Gaussians). */
+  noiseStd(banks: readonly string[]): number {
+    return Math.sqrt(banks.reduce((s, b) => s + (this.noiseByBank.get(b) ?? 0) ** 2, 0));
   }
 
   /** Freezes the merge of the given banks' summaries (idempotent once frozen). */

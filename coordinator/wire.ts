@@ -83,6 +83,7 @@ export class CoordinatorWire {
     seed: number;
     dp: DpPlan;
     categoryWeights?: ColumnCounts[];
+    transformerJson?: string;
   }): Uint8Array {
     return this.encode({
       type: 'roundStart',
@@ -102,6 +103,7 @@ export class CoordinatorWire {
         dp: m.dp,
       },
       ...(m.categoryWeights && m.categoryWeights.length > 0 ? { categoryWeights: m.categoryWeights } : {}),
+      ...(m.transformerJson ? { transformerJson: m.transformerJson } : {}),
     });
   }
 

@@ -27,6 +27,8 @@ export const LIMITS = {
   maxLearningRate: 10,
   maxSummaryColumns: 256,
   maxCategories: 4096,
+  /** The fitted transformer: schema + mixture parameters; far below this for any real schema. */
+  maxTransformerJson: 4 * 1024 * 1024,
 } as const;
 
 /** Bank ids and other sender ids. */
@@ -142,6 +144,8 @@ export interface RoundStartMessage {
   deadlineMs: number;
   /** Category weights from DP-noised merged counts, per conditional column (absent: none yet). */
   categoryWeights?: ColumnCounts[];
+  /** The fitted consortium transformer (JSON object), when it is not determined by the schema alone. */
+  transformerJson?: string;
 }
 export interface SummaryMessage {
   type: 'summary';
@@ -378,6 +382,7 @@ function toProto(msg: Message): PB {
         },
         deadlineMs: msg.deadlineMs,
         categoryWeights: msg.categoryWeights ?? [],
+        transformerJson: msg.transformerJson ?? '',
       };
     }
     case 'clientUpdate':
@@ -678,6 +683,17 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
           if (c.values.some((v) => v < 0)) throw new ProtocolError('INVALID_FIELD', `roundStart.categoryWeights '${c.column}' has a negative weight`);
         });
         out.categoryWeights = weightsByColumn;
+      }
+      const transformerJson = str(p.transformerJson, 'roundStart.transformerJson', { maxLength: LIMITS.maxTransformerJson });
+      if (transformerJson.length > 0) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(transformerJson);
+        } catch (err) {
+          throw new ProtocolError('INVALID_FIELD', `roundStart.transformerJson is not valid JSON: ${(err as Error).message}`);
+        }
+        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ProtocolError('INVALID_FIELD', 'roundStart.transformerJson must be a JSON object');
+        out.transformerJson = transformerJson;
       }
       return out;
     }

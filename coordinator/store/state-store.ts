@@ -5,7 +5,7 @@
 // durably on disk, so after a crash a round is either fully committed or not at all.
 import Database from 'better-sqlite3';
 import { existsSync, readdirSync, renameSync, mkdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { readCheckpoint } from './checkpoint';
 
 const MIGRATIONS: string[] = [
@@ -81,7 +81,12 @@ export class StateStore {
   readonly db: Database.Database;
   readonly checkpointDir: string;
 
-  constructor(readonly stateDir: string) {
+  readonly stateDir: string;
+
+  constructor(stateDir: string) {
+    // Absolute from here on: paths stored in the database must not depend on the working directory.
+    this.stateDir = resolve(stateDir);
+    stateDir = this.stateDir;
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.checkpointDir = join(stateDir, 'checkpoints');
     mkdirSync(this.checkpointDir, { recursive: true });
@@ -109,17 +114,21 @@ export class StateStore {
    * Startup recovery: temp files of interrupted checkpoint writes are removed, checkpoint files that
    * no committed model version references (a crash between file and commit) are quarantined, and the
    * latest committed checkpoint is verified against its checksum.
+   *
+   * Checkpoints are matched by file name inside <state-dir>/checkpoints, never by the absolute path
+   * recorded at commit time: a state dir that was moved, restored from backup, mounted elsewhere or
+   * named by a relative path must recover, not have its committed checkpoints quarantined.
    */
   recover(): { latest: ModelVersionRow | undefined; nextRoundId: number; roundsCommitted: number; removedTemp: number; quarantined: number } {
     let removedTemp = 0;
     let quarantined = 0;
-    const known = new Set((this.db.prepare('SELECT path FROM model_versions').all() as { path: string }[]).map((r) => r.path));
+    const known = new Set((this.db.prepare('SELECT path FROM model_versions').all() as { path: string }[]).map((r) => basename(r.path)));
     for (const f of readdirSync(this.checkpointDir)) {
       const p = join(this.checkpointDir, f);
       if (f.endsWith('.tmp')) {
         unlinkSync(p);
         removedTemp++;
-      } else if (f.endsWith('.ckpt') && !known.has(p)) {
+      } else if (f.endsWith('.ckpt') && !known.has(f)) {
         const q = join(this.stateDir, 'quarantine');
         mkdirSync(q, { recursive: true });
         renameSync(p, join(q, f));
@@ -189,7 +198,59 @@ export class StateStore {
 
   latestModel(): ModelVersionRow | undefined {
     const r = this.db.prepare('SELECT version, round_id AS round, path, sha256, bytes, created_at AS createdAt FROM model_versions ORDER BY version DESC LIMIT 1').get() as ModelVersionRow | undefined;
-    return r;
+    return r && { ...r, path: this.checkpointPath(r.path) };
+  }
+
+  /** One committed model version (path resolved inside this state dir), or undefined. */
+  modelVersion(version: number): ModelVersionRow | undefined {
+    const r = this.db.prepare('SELECT version, round_id AS round, path, sha256, bytes, created_at AS createdAt FROM model_versions WHERE version = ?').get(version) as ModelVersionRow | undefined;
+    return r && { ...r, path: this.checkpointPath(r.path) };
+  }
+
+  /** Where a recorded checkpoint lives now: its file name inside this state dir's checkpoints folder. */
+  checkpointPath(recorded: string): string {
+    return join(this.checkpointDir, basename(recorded));
+  }
+
+  /**
+   * Banks whose updates went into a committed round (up to and including `upToRound`), with how many
+   * committed rounds each contributed to.
+   */
+  contributors(upToRound = Number.MAX_SAFE_INTEGER): { bankId: string; rounds: number }[] {
+    return this.db
+      .prepare(
+        `SELECT p.bank_id AS bankId, COUNT(*) AS rounds FROM round_participants p
+         JOIN rounds r ON r.round_id = p.round_id AND r.attempt = p.attempt AND r.state = 'committed'
+         WHERE p.status = 'updated' AND p.round_id <= ? GROUP BY p.bank_id ORDER BY p.bank_id`,
+      )
+      .all(upToRound) as { bankId: string; rounds: number }[];
+  }
+
+  /** Committed rounds up to and including `upToRound`. */
+  committedRounds(upToRound = Number.MAX_SAFE_INTEGER): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM rounds WHERE state = 'committed' AND round_id <= ?").get(upToRound) as { n: number }).n;
+  }
+
+  /**
+   * ε per bank from the spends the banks reported (their total, so the largest report up to
+   * `upToRound` counts; summaries are reported with round 0). null = the bank trained without
+   * DP-SGD at least once: no finite guarantee.
+   */
+  epsilonByBank(upToRound = Number.MAX_SAFE_INTEGER): Record<string, number | null> {
+    const rows = this.db
+      .prepare(
+        `SELECT bank_id AS bankId, MAX(epsilon) AS epsilon,
+           SUM(CASE WHEN kind = 'training' AND epsilon IS NULL THEN 1 ELSE 0 END) AS nonPrivate
+         FROM privacy_spend WHERE round_id <= ? GROUP BY bank_id ORDER BY bank_id`,
+      )
+      .all(upToRound) as { bankId: string; epsilon: number | null; nonPrivate: number }[];
+    return Object.fromEntries(rows.map((r) => [r.bankId, r.nonPrivate > 0 ? null : r.epsilon]));
+  }
+
+  /** Every committed model version, oldest first (paths resolved inside this state dir). */
+  modelVersions(): ModelVersionRow[] {
+    const rows = this.db.prepare('SELECT version, round_id AS round, path, sha256, bytes, created_at AS createdAt FROM model_versions ORDER BY version').all() as ModelVersionRow[];
+    return rows.map((r) => ({ ...r, path: this.checkpointPath(r.path) }));
   }
 
   recordSpend(bankId: string, roundId: number, kind: 'training' | 'summary', epsilon: number, delta: number): void {

@@ -13,34 +13,34 @@
 // the exact rejection sampler of Canonne, Kamath & Steinke 2020 ("The Discrete Gaussian for
 // Differential Privacy", NeurIPS), which needs no floating point in its randomness at all
 // (only integer comparisons against Bernoulli(exp(−γ)) draws); see the notes at that function.
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomFillSync, randomInt } from 'node:crypto';
 
-const POOL_BYTES = 1 << 16;
+const POOL_WORDS = 1 << 15;
 
 /** Bulk CSPRNG reader: 53-bit uniforms in [0, 1) and (0, 1), uniform integers, from one buffer. */
 export class CryptoRandom {
-  private buf: Buffer = Buffer.alloc(0);
-  private pos = 0;
+  // 32-bit words straight from the OS CSPRNG (randomFillSync); read through a typed array,
+  // which is several times faster than Buffer reads in the noise hot loop.
+  private readonly words = new Uint32Array(POOL_WORDS);
+  private pos = POOL_WORDS;
 
   private refill(): void {
-    this.buf = randomBytes(POOL_BYTES);
+    randomFillSync(this.words);
     this.pos = 0;
   }
 
   /** Uniform 32-bit unsigned integer. */
   uint32(): number {
-    if (this.pos + 4 > this.buf.length) this.refill();
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
+    if (this.pos >= POOL_WORDS) this.refill();
+    return this.words[this.pos++]!;
   }
 
   /** Uniform on [0, 1) with full 53-bit resolution (k / 2⁵³). */
   uniform(): number {
-    if (this.pos + 8 > this.buf.length) this.refill();
-    const hi = this.buf.readUInt32LE(this.pos) >>> 5; // 27 bits
-    const lo = this.buf.readUInt32LE(this.pos + 4) >>> 6; // 26 bits
-    this.pos += 8;
+    if (this.pos + 2 > POOL_WORDS) this.refill();
+    const hi = this.words[this.pos]! >>> 5; // 27 bits
+    const lo = this.words[this.pos + 1]! >>> 6; // 26 bits
+    this.pos += 2;
     return (hi * 67108864 + lo) / 9007199254740992;
   }
 

@@ -6,6 +6,7 @@ import { createModel, parseModelConfig, type OutputSpan } from '../model';
 import type { Row } from '../data/schema';
 import type { DataTransformer } from '../transformer/types';
 import { SimpleTransformer } from '../transformer/simple';
+import { GmmTransformer } from '../transformer/gmm';
 import { frequenciesInSpanOrder, type ColumnWeights } from './category-weights';
 
 export interface SamplableModel {
@@ -31,6 +32,11 @@ export class SamplingError extends Error {
 export function transformerFromState(state: unknown): DataTransformer {
   const kind = (state as { kind?: string } | null)?.kind;
   if (kind === 'simple') return SimpleTransformer.fromJSON(state);
+  if (kind === 'gmm') {
+    const t = GmmTransformer.fromJSON(state);
+    if (!t.fitted) throw new SamplingError('this checkpoint predates the first round: its transformer is not fitted yet, so there is nothing to sample');
+    return t;
+  }
   throw new SamplingError(`unknown transformer kind ${JSON.stringify(kind)} in the checkpoint`);
 }
 
@@ -40,7 +46,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
   const model = createModel(parseModelConfig(m.modelConfig), transformer.spans as OutputSpan[]);
   try {
     model.setWeights(m.tensors);
-    const schemaColumns = (transformer as SimpleTransformer).schema.columns;
+    const schemaColumns = (transformer as SimpleTransformer | GmmTransformer).schema.columns;
     const columns = schemaColumns.map((c) => c.name);
     const batch = 2000;
     const rows: Row[] = [];

@@ -12,6 +12,7 @@ import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { startRecordingProxy } from '../helpers/tcp-proxy';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
+import { sampleRows } from '../../shared/sampling/sampler';
 
 const CLI = resolve(__dirname, '../../bin/fedsynth.mjs');
 const SMALL_MODEL = { noiseDim: 16, generatorDims: [32, 32], discriminatorDims: [32, 32], seed: 7 };
@@ -85,6 +86,15 @@ describe('consortium over real sockets', () => {
       const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt'));
       expect(ckpt.version).toBe(2);
       expect(ckpt.tensors.length).toBeGreaterThan(0);
+      // The transformer in it was fitted from the banks' DP summaries (mixtures, no rows) and samples.
+      const state = ckpt.transformer as { kind: string; columns?: { column: string; kind: string; mixture?: { means: number[] } }[] };
+      expect(state.kind).toBe('gmm');
+      expect(state.columns!.find((c) => c.column === 'amount')!.mixture!.means.length).toBeGreaterThanOrEqual(1);
+      const { rows, columns } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], 50, { seed: 3 });
+      expect(rows.length).toBe(50);
+      expect(columns).toContain('is_fraud');
+      const fraud = sampleRows(ckpt as Parameters<typeof sampleRows>[0], 20, { seed: 4, where: { column: 'is_fraud', value: '1' } });
+      expect(fraud.rows.every((r) => r[columns.indexOf('is_fraud')] === 1)).toBe(true);
 
       // Everything bank 1 sent went through the proxy: the canary is in none of it, in any encoding.
       const sent = proxy.upstreamBytes();
