@@ -1,0 +1,206 @@
+// Shared harness of bench:quality and bench:privacy: a consortium of banks simulated in ONE process
+// with the production pieces (schema, per-bank DP summaries, GMM transformer fit, GAN trainer with
+// optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
+// model learns). Then the global generator is sampled and judged by the evaluation suite against a
+// real holdout the banks never saw.
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCsv, writeCsv } from '../shared/data/csv';
+import { inferSchemaFromCsv } from '../shared/data/infer';
+import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
+import { evaluateFiles } from '../shared/eval/run';
+import { createModel, createTrainer, defaultModelConfig, type ModelConfig } from '../shared/model';
+import { noiseMultiplierFor } from '../shared/privacy/calibrate';
+import { secureGaussian } from '../shared/privacy/secure-noise';
+import { sampleRows } from '../shared/sampling/sampler';
+import { Rng } from '../shared/tensor/random';
+import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
+import { weightedMean } from '../coordinator/strategy/aggregate';
+
+export interface Split {
+  name: string;
+  dir: string;
+  schemaPath: string;
+  schema: ConsortiumSchema;
+  target: string;
+  /** Per bank CSV of training rows; holdout CSV; the pooled train CSV (for the evaluator). */
+  bankPaths: string[];
+  trainPath: string;
+  holdoutPath: string;
+}
+
+/** Stratified 80/20 split of a public CSV (seeded), train split across banks of unequal size. */
+export async function splitDataset(o: { name: string; file: string; target: string; drop: string[]; dir: string; seed: number; shares: number[] }): Promise<Split> {
+  mkdirSync(o.dir, { recursive: true });
+  const src = await openCsv(o.file);
+  const keep = src.header.map((h, j) => (o.drop.includes(h) ? -1 : j)).filter((j) => j >= 0);
+  const header = keep.map((j) => src.header[j]!);
+  const rows: string[][] = [];
+  for await (const r of src.rows) rows.push(keep.map((j) => r.values[j]!));
+  const ti = header.indexOf(o.target);
+  if (ti < 0) throw new Error(`${o.file} has no column ${o.target}`);
+  const rng = new Rng(o.seed);
+  const byClass = new Map<string, number[]>();
+  rows.forEach((r, i) => byClass.set(r[ti]!, [...(byClass.get(r[ti]!) ?? []), i]));
+  const train: string[][] = [];
+  const holdout: string[][] = [];
+  for (const idx of byClass.values()) {
+    shuffle(idx, rng);
+    const cut = Math.round(idx.length * 0.2);
+    idx.forEach((i, k) => (k < cut ? holdout : train).push(rows[i]!));
+  }
+  shuffle(train, rng);
+  const trainPath = join(o.dir, 'train.csv');
+  const holdoutPath = join(o.dir, 'holdout.csv');
+  writeCsv(trainPath, header, train);
+  writeCsv(holdoutPath, header, holdout);
+  // The operator's schema: drafted from the train split (a benchmark stands in for the operator).
+  const schema = await inferSchemaFromCsv(trainPath, { target: o.target });
+  const schemaPath = join(o.dir, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema, null, 2));
+  const bankPaths: string[] = [];
+  let start = 0;
+  o.shares.forEach((s, b) => {
+    const end = b === o.shares.length - 1 ? train.length : start + Math.round(s * train.length);
+    const p = join(o.dir, `bank-${b + 1}.csv`);
+    writeCsv(p, header, train.slice(start, end));
+    bankPaths.push(p);
+    start = end;
+  });
+  return { name: o.name, dir: o.dir, schemaPath, schema, target: o.target, bankPaths, trainPath, holdoutPath };
+}
+
+function shuffle<T>(a: T[], rng: Rng): void {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+}
+
+export interface FederatedOptions {
+  model: Partial<ModelConfig>;
+  rounds: number;
+  localSteps: number;
+  batchSize: number;
+  lr?: number;
+  seed: number;
+  /** Record-level DP per bank: total ε (summary + DP-SGD) at δ; absent = non-private. */
+  dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number };
+  log: (line: string) => void;
+}
+
+export interface FederatedResult {
+  transformer: GmmTransformer;
+  modelConfig: ModelConfig;
+  weights: { name: string; shape: number[]; data: Float32Array }[];
+  categoryWeights: { column: string; values: number[] }[];
+  trainSeconds: number;
+  msPerStep: number;
+  /** DP only: noise multiplier of DP-SGD and ε per part. */
+  privacy?: { sigma: number; sampleRate: number; summaryEpsilon: number; sgdEpsilon: number; delta: number };
+}
+
+export async function trainFederated(split: Split, o: FederatedOptions): Promise<FederatedResult> {
+  const schema = split.schema;
+  const banks: Row[][] = [];
+  for (const p of split.bankPaths) banks.push((await loadTable(p, schema)).rows);
+  // 1. Each bank's summary (DP-noised when dp is set), merged.
+  const cols = summaryColumns(schema);
+  let noiseStd = 0;
+  let summaryEpsilon = 0;
+  const released = banks.map((rows) => {
+    const raw = summaryCounts(schema, rows);
+    if (!o.dp) return raw;
+    summaryEpsilon = o.dp.epsilon * o.dp.summaryShare;
+    const z = noiseMultiplierFor({ targetEpsilon: summaryEpsilon, delta: o.dp.delta, sampleRate: 1, steps: 1 });
+    const sigma = z * Math.sqrt(cols.length);
+    noiseStd = Math.sqrt(noiseStd ** 2 + sigma ** 2);
+    return raw.map((v) => {
+      const noise = secureGaussian(v.length, sigma);
+      return v.map((x, j) => x + noise[j]!);
+    });
+  });
+  const merged = cols.map((c, k) => ({ column: c.column, values: c.column ? released.reduce((acc, r) => acc.map((x, j) => x + r[k]![j]!), new Array<number>(c.dim).fill(0)).map((x) => Math.max(0, x)) : [] }));
+  const transformer = GmmTransformer.fit(schema, merged, { noiseStd });
+  const modelConfig = defaultModelConfig(o.model);
+  const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
+  // 2. One model + trainer per bank (its own Adam state), the global weights in between.
+  const models = banks.map(() => createModel(modelConfig, transformer.spans));
+  const condFreq = models[0]!.condSpans.map((s) => merged.find((m) => m.column === s.column)!.values);
+  let sigma = 0;
+  let sampleRate = 0;
+  let sgdEpsilon = 0;
+  const trainers = models.map((m, b) => {
+    let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number } | undefined;
+    if (o.dp) {
+      sampleRate = Math.min(1, o.batchSize / data[b]!.n);
+      sgdEpsilon = o.dp.epsilon * (1 - o.dp.summaryShare);
+      const s = noiseMultiplierFor({ targetEpsilon: sgdEpsilon, delta: o.dp.delta, sampleRate, steps: o.rounds * o.localSteps });
+      sigma = Math.max(sigma, s);
+      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate };
+    }
+    return createTrainer(m, {
+      lrG: o.lr,
+      lrD: o.lr,
+      categoryFrequencies: condFreq,
+      seed: o.seed + b,
+      ...(dp ? { dp, sampling: 'uniform' as const } : {}),
+    });
+  });
+  let global = models[0]!.getWeights();
+  const t0 = performance.now();
+  let steps = 0;
+  for (let r = 1; r <= o.rounds; r++) {
+    const updates = banks.map((_, b) => {
+      models[b]!.setWeights(global);
+      trainers[b]!.resetOptimizers();
+      const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize });
+      steps += o.localSteps;
+      const last = losses[losses.length - 1]!;
+      return { tensors: models[b]!.getWeights(), weight: data[b]!.n, last };
+    });
+    global = weightedMean(updates.map((u) => ({ tensors: u.tensors, weight: u.weight })));
+    const secs = (performance.now() - t0) / 1000;
+    o.log(`  ${split.name} round ${r}/${o.rounds}: D ${updates.map((u) => u.last.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.last.gLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
+  }
+  const trainSeconds = (performance.now() - t0) / 1000;
+  for (const t of trainers) t.dispose();
+  for (const m of models) m.dispose();
+  void tf;
+  return {
+    transformer,
+    modelConfig,
+    weights: global,
+    categoryWeights: merged,
+    trainSeconds,
+    msPerStep: (trainSeconds * 1000) / steps,
+    ...(o.dp ? { privacy: { sigma, sampleRate, summaryEpsilon, sgdEpsilon, delta: o.dp.delta } } : {}),
+  };
+}
+
+/** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
+export async function sampleAndEvaluate(split: Split, res: FederatedResult, o: { rows: number; seed: number; outDir: string }): Promise<Record<string, unknown>> {
+  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
+  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed });
+  const synPath = join(o.outDir, `${split.name}-synthetic.csv`);
+  writeCsv(synPath, columns, rows.map((r) => formatRow(split.schema, r)));
+  const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
+  return report as unknown as Record<string, unknown>;
+}
+
+export function metric(o: unknown, path: string): number {
+  let cur: unknown = o;
+  for (const k of path.split('.')) cur = (cur as Record<string, unknown> | undefined)?.[k];
+  return typeof cur === 'number' ? cur : Number.NaN;
+}
+
+/** Replaces (or appends) one `## title` section of BENCHMARKS.md. */
+export function writeSection(file: string, title: string, body: string, read: (p: string) => string | null): string {
+  const old = read(file) ?? '# Benchmarks\n';
+  const start = old.indexOf(`\n## ${title}\n`);
+  const section = `\n## ${title}\n\n${body.trim()}\n`;
+  if (start < 0) return old.trimEnd() + '\n' + section;
+  const next = old.indexOf('\n## ', start + 4);
+  return old.slice(0, start) + section + (next < 0 ? '' : old.slice(next));
+}
