@@ -17,7 +17,8 @@ export function register(program: Command): void {
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
     .option('--summary-epsilon <eps>', 'part of the budget spent on the DP category-count summary', '0.2')
     .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
-    .option('--target-epsilon <eps>', 'turn on DP-SGD for the discriminator and calibrate its noise so DP-SGD alone reaches this ε after --dp-rounds rounds')
+    .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend over --dp-rounds rounds (default: --epsilon-max minus --summary-epsilon)')
+    .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
     .option('--max-grad-norm <c>', 'DP-SGD per-example clipping norm C', '1.0')
@@ -36,8 +37,13 @@ export function register(program: Command): void {
         epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
-        dp: {
-          targetEpsilon: o.targetEpsilon === undefined ? undefined : positiveNumber(o.targetEpsilon, '--target-epsilon'),
+        dp: o.dp === false ? undefined : {
+          targetEpsilon:
+            o.targetEpsilon !== undefined
+              ? positiveNumber(o.targetEpsilon, '--target-epsilon')
+              : o.noiseMultiplier !== undefined
+                ? undefined
+                : defaultTrainingEpsilon(positiveNumber(o.epsilonMax, '--epsilon-max'), positiveNumber(o.summaryEpsilon, '--summary-epsilon')),
           noiseMultiplier: o.noiseMultiplier === undefined ? undefined : positiveNumber(o.noiseMultiplier, '--noise-multiplier'),
           plannedRounds: Math.max(1, positiveInt(o.dpRounds, '--dp-rounds')),
           maxGradNorm: positiveNumber(o.maxGradNorm, '--max-grad-norm'),
@@ -47,7 +53,15 @@ export function register(program: Command): void {
     });
 }
 
+/** By default DP-SGD may spend what the summary leaves of the budget. */
+function defaultTrainingEpsilon(epsilonMax: number, summaryEpsilon: number): number {
+  const rest = epsilonMax - summaryEpsilon;
+  if (!(rest > 0)) throw new Error(`--summary-epsilon (${summaryEpsilon}) leaves nothing of --epsilon-max (${epsilonMax}) for training; raise the budget or lower the summary's share`);
+  return rest;
+}
+
 interface AgentCliOptions {
+  dp?: boolean;
   coordinator: string;
   bankId: string;
   data: string;

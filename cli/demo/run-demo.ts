@@ -125,6 +125,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
           '--schema', join(dataDir, 'schema.json'),
           // Each bank has its own state (identity key, privacy ledger), as on separate premises.
           '--state-dir', join(out, `bank-${b}-state`),
+          // Record-level DP-SGD (on by default) spreads the bank's budget over the demo's rounds.
+          '--dp-rounds', String(opts.rounds),
           '--exit-when-finished',
         ],
         { ...process.env, FEDSYNTH_LOG_LEVEL: 'warn' },
