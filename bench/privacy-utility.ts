@@ -17,9 +17,9 @@ const arg = (k: string, d: string): string => {
 };
 const only = arg('--only', 'simulated,credit-default,bank-marketing').split(',');
 const epsilons = arg('--eps', '1,3').split(',').map(Number);
-const rounds = Number(arg('--rounds', '8'));
-const steps = Number(arg('--steps', '40'));
-const lr = Number(arg('--lr', '1e-3'));
+const rounds = Number(arg('--rounds', '24'));
+const steps = Number(arg('--steps', '50'));
+const lr = Number(arg('--lr', '2e-4'));
 const write = !args.includes('--no-write');
 const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const work = resolve('.tmp/bench-privacy');

@@ -32,3 +32,19 @@ export function prepareUpdate(local: Tensors, global: Tensors, clipNorm: number)
   }
   return { update, norm, clipped };
 }
+
+/**
+ * Client-level DP (DP-FedAvg, McMahan et al. 2018): Gaussian noise on the clipped update, std
+ * σ_i = z·S/√n so that the sum over n banks carries N(0, z²S²) when aggregation is secure. With
+ * n = 1 (the default) the bank's own update is already (S, zS)-Gaussian, whatever the others do.
+ * The caller charges the ledger ({kind: 'client-level', q: 1, σ: z, steps: 1}) BEFORE this runs.
+ */
+export function addClientLevelNoise(update: Tensors, clipNorm: number, noiseMultiplier: number, nBanks: number, gaussian: (n: number, sigma: number) => Float32Array): number {
+  if (!(clipNorm > 0)) throw new UpdateError('client-level DP needs a positive update clip norm');
+  const sigma = (noiseMultiplier * clipNorm) / Math.sqrt(nBanks);
+  for (const t of update) {
+    const noise = gaussian(t.data.length, sigma);
+    for (let j = 0; j < t.data.length; j++) t.data[j]! += noise[j]!;
+  }
+  return sigma;
+}
