@@ -4,10 +4,11 @@
 
 import { io, type Socket } from 'socket.io-client';
 import type { Logger } from '../shared/log/logger';
-import type { Identity, RoundStartMessage } from '../protocol';
+import type { DecodedMessage, Identity, RoundStartMessage } from '../protocol';
 import { AgentWire } from './wire';
 import type { LocalTrainer, PreparedData } from './trainer';
 import { prepareUpdate } from './update';
+import { SecAggSession, type SecAggInputInfo } from './secagg-client';
 
 export interface AgentOptions {
   coordinatorUrl: string;
@@ -40,6 +41,8 @@ export interface AgentOptions {
   onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
   /** Observes every byte this agent sends (tests use it to prove no raw data leaves the bank). */
   onSend?: (bytes: Uint8Array) => void;
+  /** Test hook: the bank's own plaintext update just before it is masked (secure aggregation; it never leaves the bank). */
+  onSecAggInput?: (info: SecAggInputInfo) => void;
 }
 
 export interface RunningAgent {
@@ -72,6 +75,9 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   let busy: Promise<void> = Promise.resolve();
   let stopped = false;
   let roundsTrained = 0;
+  // Secure aggregation: the session of the latest RoundStart (key steps run outside the training queue).
+  let secagg: SecAggSession | null = null;
+  const secaggOf = new WeakMap<RoundStartMessage, SecAggSession>();
   let resolveDone!: () => void;
   let rejectDone!: (e: Error) => void;
   const done = new Promise<void>((res, rej) => {
@@ -96,6 +102,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   const finish = (err?: Error): void => {
     if (stopped) return;
     stopped = true;
+    secagg?.cancel('agent stopped');
     socket.close();
     if (err) rejectDone(err);
     else resolveDone();
@@ -134,12 +141,19 @@ export function startAgent(opts: AgentOptions): RunningAgent {
         busy = busy.then(() => sendSummary()).catch((err) => finish(new AgentFatalError(`cannot release the DP summary: ${(err as Error).message}`)));
         return;
       case 'roundStart':
+        startSecAgg(msg);
         // Rounds are handled one at a time; a retried round simply queues behind the current one.
         busy = busy.then(() => trainRound(msg)).catch((err) => {
           log.error('round_failed_locally', { round: msg.roundId, error: (err as Error).message });
         });
         return;
+      case 'secaggKeyList':
+      case 'secaggForwardedShares':
+      case 'secaggUnmaskRequest':
+        onSecAggStep(msg);
+        return;
       case 'roundResult':
+        if (secagg?.roundId === msg.roundId && msg.status !== 'committed') secagg.cancel(`round ${msg.status}`);
         log.info('round_result', { round: msg.roundId, status: msg.status, modelVersion: msg.modelVersion, banks: msg.banksAggregated });
         if (msg.status === 'finished' && opts.exitWhenFinished) finish();
         return;
@@ -178,11 +192,16 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return;
     }
     const { update, norm, clipped } = prepareUpdate(trainer.getWeights(), msg.weights, msg.config.updateClipNorm);
+    const session = secaggOf.get(msg);
+    if (msg.secagg && !session) throw new Error(`round ${msg.roundId} uses secure aggregation but this bank has no session for it`);
+    // Under secure aggregation only the masked, weighted update leaves the bank (and m = min(rows, cap)).
+    const masked = session ? await session.mask(update, data.rows, msg.deadlineMs) : undefined;
     const bytes = wire.update({
       roundId: msg.roundId,
       modelVersion: msg.modelVersion,
-      sampleCount: data.rows,
-      tensors: update,
+      sampleCount: masked ? masked.sampleCount : data.rows,
+      tensors: masked ? [] : update,
+      ...(masked ? { maskedTensors: masked.maskedTensors } : {}),
       metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },
       ...reportedSpend(trainer, opts.epsilonSpent()),
     });
@@ -195,6 +214,42 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     const seconds = (Date.now() - t0) / 1000;
     log.info('update_sent', { round: msg.roundId, bytes: bytes.byteLength, seconds: Number(seconds.toFixed(2)), ...roundMetrics(metrics) });
     opts.onRound?.({ roundId: msg.roundId, metrics, seconds });
+  }
+
+  function startSecAgg(msg: RoundStartMessage): void {
+    secagg?.cancel('superseded by a new round start');
+    secagg = null;
+    if (!msg.secagg || stopped) return;
+    try {
+      const layout = msg.weights.map((t) => ({ name: t.name, shape: [...t.shape] }));
+      const session = new SecAggSession({ bankId: opts.bankId, roundId: msg.roundId, params: msg.secagg, layout, onInput: opts.onSecAggInput });
+      secaggOf.set(msg, session);
+      secagg = session;
+      send(wire.secaggAdvertiseKeys(session.advertise()));
+      log.info('secagg_keys_advertised', { round: msg.roundId, cohort: msg.secagg.cohort.length, threshold: msg.secagg.threshold });
+    } catch (err) {
+      log.error('secagg_refused', { round: msg.roundId, error: (err as Error).message });
+    }
+  }
+
+  function onSecAggStep(msg: Extract<DecodedMessage, { type: 'secaggKeyList' | 'secaggForwardedShares' | 'secaggUnmaskRequest' }>): void {
+    const session = secagg;
+    if (!session || session.roundId !== msg.roundId || stopped) {
+      log.warn('secagg_unexpected_step', { type: msg.type, round: msg.roundId });
+      return;
+    }
+    try {
+      if (msg.type === 'secaggKeyList') send(wire.secaggShareKeys(session.onKeyList(msg)));
+      else if (msg.type === 'secaggForwardedShares') session.onForwarded(msg);
+      else {
+        send(wire.secaggUnmaskResponse(session.onUnmaskRequest(msg)));
+        log.info('secagg_unmask_sent', { round: msg.roundId, survivors: msg.survivors.length, dropped: msg.dropped.length });
+      }
+    } catch (err) {
+      // A refused step (tampered bundle, contradictory unmask request, ...) drops this bank from the round.
+      log.error('secagg_step_refused', { type: msg.type, round: msg.roundId, error: (err as Error).message });
+      session.cancel(`refused ${msg.type}`);
+    }
   }
 
   return {

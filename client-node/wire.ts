@@ -9,8 +9,11 @@ import {
   keyFingerprint,
   type DecodedMessage,
   type Identity,
+  type SecAggCiphertext,
+  type SecAggShare,
   type TensorSpec,
   type TrainingConfig,
+  type WireRingTensor,
 } from '../protocol';
 
 export type TrainingPlan = TrainingConfig;
@@ -100,10 +103,24 @@ export class AgentWire {
     modelVersion: number;
     sampleCount: number;
     tensors: { name: string; shape: number[]; data: Float32Array }[];
+    /** Secure aggregation: the masked update (then `tensors` is empty). */
+    maskedTensors?: WireRingTensor[];
     metrics: Record<string, number>;
     epsilonSpent: number;
     delta: number;
   }): Uint8Array {
     return this.encode({ type: 'clientUpdate', ...m });
+  }
+
+  secaggAdvertiseKeys(m: { roundId: number; cPk: Uint8Array; sPk: Uint8Array }): Uint8Array {
+    return this.encode({ type: 'secaggAdvertiseKeys', ...m });
+  }
+
+  secaggShareKeys(m: { roundId: number; ciphertexts: SecAggCiphertext[] }): Uint8Array {
+    return this.encode({ type: 'secaggShareKeys', ...m });
+  }
+
+  secaggUnmaskResponse(m: { roundId: number; selfMaskShares: SecAggShare[]; secretKeyShares: SecAggShare[] }): Uint8Array {
+    return this.encode({ type: 'secaggUnmaskResponse', ...m });
   }
 }

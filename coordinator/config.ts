@@ -15,6 +15,7 @@
 //     "allowList": "allow.json",          // --allow-list            banks' public identities
 //     "maxFrameMb": 32,                   // --max-frame-mb          largest accepted message (MiB)
 //     "exitWhenFinished": false,          // --exit-when-finished
+//     "insecureAggregation": false,       // --insecure-aggregation  opt out of secure aggregation (needed below 3 banks)
 //     "model":  { "architecture": "mlp",  // --architecture          mlp | ctgan
 //                 "transformer": "gmm",   // --transformer           gmm (fitted from DP summaries) | simple
 //                 "seed": 42 },           // --seed                  initial global model seed
@@ -69,6 +70,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['allowList'], option: 'allowList', flag: '--allow-list', kind: { type: 'path' } },
   { path: ['maxFrameMb'], option: 'maxFrameMb', flag: '--max-frame-mb', kind: { type: 'number', min: 0, exclusiveMin: true, max: 1024 }, default: 32 },
   { path: ['exitWhenFinished'], option: 'exitWhenFinished', flag: '--exit-when-finished', kind: { type: 'boolean' }, default: false },
+  { path: ['insecureAggregation'], option: 'insecureAggregation', flag: '--insecure-aggregation', kind: { type: 'boolean' }, default: false },
   { path: ['model', 'architecture'], option: 'architecture', flag: '--architecture', kind: { type: 'enum', values: ['mlp', 'ctgan'] }, default: 'mlp' },
   { path: ['model', 'transformer'], option: 'transformer', flag: '--transformer', kind: { type: 'enum', values: ['gmm', 'simple'] }, default: 'gmm' },
   { path: ['model', 'seed'], option: 'seed', flag: '--seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 }, default: 42 },
@@ -223,7 +225,7 @@ export function mergeCoordinatorConfig(file: ConfigValues, cli: Record<string, u
 }
 
 /** The merged values as the settings runCoordinator takes. */
-export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { exitWhenFinished: boolean } {
+export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { exitWhenFinished: boolean; insecureAggregation: boolean } {
   if (typeof v.schema !== 'string') throw new ConfigError('the consortium schema is required: pass --schema <file> or set "schema" in the config file');
   const architecture = v.architecture as 'mlp' | 'ctgan';
   const lr = v.lr as number;
@@ -255,6 +257,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
     maxFrameBytes: Math.round((v.maxFrameMb as number) * 1024 * 1024),
     exitWhenFinished: Boolean(v.exitWhenFinished),
+    insecureAggregation: v.insecureAggregation === true,
   };
 }
 

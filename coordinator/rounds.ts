@@ -46,6 +46,11 @@ export interface RoundPorts {
   recordFailure(roundId: number, reason: string, failures: ClientFailure[]): void;
   onRoundStarted?(roundId: number, participants: string[]): void;
   onFinished?(): void;
+  /**
+   * Secure aggregation: the unmasked weighted sum Σ w_k·u_k of the results' (masked) updates and
+   * Σ w_k, or null when this round aggregates plain updates. A rejection fails the round (retried).
+   */
+  secureSum?(roundId: number, results: ClientResult[]): Promise<{ weightedSum: Tensors; totalWeight: number } | null>;
 }
 
 export type UpdateRejection =
@@ -132,8 +137,35 @@ export class RoundManager {
     this.checkRoundProgress();
   }
 
+  /** A bank that missed a secure-aggregation step leaves the open round (it stays connected for later rounds). */
+  dropFromRound(bankId: string, reason: string): void {
+    const r = this.round;
+    if (!r || this.aggregating || !r.participants.has(bankId) || r.results.has(bankId) || r.failures.has(bankId)) return;
+    r.failures.set(bankId, reason);
+    this.log.warn('bank_dropped', { round: r.id, bank: bankId, reason });
+    this.checkRoundProgress();
+  }
+
+  /** Fails the open round `roundId` now (e.g. secure aggregation fell below its threshold); it is retried like any failed round. */
+  abortRound(roundId: number, reason: string): void {
+    const r = this.round;
+    if (!r || r.id !== roundId || this.aggregating) return;
+    void this.failRound(reason);
+  }
+
   /** Validates that an update belongs to the open round; the caller has already decoded and shape-checked it. */
   acceptUpdate(bankId: string, roundId: number, modelVersion: number, result: ClientResult, epsilonSpent: number): UpdateRejection | null {
+    const rej = this.checkUpdate(bankId, roundId, modelVersion, result.sampleCount);
+    if (rej) return rej;
+    const r = this.round!;
+    r.results.set(bankId, { ...result, epsilonSpent });
+    this.log.info('update_received', { round: r.id, bank: bankId, samples: result.sampleCount, reported: r.results.size, of: r.participants.size });
+    this.checkRoundProgress();
+    return null;
+  }
+
+  /** What acceptUpdate would answer, without recording anything. */
+  checkUpdate(bankId: string, roundId: number, modelVersion: number, sampleCount: number): UpdateRejection | null {
     const r = this.round;
     if (!r || this.aggregating || roundId !== r.id) {
       return { code: 'STALE_ROUND', message: `round ${roundId} is not open (open round: ${r && !this.aggregating ? r.id : 'none'})` };
@@ -147,12 +179,9 @@ export class RoundManager {
     if (r.results.has(bankId)) {
       return { code: 'DUPLICATE_UPDATE', message: `bank '${bankId}' already sent its update for round ${r.id}` };
     }
-    if (!Number.isSafeInteger(result.sampleCount) || result.sampleCount <= 0) {
-      return { code: 'INVALID_FIELD', message: `sample count must be a positive integer, got ${result.sampleCount}` };
+    if (!Number.isSafeInteger(sampleCount) || sampleCount <= 0) {
+      return { code: 'INVALID_FIELD', message: `sample count must be a positive integer, got ${sampleCount}` };
     }
-    r.results.set(bankId, { ...result, epsilonSpent });
-    this.log.info('update_received', { round: r.id, bank: bankId, samples: result.sampleCount, reported: r.results.size, of: r.participants.size });
-    this.checkRoundProgress();
     return null;
   }
 
@@ -231,7 +260,14 @@ export class RoundManager {
     const results = [...r.results.values()];
     const failures = [...r.failures].map(([bankId, reason]) => ({ bankId, reason }));
     try {
-      const weights = this.strategy.aggregate(this.global.weights, results, failures);
+      const secure = this.ports.secureSum ? await this.ports.secureSum(r.id, results) : null;
+      let weights: Tensors;
+      if (secure) {
+        if (!this.strategy.aggregateFromSum) throw new Error(`strategy '${this.strategy.name}' cannot aggregate from a sum (secure aggregation)`);
+        weights = this.strategy.aggregateFromSum(this.global.weights, secure.weightedSum, secure.totalWeight, failures);
+      } else {
+        weights = this.strategy.aggregate(this.global.weights, results, failures);
+      }
       const modelVersion = this.global.modelVersion + 1;
       await this.ports.commit({
         roundId: r.id,

@@ -16,6 +16,8 @@ import { openPersistence } from './sqlite-persistence';
 import { modelSourceFromStore } from './sampling-service';
 import type { RoundPolicy, TrainingPlan } from './rounds';
 import type { DpPlan } from './wire';
+import { checkSecureAggregationPolicy, type SecureAggregationSettings } from './secagg-round';
+import type { DecodedMessage } from '../protocol';
 
 export interface CoordinatorSettings {
   host: string;
@@ -36,9 +38,21 @@ export interface CoordinatorSettings {
    * histograms when the first round starts. 'simple': min-max scaling from the schema alone.
    */
   transformer?: 'gmm' | 'simple';
+  /**
+   * Explicit opt-out of secure aggregation (`--insecure-aggregation`): banks send plaintext updates.
+   * Without it secure aggregation is on, and rounds need ≥ 3 banks (policy.minClients ≥ 3).
+   */
+  insecureAggregation?: boolean;
+  /** Secure-aggregation step timeout and FedAvg weight cap (secagg-round.ts defaults). */
+  secureAggregation?: SecureAggregationSettings;
 }
 
-export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFinished: boolean; log?: Logger }): Promise<RunningCoordinator> {
+export async function runCoordinator(
+  s: CoordinatorSettings,
+  opts: { exitWhenFinished: boolean; log?: Logger; onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void },
+): Promise<RunningCoordinator> {
+  // Refuse a config that would run secure aggregation with < 3 banks before touching any state.
+  checkSecureAggregationPolicy({ secureAggregation: !s.insecureAggregation, minClients: s.policy.minClients });
   const log = opts.log ?? createLogger({ component: 'coordinator' });
   mkdirSync(s.stateDir, { recursive: true, mode: 0o700 });
   const schema = validateSchema(JSON.parse(readFileSync(s.schemaPath, 'utf8')));
@@ -96,8 +110,11 @@ export async function runCoordinator(s: CoordinatorSettings, opts: { exitWhenFin
     maxFrameBytes: s.maxFrameBytes,
     models: modelSourceFromStore(persistence.store),
     maxSampleRows: s.maxSampleRows,
+    ...(s.insecureAggregation ? {} : { secureAggregation: s.secureAggregation ?? {} }),
+    onFrame: opts.onFrame,
     log,
   });
+  log.info('aggregation_mode', { secureAggregation: !s.insecureAggregation, ...(s.insecureAggregation ? { note: 'explicit opt-out: the coordinator sees each bank\'s plaintext update' } : {}) });
   log.info('coordinator_identity', { fingerprint: keyFingerprint(identity.sign.publicKey), signPublicKey: Buffer.from(identity.sign.publicKey).toString('base64') });
   if (opts.exitWhenFinished) {
     void running.finished.then(async () => {

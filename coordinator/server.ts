@@ -15,6 +15,8 @@ import { Metrics } from './metrics';
 import { SummaryBook } from './summaries';
 import type { ColumnCounts } from '../protocol';
 import { SamplingService, type ModelSource } from './sampling-service';
+import type { DecodedMessage } from '../protocol';
+import { SecAggRound, checkSecureAggregationPolicy, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 
 export interface CoordinatorOptions {
   host: string;
@@ -47,6 +49,13 @@ export interface CoordinatorOptions {
   models?: ModelSource;
   /** Most rows one GET /sample may ask for (default 100,000). */
   maxSampleRows?: number;
+  /**
+   * Secure aggregation (secagg-round.ts): when set, every round runs it and the coordinator never
+   * decodes a bank's plaintext update; needs policy.minClients ≥ 3. Absent: plaintext updates.
+   */
+  secureAggregation?: SecureAggregationSettings;
+  /** Observes every frame decoded from a bank (tests record what the coordinator received). */
+  onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void;
   log: Logger;
 }
 
@@ -62,6 +71,9 @@ export interface RunningCoordinator {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = opts.log;
+  const secure = opts.secureAggregation;
+  checkSecureAggregationPolicy({ secureAggregation: secure !== undefined, minClients: opts.policy.minClients });
+  if (secure && !opts.strategy.aggregateFromSum) throw new Error(`strategy '${opts.strategy.name}' cannot aggregate from a sum, so it cannot run under secure aggregation`);
   const metrics = new Metrics();
   const restored = opts.persistence.load();
   const weights = restored?.weights ?? opts.initialWeights();
@@ -75,6 +87,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     schemaHash: opts.schemaHash,
     keyOf: (id) => allowList?.get(id)?.signPublicKey ?? tofuKeys.get(id),
     openRegistration: !allowList,
+    refusePlainUpdates: secure !== undefined,
   });
   if (!allowList) log.warn('open_registration', { note: 'no allow-list configured: any bank id can join (development only)' });
   if (restored) {
@@ -98,13 +111,31 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     metrics.bytesSent += bytes.byteLength;
     s.emit('frame', bytes);
   };
+  // The open round's secure aggregation (when on); replaced at every round start.
+  let secagg: SecAggRound | null = null;
+  let roundStartFrame: { key: unknown[]; bytes: Uint8Array } | undefined;
 
   const rounds = new RoundManager(
     opts.strategy,
     opts.policy,
     opts.plan,
     {
-      sendRoundStart: (bankId, m) => send(bankId, wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson })),
+      sendRoundStart: (bankId, m) => {
+        // Every participant gets the same RoundStart (nothing in it names the recipient), so it is
+        // encoded and signed once per round attempt, not once per bank: with 200 banks and a 1 MB
+        // model that is most of the coordinator's per-round CPU.
+        const sa = secagg?.roundId === m.roundId ? secagg.params : undefined;
+        const key = [m.roundId, m.modelVersion, m.seed, m.deadlineMs, m.weights, m.plan, transformerJson, summaries.weights, sa];
+        if (!roundStartFrame || roundStartFrame.key.length !== key.length || roundStartFrame.key.some((k, i) => k !== key[i])) {
+          roundStartFrame = { key, bytes: wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson, ...(sa ? { secagg: sa } : {}) }) };
+        }
+        send(bankId, roundStartFrame.bytes);
+      },
+      secureSum: async (roundId, results) => {
+        if (!secure) return null;
+        if (!secagg || secagg.roundId !== roundId) throw new Error(`no secure-aggregation state for round ${roundId}`);
+        return secagg.secureSum(results);
+      },
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
         await opts.persistence.commit(round);
@@ -115,12 +146,33 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         metrics.observeRound((now - Math.max(lastUpdateAt, roundStartedAt)) / 1000);
       },
       recordFailure: (roundId, reason, failures) => {
+        // A failed attempt's secure-aggregation state is dead: a retry starts over with fresh keys.
+        if (secagg?.roundId === roundId) secagg.close();
         metrics.roundsFailed += 1;
         opts.persistence.recordFailure(roundId, reason, failures);
       },
       onRoundStarted: (roundId, participants) => {
         roundStartedAt = Date.now();
         wire.advanceRound(roundId);
+        secagg?.close();
+        secagg = null;
+        if (secure) {
+          secagg = new SecAggRound({
+            roundId,
+            cohort: participants,
+            layout: spec,
+            clipNorm: opts.plan.updateClipNorm,
+            settings: secure,
+            send: {
+              keyList: (id, m) => send(id, wire.secaggKeyList(m)),
+              forwardedShares: (id, m) => send(id, wire.secaggForwardedShares(m)),
+              unmaskRequest: (id, m) => send(id, wire.secaggUnmaskRequest(m)),
+            },
+            drop: (id, reason) => rounds.dropFromRound(id, reason),
+            abort: (reason) => rounds.abortRound(roundId, reason),
+            log: log.child('secagg'),
+          });
+        }
         if (opts.summaryColumns.length > 0 && !summaries.weights) {
           const weights = summaries.freeze(participants);
           const noiseStd = summaries.noiseStd(participants);
@@ -150,7 +202,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   };
 
   const sampling = opts.models ? new SamplingService({ models: opts.models, identity: opts.identity, schemaHash: opts.schemaHash, log: log.child('http'), maxRows: opts.maxSampleRows }) : undefined;
-  const httpDeps: HttpDeps = { rounds, metrics, persistence: opts.persistence, connected: () => [...sockets.keys()], sampling };
+  const httpDeps: HttpDeps = {
+    rounds,
+    metrics,
+    persistence: opts.persistence,
+    connected: () => [...sockets.keys()],
+    sampling,
+    secureAggregation: () => ({ enabled: secure !== undefined, ...(secagg ? { round: secagg.status() } : {}) }),
+  };
   const http = createServer((req, res) => {
     try {
       serveHttp(req, res, httpDeps);
@@ -181,6 +240,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         const decoded = wire.decode(payload);
         if (!decoded.ok) return reject(socket, decoded.rejection, bankId);
         const msg = decoded.message;
+        opts.onFrame?.(bankId, msg);
         if (bankId && msg.frame.sender !== bankId) {
           return reject(socket, { code: 'INVALID_FIELD', message: `this connection is registered as '${bankId}', the frame is from '${msg.frame.sender}'` }, bankId);
         }
@@ -216,8 +276,39 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           return;
         }
         if (!bankId) return reject(socket, { code: 'NOT_REGISTERED', message: `'${msg.type}' sent before registration` });
+        if (msg.type === 'clientUpdate' && secure) {
+          // Only masked inputs: a plaintext update was already refused by the codec, unparsed.
+          if (msg.tensors.length) return reject(socket, { code: 'SECURE_AGGREGATION_REQUIRED', message: 'this coordinator runs secure aggregation: send maskedTensors' }, bankId);
+          if (!msg.maskedTensors?.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a masked update (clientUpdate.maskedTensors)' }, bankId);
+          const early = rounds.checkUpdate(bankId, msg.roundId, msg.modelVersion, msg.sampleCount);
+          if (early) return reject(socket, early, bankId);
+          if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
+          const checked = secagg.checkMaskedInput(bankId, msg.roundId, msg.sampleCount, msg.maskedTensors);
+          if (!('flat' in checked)) return reject(socket, checked, bankId);
+          const added = secagg.addMaskedInput(bankId, checked.flat);
+          if (added) return reject(socket, added, bankId);
+          // The RoundManager holds no update for this bank, only its public metadata.
+          const rej = rounds.acceptUpdate(bankId, msg.roundId, msg.modelVersion, { bankId, sampleCount: msg.sampleCount, update: [], metrics: msg.metrics }, msg.epsilonSpent);
+          if (rej) return reject(socket, rej, bankId);
+          lastUpdateAt = Date.now();
+          opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
+          return;
+        }
+        if (msg.type === 'secaggAdvertiseKeys' || msg.type === 'secaggShareKeys' || msg.type === 'secaggUnmaskResponse') {
+          if (!secure) return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: 'secure aggregation is off on this coordinator' }, bankId);
+          if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
+          let rej: SecAggRejection | null;
+          if (msg.type === 'secaggAdvertiseKeys') rej = secagg.receiveAdvertise(bankId, msg);
+          else if (msg.type === 'secaggShareKeys') rej = secagg.receiveShares(bankId, msg);
+          else rej = secagg.receiveUnmask(bankId, msg);
+          if (rej) return reject(socket, rej, bankId);
+          return;
+        }
         if (msg.type === 'clientUpdate') {
           if (!msg.tensors.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a plain update (clientUpdate.tensors)' }, bankId);
+          // Stamped before acceptUpdate: the update that completes a round aggregates inside that call.
+          const previousUpdateAt = lastUpdateAt;
+          lastUpdateAt = Date.now();
           const rej = rounds.acceptUpdate(
             bankId,
             msg.roundId,
@@ -225,8 +316,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
             { bankId, sampleCount: msg.sampleCount, update: msg.tensors, metrics: msg.metrics },
             msg.epsilonSpent,
           );
-          if (rej) return reject(socket, rej, bankId);
-          lastUpdateAt = Date.now();
+          if (rej) {
+            lastUpdateAt = previousUpdateAt;
+            return reject(socket, rej, bankId);
+          }
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
           return;
         }
@@ -258,6 +351,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     socket.on('disconnect', (reason) => {
       if (bankId && sockets.get(bankId) === socket) {
         sockets.delete(bankId);
+        secagg?.bankGone(bankId);
         rounds.bankDisconnected(bankId, `disconnected (${reason})`);
         log.info('bank_disconnected', { bank: bankId, reason, connected: sockets.size });
       }
@@ -280,6 +374,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     finished,
     close: async () => {
       rounds.stop();
+      secagg?.close();
       io.disconnectSockets(true);
       await new Promise<void>((r) => io.close(() => r()));
       await closeHttp(http);
@@ -302,6 +397,7 @@ interface HttpDeps {
   persistence: Persistence;
   connected: () => string[];
   sampling?: SamplingService;
+  secureAggregation: () => Record<string, unknown>;
 }
 
 /**
@@ -317,7 +413,7 @@ function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): v
   if (path === '/healthz') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }));
   } else if (path === '/status') {
-    const body = { ...deps.persistence.status(), round: deps.rounds.snapshot(), banksOnline: deps.connected() };
+    const body = { ...deps.persistence.status(), round: deps.rounds.snapshot(), banksOnline: deps.connected(), secureAggregation: deps.secureAggregation() };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
   } else if (path === '/metrics') {
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(deps.metrics.prometheus(deps.connected().length, deps.rounds.snapshot()));

@@ -12,6 +12,9 @@ import {
   type ErrorCode,
   type Identity,
   type Message,
+  type SecAggBankKeys,
+  type SecAggCiphertext,
+  type SecAggParams,
   type TensorSpec,
 } from '../protocol';
 import type { TrainingPlan } from './rounds';
@@ -31,6 +34,8 @@ export interface CoordinatorWireOptions {
   keyOf: (bankId: string) => Uint8Array | undefined;
   /** Accept a self-signed Register from an unknown bank (trust on first use; development only). */
   openRegistration: boolean;
+  /** Secure aggregation is on: plaintext updates are refused before their tensors are parsed. */
+  refusePlainUpdates?: boolean;
 }
 
 export class CoordinatorWire {
@@ -58,6 +63,7 @@ export class CoordinatorWire {
         verify: (sender) => this.opts.keyOf(sender),
         allowSelfSignedRegister: this.opts.openRegistration,
         guard: this.guard,
+        refusePlainUpdates: this.opts.refusePlainUpdates,
       });
       return { ok: true, message };
     } catch (err) {
@@ -84,6 +90,7 @@ export class CoordinatorWire {
     dp: DpPlan;
     categoryWeights?: ColumnCounts[];
     transformerJson?: string;
+    secagg?: SecAggParams;
   }): Uint8Array {
     return this.encode({
       type: 'roundStart',
@@ -104,7 +111,20 @@ export class CoordinatorWire {
       },
       ...(m.categoryWeights && m.categoryWeights.length > 0 ? { categoryWeights: m.categoryWeights } : {}),
       ...(m.transformerJson ? { transformerJson: m.transformerJson } : {}),
+      ...(m.secagg ? { secagg: m.secagg } : {}),
     });
+  }
+
+  secaggKeyList(m: { roundId: number; keys: SecAggBankKeys[] }): Uint8Array {
+    return this.encode({ type: 'secaggKeyList', ...m });
+  }
+
+  secaggForwardedShares(m: { roundId: number; ciphertexts: SecAggCiphertext[] }): Uint8Array {
+    return this.encode({ type: 'secaggForwardedShares', ...m });
+  }
+
+  secaggUnmaskRequest(m: { roundId: number; survivors: string[]; dropped: string[] }): Uint8Array {
+    return this.encode({ type: 'secaggUnmaskRequest', ...m });
   }
 
   roundResult(m: { roundId: number; modelVersion: number; banksAggregated: number; status: string; message: string }): Uint8Array {

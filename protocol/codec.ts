@@ -29,7 +29,17 @@ export const LIMITS = {
   maxCategories: 4096,
   /** The fitted transformer: schema + mixture parameters; far below this for any real schema. */
   maxTransformerJson: 4 * 1024 * 1024,
+  /** Secure aggregation: banks per round (GF(256) Shamir x-coordinates 1..255). */
+  maxSecAggBanks: 255,
+  /** One sealed share bundle (nacl.box of two 32-byte shares plus ids); ~220 bytes in practice. */
+  maxSecAggCiphertextBytes: 1024,
 } as const;
+
+/** X25519 public keys and Shamir share values of the secure-aggregation messages. */
+export const SECAGG_KEY_BYTES = 32;
+export const SECAGG_SHARE_BYTES = 32;
+/** Largest decodable signed ring sum (two's complement in Z_2^32). */
+const RING_MAX_SIGNED = 2 ** 31 - 1;
 
 /** Bank ids and other sender ids. */
 export const ID_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -108,6 +118,7 @@ export const ERROR_CODES = [
   'RATE_LIMITED',
   'INTERNAL',
   'NOT_PARTICIPANT',
+  'SECURE_AGGREGATION_REQUIRED',
 ] as const;
 /** Codes an ErrorMessage can carry on the wire (the index is the proto enum number). */
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -135,6 +146,21 @@ export interface ColumnCounts {
   column: string;
   values: number[];
 }
+/**
+ * Public parameters of a secure-aggregation round (RoundStart.secagg). Each bank of `cohort` clips
+ * its update to `clipNorm`, multiplies it by min(n, weightCap)/weightCap (n = its sample count, sent
+ * in clear as min(n, weightCap)), quantises at `scale` into Z_2^32 and masks it; the coordinator
+ * learns only the sum. `maxBanks·(clipNorm·scale + 1) ≤ 2^31 − 1` so the sum cannot wrap.
+ */
+export interface SecAggParams {
+  threshold: number;
+  scale: number;
+  clipNorm: number;
+  maxBanks: number;
+  cohort: string[];
+  weightCap: number;
+  vectorLength: number;
+}
 export interface RoundStartMessage {
   type: 'roundStart';
   roundId: number;
@@ -146,6 +172,8 @@ export interface RoundStartMessage {
   categoryWeights?: ColumnCounts[];
   /** The fitted consortium transformer (JSON object), when it is not determined by the schema alone. */
   transformerJson?: string;
+  /** Secure aggregation for this round (absent: plain updates). */
+  secagg?: SecAggParams;
 }
 export interface SummaryMessage {
   type: 'summary';
@@ -185,6 +213,55 @@ export interface ErrorWireMessage {
   /** 0 when the error concerns no particular round. */
   roundId: number;
 }
+/** Secure aggregation, round 0 (bank → coordinator); the bank is the signed frame sender. */
+export interface SecAggAdvertiseKeysMessage {
+  type: 'secaggAdvertiseKeys';
+  roundId: number;
+  cPk: Uint8Array;
+  sPk: Uint8Array;
+}
+export interface SecAggBankKeys {
+  bankId: string;
+  cPk: Uint8Array;
+  sPk: Uint8Array;
+}
+/** Coordinator → banks of U1: every advertised key pair, sorted by bank id. */
+export interface SecAggKeyListMessage {
+  type: 'secaggKeyList';
+  roundId: number;
+  keys: SecAggBankKeys[];
+}
+/** A sealed share bundle; `bankId` is the recipient (shareKeys) or the sender (forwardedShares). */
+export interface SecAggCiphertext {
+  bankId: string;
+  data: Uint8Array;
+}
+export interface SecAggShareKeysMessage {
+  type: 'secaggShareKeys';
+  roundId: number;
+  ciphertexts: SecAggCiphertext[];
+}
+export interface SecAggForwardedSharesMessage {
+  type: 'secaggForwardedShares';
+  roundId: number;
+  ciphertexts: SecAggCiphertext[];
+}
+export interface SecAggUnmaskRequestMessage {
+  type: 'secaggUnmaskRequest';
+  roundId: number;
+  survivors: string[];
+  dropped: string[];
+}
+export interface SecAggShare {
+  bankId: string;
+  y: Uint8Array;
+}
+export interface SecAggUnmaskResponseMessage {
+  type: 'secaggUnmaskResponse';
+  roundId: number;
+  selfMaskShares: SecAggShare[];
+  secretKeyShares: SecAggShare[];
+}
 export interface StatusRequestMessage {
   type: 'statusRequest';
 }
@@ -206,7 +283,13 @@ export type Message =
   | ErrorWireMessage
   | StatusRequestMessage
   | StatusResponseMessage
-  | SummaryMessage;
+  | SummaryMessage
+  | SecAggAdvertiseKeysMessage
+  | SecAggKeyListMessage
+  | SecAggShareKeysMessage
+  | SecAggForwardedSharesMessage
+  | SecAggUnmaskRequestMessage
+  | SecAggUnmaskResponseMessage;
 
 export type MessageType = Message['type'];
 
@@ -254,6 +337,11 @@ export interface DecodeOptions {
   allowSelfSignedRegister?: boolean;
   /** Run replay/staleness checks after a successful decode. */
   guard?: ReplayGuard;
+  /**
+   * Secure aggregation is on: a ClientUpdate carrying plain tensors is refused with
+   * SECURE_AGGREGATION_REQUIRED on the raw bytes, before any of its tensors is parsed.
+   */
+  refusePlainUpdates?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -277,6 +365,12 @@ const TYPES: Record<MessageType, TypeInfo> = {
   statusRequest: { wire: 7, proto: T('StatusRequest') },
   statusResponse: { wire: 8, proto: T('StatusResponse') },
   summary: { wire: 9, proto: T('Summary') },
+  secaggAdvertiseKeys: { wire: 20, proto: T('SecAggAdvertiseKeys') },
+  secaggKeyList: { wire: 21, proto: T('SecAggKeyList') },
+  secaggShareKeys: { wire: 22, proto: T('SecAggShareKeys') },
+  secaggForwardedShares: { wire: 23, proto: T('SecAggForwardedShares') },
+  secaggUnmaskRequest: { wire: 24, proto: T('SecAggUnmaskRequest') },
+  secaggUnmaskResponse: { wire: 25, proto: T('SecAggUnmaskResponse') },
 };
 const TYPE_BY_WIRE = new Map<number, MessageType>(Object.entries(TYPES).map(([k, v]) => [v.wire, k as MessageType]));
 export const MESSAGE_TYPES = Object.keys(TYPES) as MessageType[];
@@ -341,6 +435,12 @@ function frameRoundId(msg: Message): number {
     case 'clientUpdate':
     case 'roundResult':
     case 'error':
+    case 'secaggAdvertiseKeys':
+    case 'secaggKeyList':
+    case 'secaggShareKeys':
+    case 'secaggForwardedShares':
+    case 'secaggUnmaskRequest':
+    case 'secaggUnmaskResponse':
       return msg.roundId;
     default:
       return 0;
@@ -383,6 +483,7 @@ function toProto(msg: Message): PB {
         deadlineMs: msg.deadlineMs,
         categoryWeights: msg.categoryWeights ?? [],
         transformerJson: msg.transformerJson ?? '',
+        ...(msg.secagg ? { secagg: { enabled: true, ...msg.secagg } } : {}),
       };
     }
     case 'clientUpdate':
@@ -407,6 +508,17 @@ function toProto(msg: Message): PB {
       return {};
     case 'summary':
       return { counts: msg.counts, epsilon: msg.epsilon, delta: msg.delta, noiseStd: msg.noiseStd };
+    case 'secaggAdvertiseKeys':
+      return { roundId: msg.roundId, cPk: msg.cPk, sPk: msg.sPk };
+    case 'secaggKeyList':
+      return { roundId: msg.roundId, keys: msg.keys };
+    case 'secaggShareKeys':
+    case 'secaggForwardedShares':
+      return { roundId: msg.roundId, ciphertexts: msg.ciphertexts };
+    case 'secaggUnmaskRequest':
+      return { roundId: msg.roundId, survivors: msg.survivors, dropped: msg.dropped };
+    case 'secaggUnmaskResponse':
+      return { roundId: msg.roundId, selfMaskShares: msg.selfMaskShares, secretKeyShares: msg.secretKeyShares };
     case 'statusResponse':
       return { currentRound: msg.currentRound, modelVersion: msg.modelVersion, phase: msg.phase, banksConnected: msg.banksConnected, roundsCommitted: msg.roundsCommitted };
   }
@@ -525,6 +637,9 @@ function decodeFrameUnsafe(bytes: Uint8Array, opts: DecodeOptions): DecodedMessa
     }
   }
 
+  if (opts.refusePlainUpdates && type === 'clientUpdate' && hasField(body, 4)) {
+    throw new ProtocolError('SECURE_AGGREGATION_REQUIRED', `'${sender}' sent a plaintext update (clientUpdate.tensors); this round uses secure aggregation: send maskedTensors`);
+  }
   preScanBody(type, body);
   let decodedBody: PB;
   try {
@@ -574,13 +689,37 @@ const SCAN_RULES: Partial<Record<MessageType, ScanRule>> = {
     5: { max: LIMITS.maxMetrics, what: 'number of clientUpdate.metrics entries' },
     8: { max: LIMITS.maxTensors, what: 'number of tensors in clientUpdate.maskedTensors', element: TENSOR_RULE },
   },
+  secaggKeyList: { 2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggKeyList.keys' } },
+  secaggShareKeys: { 2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggShareKeys.ciphertexts' } },
+  secaggForwardedShares: { 2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggForwardedShares.ciphertexts' } },
+  secaggUnmaskRequest: {
+    2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggUnmaskRequest.survivors' },
+    3: { max: LIMITS.maxSecAggBanks, what: 'number of secaggUnmaskRequest.dropped' },
+  },
+  secaggUnmaskResponse: {
+    2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggUnmaskResponse.selfMaskShares' },
+    3: { max: LIMITS.maxSecAggBanks, what: 'number of secaggUnmaskResponse.secretKeyShares' },
+  },
 };
+
+/** Whether a top-level field occurs in a protobuf body (raw scan; nothing is materialised). Malformed bodies answer false and fail in preScanBody. */
+function hasField(body: Uint8Array, wanted: number): boolean {
+  let found = false;
+  try {
+    scanMessage(body, 0, body.length, {}, 0, 'body', (field) => {
+      if (field === wanted) found = true;
+    });
+  } catch {
+    return false;
+  }
+  return found;
+}
 
 function preScanBody(type: MessageType, body: Uint8Array): void {
   scanMessage(body, 0, body.length, SCAN_RULES[type] ?? {}, 0, `${TYPES[type].proto.name} body`);
 }
 
-function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule, depth: number, label: string): void {
+function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule, depth: number, label: string, onField?: (field: number) => void): void {
   const counts = new Map<number, number>();
   let at = start;
   const varint = (): number => {
@@ -601,6 +740,7 @@ function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule
     const field = Math.floor(key / 8);
     const wire = key % 8;
     if (field === 0) throw new ProtocolError('MALFORMED', `${label} has a field number 0`);
+    onField?.(field);
     const r = rule[field];
     let count = 1;
     switch (wire) {
@@ -695,6 +835,9 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
         if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ProtocolError('INVALID_FIELD', 'roundStart.transformerJson must be a JSON object');
         out.transformerJson = transformerJson;
       }
+      if (p.secagg !== undefined && p.secagg !== null) {
+        out.secagg = secAggParams(p.secagg, weights.reduce((s, t) => s + t.data.length, 0));
+      }
       return out;
     }
     case 'summary': {
@@ -724,6 +867,60 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       if (maskedTensors.length > 0) out.maskedTensors = maskedTensors;
       return out;
     }
+    case 'secaggAdvertiseKeys':
+      return {
+        type,
+        roundId: u32(p.roundId, 'secaggAdvertiseKeys.roundId', { required: true }),
+        cPk: copyBytes(bytesField(p.cPk, 'secaggAdvertiseKeys.cPk', { required: true, length: SECAGG_KEY_BYTES })),
+        sPk: copyBytes(bytesField(p.sPk, 'secaggAdvertiseKeys.sPk', { required: true, length: SECAGG_KEY_BYTES })),
+      };
+    case 'secaggKeyList': {
+      const roundId = u32(p.roundId, 'secaggKeyList.roundId', { required: true });
+      const raw = secAggList(p.keys, 'secaggKeyList.keys', true);
+      const keys = raw.map((k, i) => ({
+        bankId: str(k?.bankId, `secaggKeyList.keys[${i}].bankId`, { required: true, pattern: ID_PATTERN }),
+        cPk: copyBytes(bytesField(k?.cPk, `secaggKeyList.keys[${i}].cPk`, { required: true, length: SECAGG_KEY_BYTES })),
+        sPk: copyBytes(bytesField(k?.sPk, `secaggKeyList.keys[${i}].sPk`, { required: true, length: SECAGG_KEY_BYTES })),
+      }));
+      uniqueIds(keys.map((k) => k.bankId), 'secaggKeyList.keys', true);
+      return { type, roundId, keys };
+    }
+    case 'secaggShareKeys':
+    case 'secaggForwardedShares': {
+      const roundId = u32(p.roundId, `${type}.roundId`, { required: true });
+      const ciphertexts = secAggList(p.ciphertexts, `${type}.ciphertexts`, type === 'secaggShareKeys').map((c, i) => {
+        const data = bytesField(c?.data, `${type}.ciphertexts[${i}].data`, { required: true });
+        if (data.length > LIMITS.maxSecAggCiphertextBytes) throw new ProtocolError('INVALID_FIELD', `${type}.ciphertexts[${i}].data is ${data.length} bytes (at most ${LIMITS.maxSecAggCiphertextBytes})`);
+        return { bankId: str(c?.bankId, `${type}.ciphertexts[${i}].bankId`, { required: true, pattern: ID_PATTERN }), data: copyBytes(data) };
+      });
+      uniqueIds(ciphertexts.map((c) => c.bankId), `${type}.ciphertexts`, false);
+      return { type, roundId, ciphertexts };
+    }
+    case 'secaggUnmaskRequest': {
+      const roundId = u32(p.roundId, 'secaggUnmaskRequest.roundId', { required: true });
+      const ids = (v: unknown, path: string): string[] => secAggList(v, path, false).map((x, i) => str(x, `${path}[${i}]`, { required: true, pattern: ID_PATTERN }));
+      const survivors = ids(p.survivors, 'secaggUnmaskRequest.survivors');
+      const dropped = ids(p.dropped, 'secaggUnmaskRequest.dropped');
+      if (survivors.length === 0) throw new ProtocolError('MISSING_FIELD', 'secaggUnmaskRequest.survivors is empty');
+      uniqueIds([...survivors, ...dropped], 'secaggUnmaskRequest survivors and dropped', false);
+      return { type, roundId, survivors, dropped };
+    }
+    case 'secaggUnmaskResponse': {
+      const roundId = u32(p.roundId, 'secaggUnmaskResponse.roundId', { required: true });
+      const shares = (v: unknown, path: string): SecAggShare[] => {
+        const out = secAggList(v, path, false).map((x, i) => ({
+          bankId: str(x?.bankId, `${path}[${i}].bankId`, { required: true, pattern: ID_PATTERN }),
+          y: copyBytes(bytesField(x?.y, `${path}[${i}].y`, { required: true, length: SECAGG_SHARE_BYTES })),
+        }));
+        uniqueIds(out.map((x) => x.bankId), path, false);
+        return out;
+      };
+      const selfMaskShares = shares(p.selfMaskShares, 'secaggUnmaskResponse.selfMaskShares');
+      const secretKeyShares = shares(p.secretKeyShares, 'secaggUnmaskResponse.secretKeyShares');
+      if (selfMaskShares.length === 0) throw new ProtocolError('MISSING_FIELD', 'secaggUnmaskResponse.selfMaskShares is empty');
+      uniqueIds([...selfMaskShares, ...secretKeyShares].map((x) => x.bankId), 'secaggUnmaskResponse shares', false);
+      return { type, roundId, selfMaskShares, secretKeyShares };
+    }
     case 'roundResult':
       return {
         type,
@@ -751,6 +948,54 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
         roundsCommitted: u32(p.roundsCommitted, 'statusResponse.roundsCommitted', {}),
       };
   }
+}
+
+function secAggList(v: unknown, path: string, required: boolean): PB[] {
+  const list = v === undefined || v === null ? [] : v;
+  if (!Array.isArray(list)) throw new ProtocolError('INVALID_FIELD', `${path} must be a list`);
+  if (required && list.length === 0) throw new ProtocolError('MISSING_FIELD', `${path} is empty`);
+  if (list.length > LIMITS.maxSecAggBanks) throw new ProtocolError('INVALID_FIELD', `${path} has ${list.length} entries (at most ${LIMITS.maxSecAggBanks})`);
+  return list as PB[];
+}
+
+function uniqueIds(ids: string[], path: string, sorted: boolean): void {
+  const seen = new Set<string>();
+  ids.forEach((id, i) => {
+    if (seen.has(id)) throw new ProtocolError('INVALID_FIELD', `${path} names bank ${quote(id)} twice`);
+    if (sorted && i > 0 && !(ids[i - 1]! < id)) throw new ProtocolError('INVALID_FIELD', `${path} must be sorted by bank id`);
+    seen.add(id);
+  });
+}
+
+function secAggParams(v: unknown, parameters: number): SecAggParams {
+  const path = 'roundStart.secagg';
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('INVALID_FIELD', `${path} must be an object`);
+  const p = v as PB;
+  if (p.enabled !== true) throw new ProtocolError('INVALID_FIELD', `${path}.enabled must be true when ${path} is present`);
+  const cohort = secAggList(p.cohort, `${path}.cohort`, true).map((x, i) => str(x, `${path}.cohort[${i}]`, { required: true, pattern: ID_PATTERN }));
+  uniqueIds(cohort, `${path}.cohort`, true);
+  const n = cohort.length;
+  if (n < 2) throw new ProtocolError('INVALID_FIELD', `${path}.cohort has ${n} bank(s); secure aggregation needs at least 2`);
+  const threshold = u32(p.threshold, `${path}.threshold`, { required: true });
+  if (threshold < 2 || threshold > n || 2 * threshold <= n) {
+    throw new ProtocolError('INVALID_FIELD', `${path}.threshold ${threshold} must satisfy 2 ≤ t ≤ ${n} and t > ${n}/2 (cohort of ${n})`);
+  }
+  const maxBanks = u32(p.maxBanks, `${path}.maxBanks`, { required: true, max: LIMITS.maxSecAggBanks });
+  if (maxBanks < n) throw new ProtocolError('INVALID_FIELD', `${path}.maxBanks ${maxBanks} is below the cohort size ${n}`);
+  const positive = (key: string): number => {
+    const x = f64(p[key], `${path}.${key}`);
+    if (!Number.isFinite(x) || !(x > 0)) throw new ProtocolError('INVALID_FIELD', `${path}.${key} must be a finite number > 0 (got ${x})`);
+    return x;
+  };
+  const scale = positive('scale');
+  const clipNorm = positive('clipNorm');
+  if (maxBanks * (clipNorm * scale + 1) > RING_MAX_SIGNED) {
+    throw new ProtocolError('INVALID_FIELD', `${path}: scale ${scale} with clipNorm ${clipNorm} and ${maxBanks} banks can overflow the 32-bit ring`);
+  }
+  const weightCap = u64(p.weightCap, `${path}.weightCap`, { required: true });
+  const vectorLength = u32(p.vectorLength, `${path}.vectorLength`, { required: true });
+  if (vectorLength !== parameters) throw new ProtocolError('SHAPE_MISMATCH', `${path}.vectorLength ${vectorLength} differs from the ${parameters} parameters of roundStart.weights`);
+  return { threshold, scale, clipNorm, maxBanks, cohort, weightCap, vectorLength };
 }
 
 function columnCounts(v: unknown, path: string): ColumnCounts[] {

@@ -17,6 +17,7 @@ export const PROTOCOL_ERROR_CODES = [
   'UNKNOWN_SENDER',
   'INVALID_KEY_FILE',
   'INSECURE_KEY_FILE',
+  'SECURE_AGGREGATION_REQUIRED',
 ] as const;
 
 export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number];

@@ -10,6 +10,8 @@ export {
   SCHEMA_HASH_PATTERN,
   ERROR_CODES,
   MESSAGE_TYPES,
+  SECAGG_KEY_BYTES,
+  SECAGG_SHARE_BYTES,
   encodeFrame,
   decodeFrame,
 } from './codec';
@@ -36,6 +38,16 @@ export type {
   StatusResponseMessage,
   SummaryMessage,
   ColumnCounts,
+  SecAggParams,
+  SecAggAdvertiseKeysMessage,
+  SecAggKeyListMessage,
+  SecAggBankKeys,
+  SecAggCiphertext,
+  SecAggShareKeysMessage,
+  SecAggForwardedSharesMessage,
+  SecAggUnmaskRequestMessage,
+  SecAggShare,
+  SecAggUnmaskResponseMessage,
 } from './codec';
 export {
   SIGNATURE_DOMAIN,

@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the initial global model', def('seed'))
     .option('--max-frame-mb <mb>', 'largest accepted message in MiB', def('maxFrameMb'))
     .option('--exit-when-finished', 'exit after the last round is committed')
+    .option('--insecure-aggregation', 'opt out of secure aggregation: banks send plaintext updates to the coordinator (required to run rounds with fewer than 3 banks)')
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const file: ConfigValues = typeof o.config === 'string' ? loadCoordinatorConfigFile(o.config) : {};
       const merged = mergeCoordinatorConfig(file, o, (k) => cmd.getOptionValueSource(k));
@@ -43,6 +44,7 @@ export function register(program: Command): void {
         return;
       }
       const { exitWhenFinished, ...settings } = toCoordinatorSettings(merged);
+      // insecureAggregation (flag --insecure-aggregation or "insecureAggregation" in the file) is in settings.
       const running = await runCoordinator(settings, { exitWhenFinished });
       const stop = async (): Promise<void> => {
         await running.close();

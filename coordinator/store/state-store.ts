@@ -162,7 +162,51 @@ export class StateStore {
   }
 
   touchBank(bankId: string): void {
-    this.db.prepare('UPDATE banks SET last_seen = ? WHERE bank_id = ?').run(new Date().toISOString(), bankId);
+    const now = new Date().toISOString();
+    this.defer(() => this.stmt('UPDATE banks SET last_seen = ? WHERE bank_id = ?').run(now, bankId));
+  }
+
+  // Write-behind for frequent rows that no decision depends on (privacy-spend reports, last-seen
+  // times, rejections): they are queued and written in ONE transaction at most FLUSH_MS later, and
+  // always before a round is committed or failed, before status is read, and on close. With
+  // synchronous=FULL every transaction costs an fsync; one per bank update made the commit path of a
+  // 200-bank round spend seconds in fsync (bench:load), and a flood of bad frames could force an
+  // fsync per frame. A crash loses at most the last FLUSH_MS of such rows, never a round: a round's
+  // spend reports are flushed before its commit, and banks re-report their cumulative ε every round.
+  static readonly FLUSH_MS = 250;
+  private pending: (() => void)[] = [];
+  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
+  private defer(op: () => void): void {
+    this.pending.push(op);
+    if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.flush(), StateStore.FLUSH_MS);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Writes the queued rows now, in one transaction. */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    if (this.pending.length === 0 || !this.db.open) return;
+    const ops = this.pending;
+    this.pending = [];
+    this.db.transaction(() => {
+      for (const op of ops) op();
+      // Bounded: keep the most recent 10,000 rejections.
+      this.stmt('DELETE FROM rejections WHERE rowid <= (SELECT MAX(rowid) FROM rejections) - 10000').run();
+    })();
   }
 
   /** Version 0: the initial weights, so every version has a checkpoint. */
@@ -173,6 +217,7 @@ export class StateStore {
   /** One transaction: the model version and the round's outcome appear together or not at all. */
   commitRound(roundId: number, attempt: number, version: number, ckpt: { path: string; sha256: string; bytes: number }, participants: ParticipantRecord[]): void {
     const now = new Date().toISOString();
+    this.flush();
     this.db.transaction(() => {
       this.db.prepare('INSERT INTO model_versions (version, round_id, path, sha256, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(version, roundId, ckpt.path, ckpt.sha256, ckpt.bytes, now);
       this.db
@@ -185,6 +230,7 @@ export class StateStore {
 
   failRound(roundId: number, attempt: number, message: string, participants: ParticipantRecord[]): void {
     const now = new Date().toISOString();
+    this.flush();
     this.db.transaction(() => {
       this.db.prepare("INSERT OR REPLACE INTO rounds (round_id, attempt, state, finished_at, banks, message) VALUES (?, ?, 'failed', ?, 0, ?)").run(roundId, attempt, now, message);
       const ins = this.db.prepare('INSERT OR REPLACE INTO round_participants (round_id, attempt, bank_id, status, reason) VALUES (?, ?, ?, ?, ?)');
@@ -237,6 +283,7 @@ export class StateStore {
    * DP-SGD at least once: no finite guarantee.
    */
   epsilonByBank(upToRound = Number.MAX_SAFE_INTEGER): Record<string, number | null> {
+    this.flush();
     const rows = this.db
       .prepare(
         `SELECT bank_id AS bankId, MAX(epsilon) AS epsilon,
@@ -255,13 +302,13 @@ export class StateStore {
 
   recordSpend(bankId: string, roundId: number, kind: 'training' | 'summary', epsilon: number, delta: number): void {
     // SQLite has no infinity literal in REAL columns we want to rely on; NULL means "no finite guarantee".
-    this.db.prepare('INSERT INTO privacy_spend (bank_id, round_id, kind, epsilon, delta, reported_at) VALUES (?, ?, ?, ?, ?, ?)').run(bankId, roundId, kind, Number.isFinite(epsilon) ? epsilon : null, delta, new Date().toISOString());
+    const row = [bankId, roundId, kind, Number.isFinite(epsilon) ? epsilon : null, delta, new Date().toISOString()];
+    this.defer(() => this.stmt('INSERT INTO privacy_spend (bank_id, round_id, kind, epsilon, delta, reported_at) VALUES (?, ?, ?, ?, ?, ?)').run(...row));
   }
 
   recordRejection(who: string, code: string, message: string): void {
-    this.db.prepare('INSERT INTO rejections (ts, who, code, message) VALUES (?, ?, ?, ?)').run(new Date().toISOString(), who.slice(0, 200), code, message.slice(0, 1000));
-    // Bounded: keep the most recent 10,000 rejections.
-    this.db.prepare('DELETE FROM rejections WHERE rowid <= (SELECT MAX(rowid) FROM rejections) - 10000').run();
+    const row = [new Date().toISOString(), who.slice(0, 200), code, message.slice(0, 1000)];
+    this.defer(() => this.stmt('INSERT INTO rejections (ts, who, code, message) VALUES (?, ?, ?, ?)').run(...row));
   }
 
   setSetting(key: string, value: unknown): void {
@@ -274,6 +321,7 @@ export class StateStore {
   }
 
   status(): Record<string, unknown> {
+    this.flush();
     const banks = this.db
       .prepare(
         `SELECT b.bank_id AS bankId, b.first_seen AS firstSeen, b.last_seen AS lastSeen,
@@ -296,7 +344,10 @@ export class StateStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.db.open) {
+      this.flush();
+      this.db.close();
+    }
   }
 }
 

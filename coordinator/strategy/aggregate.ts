@@ -52,6 +52,23 @@ export function weightedMean(items: { tensors: Tensors; weight: number }[]): Ten
 }
 
 /**
+ * FedAvg from a sum (secure aggregation): Σ w_k·u_k / Σ w_k, when only the weighted sum and the
+ * total weight are known. Equals weightedMean of the same items up to float rounding.
+ */
+export function meanFromSum(weightedSum: Tensors, totalWeight: number): Tensors {
+  if (!Number.isFinite(totalWeight) || totalWeight <= 0) throw new AggregationError(`total weight must be positive and finite, got ${totalWeight}`);
+  return weightedSum.map((t) => {
+    const out = new Float32Array(t.data.length);
+    for (let j = 0; j < out.length; j++) {
+      const v = t.data[j]! / totalWeight;
+      if (!Number.isFinite(v)) throw new AggregationError(`aggregated sum of '${t.name}' is not finite at ${j}`);
+      out[j] = v;
+    }
+    return { name: t.name, shape: [...t.shape], data: out };
+  });
+}
+
+/**
  * Coordinate-wise trimmed mean (Yin et al. 2018): drops the `trim` largest and smallest values per
  * coordinate before averaging; robust to a minority of corrupted updates. Unweighted by design.
  */

@@ -1,4 +1,4 @@
-import { applyDelta, trimmedMean, weightedMean } from './aggregate';
+import { applyDelta, meanFromSum, trimmedMean, weightedMean } from './aggregate';
 import type { ClientFailure, ClientResult, RoundContext, Strategy, Tensors } from './types';
 
 export interface FedAvgOptions {
@@ -22,6 +22,10 @@ export class FedAvg implements Strategy {
     const delta = weightedMean(results.map((r) => ({ tensors: r.update, weight: r.sampleCount })));
     return applyDelta(global, delta, this.opts.serverLr ?? 1);
   }
+
+  /** Secure aggregation: the same FedAvg step from Σ n_k·u_k and Σ n_k. */
+  aggregateFromSum?: (global: Tensors, weightedSum: Tensors, totalWeight: number, failures: ClientFailure[]) => Tensors = (global, weightedSum, totalWeight) =>
+    applyDelta(global, meanFromSum(weightedSum, totalWeight), this.opts.serverLr ?? 1);
 }
 
 /** FedAvg with a coordinate-wise trimmed mean instead of the weighted mean. */
@@ -35,6 +39,9 @@ export class TrimmedMeanFedAvg extends FedAvg {
     const delta = trimmedMean(results.map((r) => r.update), this.trim);
     return applyDelta(global, delta, this.opts.serverLr ?? 1);
   }
+
+  // A trimmed mean needs every update in the clear: no secure-aggregation path.
+  override aggregateFromSum = undefined;
 }
 
 export function createStrategy(name: string, opts: FedAvgOptions & { trim?: number } = {}): Strategy {

@@ -34,4 +34,10 @@ export interface Strategy {
    * not hidden, so a strategy may decide a round with too many failures is not worth committing.
    */
   aggregate(global: Tensors, results: ClientResult[], failures: ClientFailure[]): Tensors;
+  /**
+   * Secure aggregation: combine from the weighted sum Σ w_k·u_k and Σ w_k alone, the only things the
+   * coordinator learns (no single update is known). A strategy without it cannot run under secure
+   * aggregation (e.g. a trimmed mean needs the individual updates).
+   */
+  aggregateFromSum?(global: Tensors, weightedSum: Tensors, totalWeight: number, failures: ClientFailure[]): Tensors;
 }

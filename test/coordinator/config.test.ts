@@ -16,6 +16,7 @@ const FULL = {
   allowList: './allow.json',
   maxFrameMb: 16,
   exitWhenFinished: true,
+  insecureAggregation: true,
   model: { architecture: 'ctgan', transformer: 'simple', seed: 7 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
@@ -39,6 +40,7 @@ describe('coordinator config file', () => {
       plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, loss: 'wgan-gp', updateClipNorm: 5 },
       maxFrameBytes: 16 * 1024 * 1024,
       exitWhenFinished: true,
+      insecureAggregation: true,
     });
   });
 

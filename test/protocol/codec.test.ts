@@ -137,7 +137,7 @@ describe('frame-level rejections', () => {
     expectCode(() => decodeFrame(reencodeFrame(good(), { version: 2 })), 'UNSUPPORTED_VERSION', /version 2/);
     expectCode(() => decodeFrame(reencodeFrame(good(), { version: 0 })), 'UNSUPPORTED_VERSION');
     expectCode(() => decodeFrame(reencodeFrame(good(), { type: 0 })), 'UNKNOWN_TYPE');
-    expectCode(() => decodeFrame(reencodeFrame(good(), { type: 21 })), 'UNKNOWN_TYPE', /21/);
+    expectCode(() => decodeFrame(reencodeFrame(good(), { type: 29 })), 'UNKNOWN_TYPE', /29/);
   });
 
   it('validates sender, nonce, timestamp and signature length', () => {

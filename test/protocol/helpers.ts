@@ -6,7 +6,26 @@ import type { Message, TrainingConfig, WireTensor } from '../../protocol/index';
 const root = protobuf.parse(readFileSync(new URL('../../protocol/schema/fedsynth.proto', import.meta.url), 'utf8')).root;
 export const pb = (name: string): protobuf.Type => root.lookupType(`fedsynth.v1.${name}`);
 
-export const WIRE_TYPE = { register: 1, welcome: 2, roundStart: 3, clientUpdate: 4, roundResult: 5, error: 6, statusRequest: 7, statusResponse: 8, summary: 9 } as const;
+export const WIRE_TYPE = {
+  register: 1,
+  welcome: 2,
+  roundStart: 3,
+  clientUpdate: 4,
+  roundResult: 5,
+  error: 6,
+  statusRequest: 7,
+  statusResponse: 8,
+  summary: 9,
+  secaggAdvertiseKeys: 20,
+  secaggKeyList: 21,
+  secaggShareKeys: 22,
+  secaggForwardedShares: 23,
+  secaggUnmaskRequest: 24,
+  secaggUnmaskResponse: 25,
+} as const;
+
+/** Deterministic 32-byte values for secure-aggregation samples. */
+export const bytes32 = (fill: number): Uint8Array => new Uint8Array(32).map((_, i) => (fill * 31 + i * 7) & 0xff);
 
 /** Encodes a Frame around a raw body object of the given proto type, with sane defaults for the header. */
 export function rawFrame(typeName: string, wireType: number, body: Record<string, unknown>, header: Record<string, unknown> = {}): Uint8Array {
@@ -86,5 +105,31 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
     { type: 'error', code: 'SCHEMA_MISMATCH', message: 'schema hash differs — check the consortium schema', roundId: 0 },
     { type: 'statusRequest' },
     { type: 'statusResponse', currentRound: 5, modelVersion: 4, phase: 'collecting', banksConnected: 3, roundsCommitted: 4 },
+    {
+      type: 'roundStart',
+      roundId: 7,
+      modelVersion: 6,
+      weights: specTensors(),
+      config: config(),
+      deadlineMs: 1_800_000_000_000,
+      secagg: { threshold: 2, scale: 2 ** 24, clipNorm: 5, maxBanks: 3, cohort: ['bank-a', 'bank-b', 'bank-c'], weightCap: 1_048_576, vectorLength: 144 },
+    },
+    {
+      type: 'clientUpdate',
+      roundId: 7,
+      modelVersion: 6,
+      sampleCount: 600,
+      tensors: [],
+      maskedTensors: spec.map((t, i) => ({ name: t.name, shape: t.shape, data: new Uint32Array(t.shape.reduce((a, b) => a * b, 1)).map((_, j) => (j * 2654435761 + i) >>> 0) })),
+      metrics: {},
+      epsilonSpent: 0,
+      delta: 0,
+    },
+    { type: 'secaggAdvertiseKeys', roundId: 7, cPk: bytes32(1), sPk: bytes32(2) },
+    { type: 'secaggKeyList', roundId: 7, keys: [{ bankId: 'bank-a', cPk: bytes32(1), sPk: bytes32(2) }, { bankId: 'bank-b', cPk: bytes32(3), sPk: bytes32(4) }, { bankId: 'bank-c', cPk: bytes32(5), sPk: bytes32(6) }] },
+    { type: 'secaggShareKeys', roundId: 7, ciphertexts: [{ bankId: 'bank-b', data: new Uint8Array(200).fill(9) }, { bankId: 'bank-c', data: new Uint8Array(200).fill(8) }] },
+    { type: 'secaggForwardedShares', roundId: 7, ciphertexts: [{ bankId: 'bank-b', data: new Uint8Array(200).fill(7) }] },
+    { type: 'secaggUnmaskRequest', roundId: 7, survivors: ['bank-a', 'bank-b'], dropped: ['bank-c'] },
+    { type: 'secaggUnmaskResponse', roundId: 7, selfMaskShares: [{ bankId: 'bank-a', y: bytes32(7) }, { bankId: 'bank-b', y: bytes32(8) }], secretKeyShares: [{ bankId: 'bank-c', y: bytes32(9) }] },
   ];
 }

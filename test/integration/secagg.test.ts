@@ -1,0 +1,314 @@
+// Secure aggregation end to end over real sockets (issue #6): a real coordinator (socket.io server,
+// SQLite state, checkpoints) and real bank agents (socket.io clients, signed protobuf frames, the
+// SecAggClient state machine). Local training is replaced by a deterministic fake trainer so the
+// test is about aggregation, not GAN training: each bank's plaintext update is captured AT THE BANK
+// (test hook) and the committed global model must equal plain FedAvg of those updates within the
+// stated quantisation bound, while everything the coordinator decoded holds only masked inputs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { io } from 'socket.io-client';
+import { runCoordinator, type CoordinatorSettings } from '../../coordinator/run-coordinator';
+import { startAgent, type RunningAgent } from '../../client-node/agent';
+import { AgentWire } from '../../client-node/wire';
+import type { LocalTrainer } from '../../client-node/trainer';
+import type { SecAggInputInfo } from '../../client-node/secagg-client';
+import { parseConsortiumModelConfig } from '../../client-node/local-trainer';
+import { createModel } from '../../shared/model';
+import { memoryLogger } from '../../shared/log/logger';
+import { simulateBanks } from '../../shared/data/simulate';
+import { schemaHash, validateSchema } from '../../shared/data/schema';
+import { readCheckpoint } from '../../coordinator/store/checkpoint';
+import { decodeFrame, generateIdentity, type ClientUpdateMessage, type DecodedMessage } from '../../protocol';
+import { ringParams } from '../../shared/secagg';
+import { secAggMeanErrorBound } from '../../coordinator/secagg-round';
+
+type Tensors = { name: string; shape: number[]; data: Float32Array }[];
+
+const SMALL_MODEL = { noiseDim: 8, generatorDims: [16], discriminatorDims: [16], seed: 7 };
+const CLIP = 5;
+// Different sizes, so that sample-count weighting matters (an unweighted mean would fail the test).
+const ROWS: Record<string, number> = { 'bank-1': 500, 'bank-2': 900, 'bank-3': 1300, 'bank-4': 2100 };
+
+let dir: string;
+let schemaPath: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fedsynth-secagg-'));
+  schemaPath = simulateBanks({ banks: 1, rows: 20, out: join(dir, 'data'), seed: 3 }).schemaPath;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function settings(stateDir: string, over: Partial<CoordinatorSettings['policy']> = {}): CoordinatorSettings {
+  return {
+    host: '127.0.0.1',
+    port: 0,
+    schemaPath,
+    stateDir,
+    model: SMALL_MODEL,
+    transformer: 'simple',
+    policy: { minClients: 3, maxRounds: 2, deadlineMs: 30_000, waitForClientsMs: 300, retryLimit: 2, ...over },
+    plan: { localSteps: 1, batchSize: 64, lrGenerator: 2e-4, lrDiscriminator: 2e-4, dSteps: 1, loss: 'ns', updateClipNorm: CLIP },
+    dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
+    maxFrameBytes: 8 * 1024 * 1024,
+    secureAggregation: { stepTimeoutMs: 4000 },
+  };
+}
+
+/** Deterministic stand-in for local training: global + a pseudo-random step of norm ~2 (some banks beyond the clip). */
+class FakeTrainer implements LocalTrainer {
+  private weights: Tensors;
+  readonly globals: Tensors[] = [];
+  constructor(private readonly bank: number, initial: Tensors, private readonly spans: { column: string; offset: number; dim: number }[]) {
+    this.weights = initial;
+  }
+  setWeights(w: Tensors): void {
+    this.globals.push(w.map((t) => ({ ...t, data: t.data.slice() })));
+    this.weights = w.map((t) => ({ ...t, data: t.data.slice() }));
+  }
+  getWeights(): Tensors {
+    return this.weights;
+  }
+  async train(_data: unknown, plan: { seed: number }): Promise<Record<string, number>> {
+    let x = (plan.seed * 31 + this.bank * 7919) >>> 0 || 1;
+    const amp = this.bank === 4 ? 0.2 : 0.02; // bank 4's update exceeds the clip norm
+    for (const t of this.weights) {
+      for (let i = 0; i < t.data.length; i++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        t.data[i]! += amp * (x / 2 ** 32 - 0.5);
+      }
+    }
+    return { lossG: 0, lossD: 0 };
+  }
+  conditionalSpans() {
+    return this.spans;
+  }
+  epsilonSpent(): number {
+    return 0;
+  }
+  delta(): number {
+    return 0;
+  }
+  dispose(): void {}
+}
+
+interface Bank {
+  id: string;
+  agent: RunningAgent;
+  inputs: Map<number, SecAggInputInfo>;
+  trainer: () => FakeTrainer;
+}
+
+function startBank(n: number, url: string, onSend?: (msg: DecodedMessage, bank: Bank) => void): Bank {
+  const id = `bank-${n}`;
+  let trainer: FakeTrainer | undefined;
+  const inputs = new Map<number, SecAggInputInfo>();
+  const bank: Bank = { id, agent: undefined as unknown as RunningAgent, inputs, trainer: () => trainer! };
+  bank.agent = startAgent({
+    coordinatorUrl: url,
+    bankId: id,
+    schemaHash: schemaHash(validateSchema(JSON.parse(readFileSync(schemaPath, 'utf8')))),
+    identity: generateIdentity(id),
+    createTrainer: async (json) => {
+      const cfg = parseConsortiumModelConfig(json);
+      const model = createModel(cfg.model as Parameters<typeof createModel>[0], cfg.spans);
+      const initial = model.getWeights().map((t) => ({ name: t.name, shape: [...t.shape], data: Float32Array.from(t.data) }));
+      const spans = model.condSpans.map((s) => ({ column: s.column, offset: s.offset, dim: s.dim }));
+      model.dispose();
+      trainer = new FakeTrainer(n, initial, spans);
+      return trainer;
+    },
+    dataset: { rows: ROWS[id]!, prepare: () => ({ encoded: new Float32Array(0), rows: ROWS[id]!, dim: 0 }) },
+    summarize: (requested) => ({ counts: requested.map((c) => ({ column: c.column, values: Array.from({ length: c.dim }, (_, i) => 50 + i) })), epsilon: 0.1, delta: 1e-6, noiseStd: 1 }),
+    epsilonSpent: () => ({ epsilon: 0.1, delta: 1e-6 }),
+    log: memoryLogger(id),
+    exitWhenFinished: true,
+    reconnectDelayMs: 200,
+    onSecAggInput: (info) => inputs.set(info.roundId, info),
+    ...(onSend ? { onSend: (bytes: Uint8Array) => onSend(decodeFrame(bytes), bank) } : {}),
+  });
+  return bank;
+}
+
+/** Plain FedAvg step: global + Σ m_k u_k / Σ m_k, in float64. */
+function fedAvgStep(global: Tensors, updates: { update: Tensors; sampleCount: number }[]): Float64Array[] {
+  const total = updates.reduce((s, u) => s + u.sampleCount, 0);
+  return global.map((g, ti) => {
+    const out = Float64Array.from(g.data);
+    for (const u of updates) for (let j = 0; j < out.length; j++) out[j]! += (u.sampleCount / total) * u.update[ti]!.data[j]!;
+    return out;
+  });
+}
+
+function maxDiff(a: Tensors, b: Float64Array[]): number {
+  let m = 0;
+  a.forEach((t, i) => t.data.forEach((v, j) => (m = Math.max(m, Math.abs(v - b[i]![j]!)))));
+  return m;
+}
+
+const concat = (ts: { data: Uint32Array }[]): Uint32Array => {
+  const out = new Uint32Array(ts.reduce((s, t) => s + t.data.length, 0));
+  let at = 0;
+  for (const t of ts) {
+    out.set(t.data, at);
+    at += t.data.length;
+  }
+  return out;
+};
+
+/** Bound on |secure − plain FedAvg| per coordinate: quantisation (stated bound) + float32 storage of the model. */
+function tolerance(cohort: number, summed: number, totalWeight: number, maxAbsWeight: number): number {
+  const scale = ringParams({ clipNorm: CLIP, maxBanks: cohort }).scale;
+  return secAggMeanErrorBound({ scale, weightCap: 1 << 20 }, summed, totalWeight) + 4 * maxAbsWeight * 2 ** -23;
+}
+
+describe('secure aggregation over real sockets', () => {
+  it('3 banks complete 2 rounds; the global model is plain FedAvg within the quantisation bound; the coordinator only saw masked inputs', async () => {
+    const stateDir = join(dir, 'state-3');
+    const received: { bank: string | undefined; msg: DecodedMessage }[] = [];
+    const coordinator = await runCoordinator(settings(stateDir), { exitWhenFinished: false, log: memoryLogger('coordinator'), onFrame: (bank, msg) => received.push({ bank, msg }) });
+    try {
+      const status = (await (await fetch(`${coordinator.url}/status`)).json()) as { secureAggregation: { enabled: boolean } };
+      expect(status.secureAggregation.enabled).toBe(true);
+      const banks = [1, 2, 3].map((n) => startBank(n, coordinator.url));
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      expect(coordinator.rounds.snapshot().roundsCommitted).toBe(2);
+
+      // Globals the banks received: round 1 starts from G0, round 2 from G1; the checkpoint is G2.
+      const g = banks[0]!.trainer().globals;
+      expect(g.length).toBe(2);
+      const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt'));
+      const g2 = ckpt.tensors as Tensors;
+      for (const [round, from, to] of [[1, g[0]!, g[1]!], [2, g[1]!, g2]] as const) {
+        const updates = banks.map((b) => b.inputs.get(round)!);
+        expect(updates.every((u) => u !== undefined)).toBe(true);
+        const expected = fedAvgStep(from, updates);
+        const total = updates.reduce((s, u) => s + u.sampleCount, 0);
+        const maxAbs = Math.max(...expected.map((t) => t.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+        const diff = maxDiff(to, expected);
+        expect(diff).toBeLessThanOrEqual(tolerance(3, 3, total, maxAbs));
+        // Sanity: the step is far larger than the bound, so the comparison has teeth.
+        expect(maxDiff(to, from.map((t) => Float64Array.from(t.data)))).toBeGreaterThan(100 * tolerance(3, 3, total, maxAbs));
+        // An unweighted mean would not pass.
+        const unweighted = fedAvgStep(from, updates.map((u) => ({ ...u, sampleCount: 1 })));
+        expect(maxDiff(to, unweighted)).toBeGreaterThan(10 * tolerance(3, 3, total, maxAbs));
+      }
+
+      // Everything the coordinator decoded from banks: no plaintext update, and every masked input
+      // differs from the bank's own quantised input and looks uniform over Z_2^32.
+      const updates = received.filter((r) => r.msg.type === 'clientUpdate').map((r) => ({ bank: r.bank!, msg: r.msg as ClientUpdateMessage }));
+      expect(updates.length).toBe(6);
+      for (const { bank, msg } of updates) {
+        expect(msg.tensors).toEqual([]);
+        const masked = concat(msg.maskedTensors!);
+        const plain = banks.find((b) => b.id === bank)!.inputs.get(msg.roundId)!.ring;
+        expect(masked.length).toBe(plain.length);
+        let equal = 0;
+        let middle = 0;
+        let plainMiddle = 0;
+        let sum = 0;
+        for (let i = 0; i < masked.length; i++) {
+          if (masked[i] === plain[i]) equal++;
+          if (masked[i]! >= 2 ** 30 && masked[i]! < 3 * 2 ** 30) middle++;
+          if (plain[i]! >= 2 ** 30 && plain[i]! < 3 * 2 ** 30) plainMiddle++;
+          sum += masked[i]! / 2 ** 32;
+        }
+        const d = masked.length;
+        expect(equal / d).toBeLessThan(0.01);
+        expect(Math.abs(middle / d - 0.5)).toBeLessThan(0.05); // uniform: half the ring is the middle half
+        expect(plainMiddle / d).toBeLessThan(0.01); // a plain quantised update sits near 0 (small signed values)
+        expect(Math.abs(sum / d - 0.5)).toBeLessThan(0.03);
+      }
+      const types = new Set(received.map((r) => r.msg.type));
+      expect([...types].sort()).toEqual(['clientUpdate', 'register', 'secaggAdvertiseKeys', 'secaggShareKeys', 'secaggUnmaskResponse', 'summary'].sort());
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
+  it.each([
+    ['after sending its shares (its masks are removed, its input is not in the sum)', 'secaggShareKeys', false],
+    ['after sending its masked input (its input stays in the sum)', 'clientUpdate', true],
+  ] as const)('a bank that drops %s: the round completes with the right sum', async (_what, dropAfter, counted) => {
+    const stateDir = join(dir, `state-drop-${dropAfter}`);
+    const log = memoryLogger('coordinator');
+    // Wait long enough for all four banks to join, so the round's cohort includes the victim.
+    const victim = 'bank-4';
+    let banks: Bank[] = [];
+    const coordinator = await runCoordinator(settings(stateDir, { maxRounds: 1, waitForClientsMs: 1500 }), {
+      exitWhenFinished: false,
+      log,
+      // The victim vanishes as soon as its frame has reached the coordinator (before the next step).
+      onFrame: (bank, msg) => {
+        if (bank === victim && msg.type === dropAfter) banks.find((b) => b.id === victim)!.agent.stop();
+      },
+    });
+    try {
+      banks = [1, 2, 3, 4].map((n) => startBank(n, coordinator.url));
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      const events = log.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(events.find((e) => e.event === 'round_started')).toMatchObject({ participants: ['bank-1', 'bank-2', 'bank-3', 'bank-4'] });
+      const committed = events.find((e) => e.event === 'round_committed')!;
+      expect(committed).toMatchObject({ round: 1, banks: counted ? 4 : 3 });
+      const unmasked = events.find((e) => e.event === 'secagg_unmasked')!;
+      expect(unmasked.dropped).toEqual(counted ? [] : [victim]);
+      expect(unmasked.survivors).toEqual(counted ? ['bank-1', 'bank-2', 'bank-3', 'bank-4'] : ['bank-1', 'bank-2', 'bank-3']);
+
+      const summed = banks.filter((b) => counted || b.id !== victim);
+      const updates = summed.map((b) => b.inputs.get(1)!);
+      const from = banks[0]!.trainer().globals[0]!;
+      const expected = fedAvgStep(from, updates);
+      const total = updates.reduce((s, u) => s + u.sampleCount, 0);
+      const maxAbs = Math.max(...expected.map((t) => t.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+      const got = readCheckpoint(join(stateDir, 'latest.ckpt')).tensors as Tensors;
+      const bound = tolerance(4, summed.length, total, maxAbs);
+      expect(maxDiff(got, expected)).toBeLessThanOrEqual(bound);
+      if (counted) {
+        // Leaving the victim's input out would be far off: the check can fail.
+        expect(maxDiff(got, fedAvgStep(from, updates.slice(0, 3)))).toBeGreaterThan(10 * bound);
+      } else {
+        expect(banks[3]!.inputs.get(1)).toBeUndefined(); // it vanished before masking anything
+      }
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
+  it('refuses to start with rounds of 2 banks unless secure aggregation is explicitly opted out', async () => {
+    const s = settings(join(dir, 'state-2'), { minClients: 2 });
+    await expect(runCoordinator(s, { exitWhenFinished: false, log: memoryLogger('c') })).rejects.toThrow(/at least 3 banks.*--insecure-aggregation/s);
+    const opted = await runCoordinator({ ...s, insecureAggregation: true }, { exitWhenFinished: false, log: memoryLogger('c') });
+    try {
+      const status = (await (await fetch(`${opted.url}/status`)).json()) as { secureAggregation: { enabled: boolean } };
+      expect(status.secureAggregation.enabled).toBe(false);
+    } finally {
+      await opted.close();
+    }
+  });
+
+  it('refuses a plaintext update with SECURE_AGGREGATION_REQUIRED, before decoding it', async () => {
+    const coordinator = await runCoordinator(settings(join(dir, 'state-plain')), { exitWhenFinished: false, log: memoryLogger('c') });
+    const wire = new AgentWire({ bankId: 'bank-9', identity: generateIdentity('bank-9'), maxFrameBytes: 8 * 1024 * 1024 });
+    const socket = io(coordinator.url, { transports: ['websocket'], reconnection: false });
+    try {
+      const replies: DecodedMessage[] = [];
+      socket.on('frame', (b: Uint8Array) => {
+        const d = wire.decode(b);
+        if (d.ok) replies.push(d.message);
+      });
+      await new Promise<void>((r) => socket.once('connect', () => r()));
+      socket.emit('frame', wire.register(schemaHash(validateSchema(JSON.parse(readFileSync(schemaPath, 'utf8'))))));
+      const until = Date.now() + 5000;
+      while (!replies.some((m) => m.type === 'welcome') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      const tensors = [{ name: 'x', shape: [2], data: new Float32Array([1, 2]) }];
+      socket.emit('frame', wire.update({ roundId: 1, modelVersion: 0, sampleCount: 10, tensors, metrics: {}, epsilonSpent: 0, delta: 0 }));
+      while (!replies.some((m) => m.type === 'error') && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      expect(replies.find((m) => m.type === 'error')).toMatchObject({ code: 'SECURE_AGGREGATION_REQUIRED' });
+    } finally {
+      socket.close();
+      await coordinator.close();
+    }
+  });
+});
