@@ -38,6 +38,11 @@ export interface AgentOptions {
   ) => { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number };
   /** ε the bank has spent in total (ledger), reported with every update. */
   epsilonSpent: () => { epsilon: number; delta: number };
+  /**
+   * Client-level DP (DP-FedAvg): called on the clipped update before it is masked or sent; charges
+   * the ledger first, then adds the bank's share of the noise in place. Throwing stops the send.
+   */
+  privatizeUpdate?: (update: { name: string; shape: number[]; data: Float32Array }[], info: { roundId: number; clipNorm: number }) => void;
   onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
   /** Observes every byte this agent sends (tests use it to prove no raw data leaves the bank). */
   onSend?: (bytes: Uint8Array) => void;
@@ -192,6 +197,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return;
     }
     const { update, norm, clipped } = prepareUpdate(trainer.getWeights(), msg.weights, msg.config.updateClipNorm);
+    opts.privatizeUpdate?.(update, { roundId: msg.roundId, clipNorm: msg.config.updateClipNorm });
     const session = secaggOf.get(msg);
     if (msg.secagg && !session) throw new Error(`round ${msg.roundId} uses secure aggregation but this bank has no session for it`);
     // Under secure aggregation only the masked, weighted update leaves the bank (and m = min(rows, cap)).

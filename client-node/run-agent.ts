@@ -10,6 +10,8 @@ import { startAgent, type RunningAgent } from './agent';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
 import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
 import { BankEncoder } from './bank-encoder';
+import { addClientLevelNoise } from './update';
+import { secureGaussian } from '../shared/privacy/secure-noise';
 import { PrivacyLedger, defaultDelta } from './ledger';
 
 export interface RunAgentOptions {
@@ -33,6 +35,12 @@ export interface RunAgentOptions {
    * guarantee and ε = ∞ is reported.
    */
   dp?: Omit<LocalDpOptions, 'ledger' | 'budget'>;
+  /**
+   * Client-level DP on each update (DP-FedAvg, McMahan et al. 2018): Gaussian noise z·S/√banks on the
+   * clipped update, charged per round. banks = 1 (default) makes each update private on its own;
+   * banks = n splits the noise so only the securely aggregated sum carries all of it.
+   */
+  clientDp?: { noiseMultiplier: number; banks: number };
   log?: Logger;
 }
 
@@ -80,6 +88,17 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
       return released;
     },
+    ...(opts.clientDp
+      ? {
+          privatizeUpdate: (update: { name: string; shape: number[]; data: Float32Array }[], info: { roundId: number; clipNorm: number }) => {
+            const { noiseMultiplier, banks } = opts.clientDp!;
+            // Charged before the noise is drawn and anything leaves (BudgetExceededError stops the send).
+            ledger.charge({ kind: 'client-level', params: { q: 1, sigma: noiseMultiplier, steps: 1 }, round: info.roundId, note: `update noise share over ${banks} bank(s)` }, budget);
+            const sigma = addClientLevelNoise(update, info.clipNorm, noiseMultiplier, banks, secureGaussian);
+            log.info('client_level_noise', { round: info.roundId, sigma: Number(sigma.toPrecision(4)), noiseMultiplier, banks });
+          },
+        }
+      : {}),
     epsilonSpent: () => ({ epsilon: ledger.spent(budget.delta), delta: budget.delta }),
     log,
     exitWhenFinished: opts.exitWhenFinished,

@@ -22,6 +22,8 @@ export function register(program: Command): void {
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
     .option('--max-grad-norm <c>', 'DP-SGD per-example clipping norm C', '1.0')
+    .option('--client-dp-noise <z>', 'client-level DP (DP-FedAvg): add Gaussian noise z·S/√banks to each clipped update (S = the coordinator\'s update clip norm), charged per round')
+    .option('--client-dp-banks <n>', 'split the client-level noise across this many banks (only sound with secure aggregation; 1 = this bank adds all of it)', '1')
     .option('--sample-rate <q>', 'DP-SGD Poisson sampling rate per discriminator step (default batch size / rows)')
     .action(async (o: AgentCliOptions) => {
       await runAgent({
@@ -37,6 +39,7 @@ export function register(program: Command): void {
         epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
+        ...(o.clientDpNoise !== undefined ? { clientDp: { noiseMultiplier: positiveNumber(o.clientDpNoise, '--client-dp-noise'), banks: Math.max(1, positiveInt(o.clientDpBanks, '--client-dp-banks')) } } : {}),
         dp: o.dp === false ? undefined : {
           targetEpsilon:
             o.targetEpsilon !== undefined
@@ -62,6 +65,8 @@ function defaultTrainingEpsilon(epsilonMax: number, summaryEpsilon: number): num
 
 interface AgentCliOptions {
   dp?: boolean;
+  clientDpNoise?: string;
+  clientDpBanks: string;
   coordinator: string;
   bankId: string;
   data: string;
