@@ -84,6 +84,8 @@ export interface FederatedOptions {
   localSteps: number;
   batchSize: number;
   lr?: number;
+  /** Keep each bank's Adam state across rounds (default: reset per round, as the agent does). */
+  keepOptimizer?: boolean;
   seed: number;
   /** Record-level DP per bank: total ε (summary + DP-SGD) at δ; absent = non-private. */
   dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number };
@@ -154,7 +156,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   for (let r = 1; r <= o.rounds; r++) {
     const updates = banks.map((_, b) => {
       models[b]!.setWeights(global);
-      trainers[b]!.resetOptimizers();
+      if (!o.keepOptimizer) trainers[b]!.resetOptimizers();
       const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize });
       steps += o.localSteps;
       const last = losses[losses.length - 1]!;

@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   for (const split of splits) {
     const t0 = performance.now();
     log(`== ${split.name}: ${rounds} rounds x ${steps} local steps x 3 banks, ${arch}, batch 500, lr ${lr}`);
-    const res = await trainFederated(split, { model: { architecture: arch, ...(arch === 'ctgan' ? { loss: 'ns' as const } : {}) }, rounds, localSteps: steps, batchSize: 500, lr, seed: 7, log });
+    const res = await trainFederated(split, { model: { architecture: arch, ...(arch === 'ctgan' ? { loss: 'ns' as const } : {}) }, rounds, localSteps: steps, batchSize: 500, lr, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
     const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
     const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
     const secs = (performance.now() - t0) / 1000;

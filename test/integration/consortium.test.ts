@@ -73,13 +73,19 @@ describe('consortium over real sockets', () => {
     const proxy = await startRecordingProxy(coordinator.port);
     try {
       const a1 = runAgent(agentOpts(1, `http://127.0.0.1:${proxy.port}`, join(dir, 'bank-1-state')));
-      const a2 = runAgent(agentOpts(2, coordinator.url, join(dir, 'bank-2-state')));
+      // Bank 2 also runs client-level DP (DP-FedAvg noise on its update), charged per round.
+      const a2 = runAgent({ ...agentOpts(2, coordinator.url, join(dir, 'bank-2-state')), epsilonMax: 50, clientDp: { noiseMultiplier: 4, banks: 1 } });
       await coordinator.finished;
       await Promise.all([a1, a2]);
 
       const snap = coordinator.rounds.snapshot();
       expect(snap.roundsCommitted).toBe(2);
       expect(snap.modelVersion).toBe(2);
+      const ledger2 = readFileSync(join(dir, 'bank-2-state', 'privacy-ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(ledger2.filter((e) => e.kind === 'client-level').map((e) => e.round)).toEqual([1, 2]);
+      expect(ledger2.filter((e) => e.kind === 'client-level').every((e) => e.params.sigma === 4)).toBe(true);
+      const ledger1 = readFileSync(join(dir, 'bank-1-state', 'privacy-ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(ledger1.some((e) => e.kind === 'client-level')).toBe(false);
       const committed = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'round_committed');
       expect(committed.map((e) => e.round)).toEqual([1, 2]);
       expect(committed.every((e) => e.banks === 2)).toBe(true);
