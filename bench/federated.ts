@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
+import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
 import { inferSchemaFromCsv } from '../shared/data/infer';
 import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
 import { evaluateFiles } from '../shared/eval/run';
@@ -69,6 +70,24 @@ export async function splitDataset(o: { name: string; file: string; target: stri
     start = end;
   });
   return { name: o.name, dir: o.dir, schemaPath, schema, target: o.target, bankPaths, trainPath, holdoutPath };
+}
+
+/** The project's simulated 3-bank data (public schema); holdout = fresh rows of the same banks (other seed). */
+export async function simulatedSplit(work: string): Promise<Split> {
+  const dir = join(work, 'simulated');
+  mkdirSync(dir, { recursive: true });
+  const sim = simulateBanks({ banks: 3, rows: 24000, out: dir, seed: 42 });
+  const schema = transactionSchema();
+  const header = schema.columns.map((c) => c.name);
+  // Holdout: fresh rows from the same three banks (other seed), in the same proportions.
+  const holdout = [0, 1, 2].flatMap((b) => simulateBankRows(b, [3000, 1800, 1200][b]!, 4242));
+  const holdoutPath = join(dir, 'holdout.csv');
+  writeCsv(holdoutPath, header, holdout);
+  const train: string[][] = [];
+  for (const bank of sim.banks) for await (const r of (await openCsv(bank.path)).rows) train.push(r.values);
+  const trainPath = join(dir, 'train.csv');
+  writeCsv(trainPath, header, train);
+  return { name: 'simulated', dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
 }
 
 function shuffle<T>(a: T[], rng: Rng): void {

@@ -2,13 +2,11 @@
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
 //   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--no-write]
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { openCsv, writeCsv } from '../shared/data/csv';
-import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
 import { selectBackend } from '../shared/tensor/backend';
-import { metric, sampleAndEvaluate, splitDataset, trainFederated, writeSection, type Split } from './federated';
+import { metric, sampleAndEvaluate, simulatedSplit, splitDataset, trainFederated, writeSection, type Split } from './federated';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -24,26 +22,11 @@ const write = !args.includes('--no-write');
 const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const work = resolve('.tmp/bench-privacy');
 
-async function simulatedSplit(): Promise<Split> {
-  const dir = join(work, 'simulated');
-  mkdirSync(dir, { recursive: true });
-  const sim = simulateBanks({ banks: 3, rows: 24000, out: dir, seed: 42 });
-  const schema = transactionSchema();
-  const header = schema.columns.map((c) => c.name);
-  const holdoutPath = join(dir, 'holdout.csv');
-  writeCsv(holdoutPath, header, [0, 1, 2].flatMap((b) => simulateBankRows(b, [3000, 1800, 1200][b]!, 4242)));
-  const train: string[][] = [];
-  for (const bank of sim.banks) for await (const r of (await openCsv(bank.path)).rows) train.push(r.values);
-  const trainPath = join(dir, 'train.csv');
-  writeCsv(trainPath, header, train);
-  return { name: 'simulated', dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
-}
-
 async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const splits: Split[] = [];
-  if (only.includes('simulated')) splits.push(await simulatedSplit());
+  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
   if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(DATASETS, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(DATASETS, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   const lines: string[] = [];

@@ -5,13 +5,11 @@
 // ../shared/datasets (stratified 80/20 train/holdout, seed 42, train split 50/30/20 across 3 banks,
 // schema drafted from the train split). Targets (issue #4): simulated column shapes ≥ 0.90 and
 // pairs ≥ 0.85; real tables TSTR GBDT AUC ≥ 0.97 × TRTR.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeCsv, openCsv } from '../shared/data/csv';
-import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
 import { selectBackend } from '../shared/tensor/backend';
-import { metric, sampleAndEvaluate, splitDataset, trainFederated, writeSection, type Split } from './federated';
+import { metric, sampleAndEvaluate, simulatedSplit, splitDataset, trainFederated, writeSection, type Split } from './federated';
 import { createModel, createTrainer, defaultModelConfig } from '../shared/model';
 import { loadTable } from '../shared/data/schema';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
@@ -30,23 +28,6 @@ const lr = Number(arg('--lr', '2e-4'));
 const write = !args.includes('--no-write');
 const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const work = resolve('.tmp/bench-quality');
-
-async function simulatedSplit(): Promise<Split> {
-  const dir = join(work, 'simulated');
-  mkdirSync(dir, { recursive: true });
-  const sim = simulateBanks({ banks: 3, rows: 24000, out: dir, seed: 42 });
-  const schema = transactionSchema();
-  const header = schema.columns.map((c) => c.name);
-  // Holdout: fresh rows from the same three banks (other seed), in the same proportions.
-  const holdout = [0, 1, 2].flatMap((b) => simulateBankRows(b, [3000, 1800, 1200][b]!, 4242));
-  const holdoutPath = join(dir, 'holdout.csv');
-  writeCsv(holdoutPath, header, holdout);
-  const train: string[][] = [];
-  for (const bank of sim.banks) for await (const r of (await openCsv(bank.path)).rows) train.push(r.values);
-  const trainPath = join(dir, 'train.csv');
-  writeCsv(trainPath, header, train);
-  return { name: 'simulated', dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
-}
 
 /** Median ms per local step (batch 500) of the default model on the simple vs the GMM layout. */
 async function stepTimes(split: Split): Promise<{ simple: number; gmm: number; dims: [number, number] }> {
@@ -74,7 +55,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const splits: Split[] = [];
-  if (only.includes('simulated')) splits.push(await simulatedSplit());
+  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
   if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(DATASETS, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(DATASETS, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   const rowsOut: string[] = [];
