@@ -174,7 +174,7 @@ for i in 1 2 3; do
   FEDSYNTH_LOG_FORMAT=json ip netns exec "fs-bank$i" node "$REPO/bin/fedsynth.mjs" agent \
     --coordinator "$COORD_URL" --bank-id "bank-$i" --data "$WORK/data/bank-$i.csv" --schema "$WORK/data/schema.json" \
     --key "$WORK/keys/bank-$i.json" --coordinator-key "$COORD_KEY" --state-dir "$WORK/bank-$i-state" \
-    --epsilon-max 20 --exit-when-finished \
+    --epsilon-max 20 --dp-rounds "$((ROUNDS + 3))" --exit-when-finished \
     >"$WORK/bank$i.out" 2>"$WORK/bank$i.log" &
   PIDS+=($!)
 done
