@@ -27,7 +27,7 @@ let heartbeat;
 try {
   heartbeat = statSync(join(stateDir, 'heartbeat'));
 } catch {
-  heartbeat = undefined; // the agent does not write one (yet): liveness of PID 1 is all we can check
+  heartbeat = undefined; // not written yet (the agent writes it every 15 s once started): PID 1 liveness only
 }
 if (heartbeat) {
   const age = (Date.now() - heartbeat.mtimeMs) / 1000;
