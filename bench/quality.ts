@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   for (const split of splits) {
     const t0 = performance.now();
     log(`== ${split.name}: ${rounds} rounds x ${steps} local steps x 3 banks, ${arch}, batch 500, lr ${lr}`);
-    const res = await trainFederated(split, { model: { architecture: arch, ...(arch === 'ctgan' ? { loss: 'ns' as const } : {}) }, rounds, localSteps: steps, batchSize: 500, lr, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
+    const res = await trainFederated(split, { model: { architecture: arch, loss: (arg('--loss', 'ns') as 'ns' | 'wgan-gp') }, rounds, localSteps: steps, batchSize: 500, lr, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
     const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
     const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
     const secs = (performance.now() - t0) / 1000;
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
   }
   const speed = splits.length > 0 ? await stepTimes(splits[0]!) : undefined;
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --lr ${lr}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --loss ${arg('--loss', 'ns')} --lr ${lr}${args.includes('--keep-optimizer') ? ' --keep-optimizer' : ''}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows; judged by \`fedsynth evaluate\` against the real holdout.`,
     '',
