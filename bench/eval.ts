@@ -7,12 +7,13 @@
 // Each evaluation runs in a child process (`--child`), so the wall time and peak RSS reported are
 // those of the evaluate pipeline alone (CSV reading included), not of the data generator.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { evaluateFiles } from '../shared/eval/run';
 import { openCsv, writeCsv } from '../shared/data/csv';
 import { rng, stratifiedSplit } from '../shared/eval/random';
+import { writeBenchmarkSection } from './common';
 
 const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const args = process.argv.slice(2);
@@ -216,17 +217,7 @@ try {
     '',
   ].join('\n');
   if (!quick) {
-    const bm = resolve('BENCHMARKS.md');
-    let text = '';
-    try {
-      text = await readFile(bm, 'utf8');
-    } catch {
-      text = '# Benchmarks\n\n';
-    }
-    const re = /## bench:eval\n[\s\S]*?(?=\n## |$)/;
-    text = re.test(text) ? text.replace(re, section.trimEnd() + '\n') : text.trimEnd() + '\n\n' + section;
-    await writeFile(bm, text);
-    process.stderr.write(`wrote the bench:eval section of ${bm}\n`);
+    process.stderr.write(`wrote the bench:eval section of ${writeBenchmarkSection('bench:eval', section)}\n`);
   }
   process.stdout.write(section + '\n');
 } finally {

@@ -5,7 +5,7 @@
 // real holdout the banks never saw.
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
 import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
 import { inferSchemaFromCsv } from '../shared/data/infer';
@@ -88,6 +88,19 @@ export async function simulatedSplit(work: string): Promise<Split> {
   const trainPath = join(dir, 'train.csv');
   writeCsv(trainPath, header, train);
   return { name: 'simulated', dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
+}
+
+/**
+ * The benchmark datasets named in `only`: the simulated 3-bank data, and the public tables in
+ * ../shared/datasets (stratified 80/20 train/holdout, seed 42, train split 50/30/20 across 3 banks).
+ */
+export async function benchmarkSplits(only: readonly string[], work: string): Promise<Split[]> {
+  const datasets = resolve(process.cwd(), '../shared/datasets');
+  const splits: Split[] = [];
+  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
+  if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(datasets, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
+  if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(datasets, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
+  return splits;
 }
 
 function shuffle<T>(a: T[], rng: Rng): void {
@@ -214,14 +227,4 @@ export function metric(o: unknown, path: string): number {
   let cur: unknown = o;
   for (const k of path.split('.')) cur = (cur as Record<string, unknown> | undefined)?.[k];
   return typeof cur === 'number' ? cur : Number.NaN;
-}
-
-/** Replaces (or appends) one `## title` section of BENCHMARKS.md. */
-export function writeSection(file: string, title: string, body: string, read: (p: string) => string | null): string {
-  const old = read(file) ?? '# Benchmarks\n';
-  const start = old.indexOf(`\n## ${title}\n`);
-  const section = `\n## ${title}\n\n${body.trim()}\n`;
-  if (start < 0) return old.trimEnd() + '\n' + section;
-  const next = old.indexOf('\n## ', start + 4);
-  return old.slice(0, start) + section + (next < 0 ? '' : old.slice(next));
 }

@@ -13,6 +13,7 @@
 // the rounds), the coordinator's peak RSS (VmHWM), rejected messages (from /metrics). Prints a
 // markdown table and writes/replaces the "## bench:load" section of BENCHMARKS.md (--no-write to skip).
 import { createRequire } from 'node:module';
+import { writeBenchmarkSection } from './common';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -451,18 +452,7 @@ async function main(): Promise<void> {
     ].join('\n');
     process.stdout.write('\n' + table + '\n\n' + verdict + '\n' + notes.join('\n') + '\n');
     if (!has('no-write')) {
-      const path = join(ROOT, 'BENCHMARKS.md');
-      const md = readFileSync(path, 'utf8');
-      const start = md.indexOf('\n## bench:load');
-      let out: string;
-      if (start >= 0) {
-        const next = md.indexOf('\n## ', start + 1);
-        out = md.slice(0, start + 1) + section + (next >= 0 ? md.slice(next + 1) : '');
-      } else {
-        out = md.trimEnd() + '\n\n' + section;
-      }
-      writeFileSync(path, out);
-      process.stderr.write(`wrote the bench:load section of ${path}\n`);
+      process.stderr.write(`wrote the bench:load section of ${writeBenchmarkSection('bench:load', section, join(ROOT, 'BENCHMARKS.md'))}\n`);
     }
   } finally {
     cleanup();

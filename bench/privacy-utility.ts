@@ -2,11 +2,12 @@
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
 //   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--no-write]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { metric, sampleAndEvaluate, simulatedSplit, splitDataset, trainFederated, writeSection, type Split } from './federated';
+import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
+import { writeBenchmarkSection } from './common';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -19,16 +20,12 @@ const rounds = Number(arg('--rounds', '24'));
 const steps = Number(arg('--steps', '50'));
 const lr = Number(arg('--lr', '2e-4'));
 const write = !args.includes('--no-write');
-const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const work = resolve('.tmp/bench-privacy');
 
 async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
-  const splits: Split[] = [];
-  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
-  if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(DATASETS, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
-  if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(DATASETS, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
+  const splits = await benchmarkSplits(only, work);
   const lines: string[] = [];
   for (const split of splits) {
     for (const eps of epsilons) {
@@ -57,7 +54,7 @@ async function main(): Promise<void> {
     'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55.',
   ].join('\n');
   process.stdout.write(body + '\n');
-  if (write) writeFileSync('BENCHMARKS.md', writeSection('BENCHMARKS.md', 'bench:privacy utility', body, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : null)));
+  if (write) writeBenchmarkSection('bench:privacy utility', `## bench:privacy utility\n\n${body}`);
 }
 
 main().catch((e) => {

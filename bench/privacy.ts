@@ -5,54 +5,18 @@
 // accountant. Writes the `## bench:privacy` section of BENCHMARKS.md (other sections are kept).
 //   node bin/run-ts.mjs bench/privacy.ts [--quick] [--no-write]
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createModel, createTrainer, defaultModelConfig, type ModelConfig, type OutputSpan, type Trainer } from '../shared/model';
 import { epsilonFor, noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { selectBackend } from '../shared/tensor/backend';
-import { Rng } from '../shared/tensor/random';
+import { benchLayout as layout, median, syntheticRows, writeBenchmarkSection } from './common';
 
 const quick = process.argv.includes('--quick');
 const write = !process.argv.includes('--no-write');
 const BATCH = 500;
 const N = 5000;
 const DELTA = 1e-5;
-
-/** Same layout as bench/train.ts: 5 continuous (tanh + 10 modes) + 5 categoricals (2/4/7/12/40). */
-function layout(): OutputSpan[] {
-  const spans: OutputSpan[] = [];
-  let o = 0;
-  for (let i = 0; i < 5; i++) {
-    spans.push({ column: `num${i}`, kind: 'tanh', dim: 1, offset: o++ });
-    spans.push({ column: `num${i}`, kind: 'softmax', dim: 10, offset: o });
-    o += 10;
-  }
-  [2, 4, 7, 12, 40].forEach((d, i) => {
-    spans.push({ column: `cat${i}`, kind: 'softmax', dim: d, offset: o });
-    o += d;
-  });
-  return spans;
-}
-
-function syntheticRows(spans: OutputSpan[], n: number): Float32Array {
-  const d = spans.reduce((s, x) => s + x.dim, 0);
-  const r = new Rng(1);
-  const out = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    for (const s of spans) {
-      if (s.kind === 'tanh') out[i * d + s.offset] = r.next() * 2 - 1;
-      else out[i * d + s.offset + Math.min(s.dim - 1, Math.floor((-Math.log(r.nextOpen()) * s.dim) / 3))] = 1;
-    }
-  }
-  return out;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 function dStep(t: Trainer, data: Float32Array, dp: boolean): void {
   const inputs = dp ? t.discriminatorInputs(data, N, BATCH, t.samplePrivateRows(N), BATCH) : t.discriminatorInputs(data, N, BATCH);
@@ -165,14 +129,7 @@ async function main(): Promise<void> {
   ];
   const section = lines.join('\n');
   process.stdout.write(section + '\n');
-  if (write) {
-    const file = 'BENCHMARKS.md';
-    const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const re = /^## bench:privacy\n[\s\S]*?(?=^## |(?![\s\S]))/m;
-    const next = re.test(old) ? old.replace(re, section + '\n') : old.replace(/\n*$/, '\n\n') + section;
-    writeFileSync(file, next.replace(/\n{3,}/g, '\n\n'));
-    process.stderr.write(`wrote the bench:privacy section of ${file}\n`);
-  }
+  if (write) process.stderr.write(`wrote the bench:privacy section of ${writeBenchmarkSection('bench:privacy', section)}\n`);
 }
 
 main().then(

@@ -5,11 +5,12 @@
 // ../shared/datasets (stratified 80/20 train/holdout, seed 42, train split 50/30/20 across 3 banks,
 // schema drafted from the train split). Targets (issue #4): simulated column shapes ≥ 0.90 and
 // pairs ≥ 0.85; real tables TSTR GBDT AUC ≥ 0.97 × TRTR.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { metric, sampleAndEvaluate, simulatedSplit, splitDataset, trainFederated, writeSection, type Split } from './federated';
+import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated, type Split } from './federated';
+import { writeBenchmarkSection } from './common';
 import { createModel, createTrainer, defaultModelConfig } from '../shared/model';
 import { loadTable } from '../shared/data/schema';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
@@ -26,7 +27,6 @@ const steps = Number(arg('--steps', '50'));
 const arch = arg('--arch', 'mlp') as 'mlp' | 'ctgan';
 const lr = Number(arg('--lr', '2e-4'));
 const write = !args.includes('--no-write');
-const DATASETS = resolve(process.cwd(), '../shared/datasets');
 const work = resolve('.tmp/bench-quality');
 
 /** Median ms per local step (batch 500) of the default model on the simple vs the GMM layout. */
@@ -54,10 +54,7 @@ async function stepTimes(split: Split): Promise<{ simple: number; gmm: number; d
 async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
-  const splits: Split[] = [];
-  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
-  if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(DATASETS, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
-  if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(DATASETS, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
+  const splits = await benchmarkSplits(only, work);
   const rowsOut: string[] = [];
   for (const split of splits) {
     const t0 = performance.now();
@@ -93,7 +90,7 @@ async function main(): Promise<void> {
       : []),
   ].join('\n');
   process.stdout.write(body + '\n');
-  if (write) writeFileSync('BENCHMARKS.md', writeSection('BENCHMARKS.md', 'bench:quality', body, (p) => (existsSync(p) ? readFileSync(p, 'utf8') : null)));
+  if (write) writeBenchmarkSection('bench:quality', `## bench:quality\n\n${body}`);
 }
 
 main().catch((e) => {

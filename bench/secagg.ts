@@ -5,11 +5,11 @@
 // and bytes per bank (estimated protobuf sizes of all secagg messages). Writes the
 // `## bench:secagg` section of BENCHMARKS.md (other sections are kept).
 //   node bin/run-ts.mjs bench/secagg.ts [--d N] [--banks 3,10,100] [--no-write]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { defaultModelConfig, type OutputSpan } from '../shared/model/config';
+import { defaultModelConfig } from '../shared/model/config';
 import { modelSpec } from '../shared/model/spec';
 import { clipToNorm } from '../shared/privacy/clip';
+import { benchLayout as layout, writeBenchmarkSection } from './common';
 import { defaultThreshold, encodeUpdate, quantisationErrorBound, ringParams, simulateRound, wireSize } from '../shared/secagg';
 
 const arg = (name: string): string | undefined => {
@@ -18,22 +18,6 @@ const arg = (name: string): string | undefined => {
 };
 const write = !process.argv.includes('--no-write');
 const CLIP = 1;
-
-/** bench:train's transformer layout: 5 × (tanh + 10 modes) + categoricals with 2/4/7/12/40 levels. */
-function layout(): OutputSpan[] {
-  const spans: OutputSpan[] = [];
-  let o = 0;
-  for (let i = 0; i < 5; i++) {
-    spans.push({ column: `num${i}`, kind: 'tanh', dim: 1, offset: o++ });
-    spans.push({ column: `num${i}`, kind: 'softmax', dim: 10, offset: o });
-    o += 10;
-  }
-  [2, 4, 7, 12, 40].forEach((d, i) => {
-    spans.push({ column: `cat${i}`, kind: 'softmax', dim: d, offset: o });
-    o += d;
-  });
-  return spans;
-}
 
 const ctganParams = modelSpec(defaultModelConfig({ architecture: 'ctgan' }), layout()).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
 const D = arg('--d') ? Number(arg('--d')) : ctganParams;
@@ -181,14 +165,7 @@ function main(): void {
     '',
   ].join('\n');
   process.stdout.write(section + '\n');
-  if (write) {
-    const file = 'BENCHMARKS.md';
-    const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const re = /^## bench:secagg\n[\s\S]*?(?=^## |(?![\s\S]))/m;
-    const next = re.test(old) ? old.replace(re, section + '\n') : old.replace(/\n*$/, '\n\n') + section;
-    writeFileSync(file, next.replace(/\n{3,}/g, '\n\n'));
-    process.stderr.write(`wrote the bench:secagg section of ${file}\n`);
-  }
+  if (write) process.stderr.write(`wrote the bench:secagg section of ${writeBenchmarkSection('bench:secagg', section)}\n`);
 }
 
 main();

@@ -4,51 +4,15 @@
 // `## bench:train` section of BENCHMARKS.md (other sections are kept).
 //   node bin/run-ts.mjs bench/train.ts [--quick] [--no-write]
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { createModel, createTrainer, defaultModelConfig, type ModelConfig, type OutputSpan } from '../shared/model';
 import { BACKEND_ORDER, selectBackend, type BackendName } from '../shared/tensor/backend';
 import { registerFastGradients, restoreStockGradients } from '../shared/tensor/fast-gradients';
-import { Rng } from '../shared/tensor/random';
+import { benchLayout as layout, median, syntheticRows, writeBenchmarkSection } from './common';
 
 const quick = process.argv.includes('--quick');
 const write = !process.argv.includes('--no-write');
 const BATCH = 500;
-
-/** 5 continuous columns (tanh + 10 modes, as CTGAN's mode-specific normalisation) + 5 categoricals. */
-function layout(): OutputSpan[] {
-  const spans: OutputSpan[] = [];
-  let o = 0;
-  for (let i = 0; i < 5; i++) {
-    spans.push({ column: `num${i}`, kind: 'tanh', dim: 1, offset: o++ });
-    spans.push({ column: `num${i}`, kind: 'softmax', dim: 10, offset: o });
-    o += 10;
-  }
-  [2, 4, 7, 12, 40].forEach((d, i) => {
-    spans.push({ column: `cat${i}`, kind: 'softmax', dim: d, offset: o });
-    o += d;
-  });
-  return spans;
-}
-
-function syntheticRows(spans: OutputSpan[], n: number): Float32Array {
-  const d = spans.reduce((s, x) => s + x.dim, 0);
-  const r = new Rng(1);
-  const out = new Float32Array(n * d);
-  for (let i = 0; i < n; i++) {
-    for (const s of spans) {
-      if (s.kind === 'tanh') out[i * d + s.offset] = r.next() * 2 - 1;
-      else out[i * d + s.offset + Math.min(s.dim - 1, Math.floor(-Math.log(r.nextOpen()) * s.dim / 3))] = 1;
-    }
-  }
-  return out;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const isTTY = process.stderr.isTTY === true;
 function progress(label: string, done: number, total: number): void {
@@ -149,14 +113,7 @@ async function main(): Promise<void> {
   ];
   const section = lines.join('\n');
   process.stdout.write(section + '\n');
-  if (write) {
-    const file = 'BENCHMARKS.md';
-    const old = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const re = /^## bench:train\n[\s\S]*?(?=^## |(?![\s\S]))/m;
-    const next = re.test(old) ? old.replace(re, section + '\n') : old.replace(/\n*$/, '\n\n') + section;
-    writeFileSync(file, next.replace(/\n{3,}/g, '\n\n'));
-    process.stderr.write(`wrote the bench:train section of ${file}\n`);
-  }
+  if (write) process.stderr.write(`wrote the bench:train section of ${writeBenchmarkSection('bench:train', section)}\n`);
 }
 
 main().then(
