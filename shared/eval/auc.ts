@@ -15,6 +15,34 @@ function orderDesc(scores: ArrayLike<number>): Uint32Array {
   return idx.sort((a, b) => s[b]! - s[a]!);
 }
 
+function countPositives(labels: ArrayLike<number>): number {
+  let nPos = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) nPos++;
+  return nPos;
+}
+
+/**
+ * Lowers the threshold from the highest score down, one group of tied scores at a time; after
+ * each group calls `visit` with the cumulative true and false positives, the group's score and the
+ * number of rows predicted positive so far.
+ */
+function sweepDescending(scores: ArrayLike<number>, labels: ArrayLike<number>, visit: (tp: number, fp: number, score: number, consumed: number) => void): void {
+  const idx = orderDesc(scores);
+  const n = idx.length;
+  let tp = 0;
+  let fp = 0;
+  let i = 0;
+  while (i < n) {
+    const sc = scores[idx[i]!]!;
+    while (i < n && scores[idx[i]!]! === sc) {
+      if (labels[idx[i]!] === 1) tp++;
+      else fp++;
+      i++;
+    }
+    visit(tp, fp, sc, i);
+  }
+}
+
 /**
  * Area under the ROC curve = P(score_pos > score_neg) + 0.5 P(tie) (Mann-Whitney U / (n+ n-)),
  * computed in O(n log n) with tied scores sharing their average rank. NaN when one class is absent.
@@ -50,59 +78,35 @@ export function aucRoc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
  */
 export function prAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   checkInputs(scores, labels, 'prAuc');
-  const idx = orderDesc(scores);
-  let nPos = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) nPos++;
+  const nPos = countPositives(labels);
   if (nPos === 0) return Number.NaN;
-  let tp = 0;
-  let fp = 0;
   let ap = 0;
   let prevRecall = 0;
-  let i = 0;
-  const n = idx.length;
-  while (i < n) {
-    const sc = scores[idx[i]!]!;
-    while (i < n && scores[idx[i]!]! === sc) {
-      if (labels[idx[i]!] === 1) tp++;
-      else fp++;
-      i++;
-    }
+  sweepDescending(scores, labels, (tp, fp) => {
     const recall = tp / nPos;
     ap += (recall - prevRecall) * (tp / (tp + fp));
     prevRecall = recall;
-  }
+  });
   return ap;
 }
 
 /** ROC curve points (fpr, tpr), downsampled to at most `maxPoints` for plotting. */
 export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>, maxPoints = 200): { fpr: number[]; tpr: number[] } {
   checkInputs(scores, labels, 'rocCurve');
-  const idx = orderDesc(scores);
-  let nPos = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) nPos++;
+  const nPos = countPositives(labels);
   const nNeg = labels.length - nPos;
+  const n = scores.length;
   const fpr = [0];
   const tpr = [0];
-  let tp = 0;
-  let fp = 0;
-  let i = 0;
-  const n = idx.length;
   const step = Math.max(1, Math.floor(n / maxPoints));
-  let since = 0;
-  while (i < n) {
-    const sc = scores[idx[i]!]!;
-    while (i < n && scores[idx[i]!]! === sc) {
-      if (labels[idx[i]!] === 1) tp++;
-      else fp++;
-      i++;
-      since++;
-    }
-    if (since >= step || i === n) {
+  let emittedAt = 0;
+  sweepDescending(scores, labels, (tp, fp, _score, consumed) => {
+    if (consumed - emittedAt >= step || consumed === n) {
       fpr.push(nNeg ? fp / nNeg : 0);
       tpr.push(nPos ? tp / nPos : 0);
-      since = 0;
+      emittedAt = consumed;
     }
-  }
+  });
   return { fpr, tpr };
 }
 
@@ -138,28 +142,16 @@ export function metricsAt(scores: ArrayLike<number>, labels: ArrayLike<number>, 
  */
 export function bestF1Threshold(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
   checkInputs(scores, labels, 'bestF1Threshold');
-  const idx = orderDesc(scores);
-  let nPos = 0;
-  for (let i = 0; i < labels.length; i++) if (labels[i] === 1) nPos++;
+  const nPos = countPositives(labels);
   if (nPos === 0) return 0.5;
-  let tp = 0;
-  let fp = 0;
   let best = -1;
   let bestT = 0.5;
-  let i = 0;
-  const n = idx.length;
-  while (i < n) {
-    const sc = scores[idx[i]!]!;
-    while (i < n && scores[idx[i]!]! === sc) {
-      if (labels[idx[i]!] === 1) tp++;
-      else fp++;
-      i++;
-    }
+  sweepDescending(scores, labels, (tp, fp, score) => {
     const f1 = (2 * tp) / (tp + fp + nPos);
     if (f1 > best) {
       best = f1;
-      bestT = sc;
+      bestT = score;
     }
-  }
+  });
   return bestT;
 }
