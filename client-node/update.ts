@@ -1,5 +1,6 @@
 // Turning locally trained weights into what leaves the bank: the delta against the round's global
 // weights, L2-clipped as a whole so that one bank's influence on the aggregate is bounded.
+import { dpFedAvgNoiseShare } from '../shared/privacy/clip';
 
 export type Tensors = { name: string; shape: number[]; data: Float32Array }[];
 
@@ -41,7 +42,7 @@ export function prepareUpdate(local: Tensors, global: Tensors, clipNorm: number)
  */
 export function addClientLevelNoise(update: Tensors, clipNorm: number, noiseMultiplier: number, nBanks: number, gaussian: (n: number, sigma: number) => Float32Array): number {
   if (!(clipNorm > 0)) throw new UpdateError('client-level DP needs a positive update clip norm');
-  const sigma = (noiseMultiplier * clipNorm) / Math.sqrt(nBanks);
+  const sigma = dpFedAvgNoiseShare(clipNorm, noiseMultiplier, nBanks);
   for (const t of update) {
     const noise = gaussian(t.data.length, sigma);
     for (let j = 0; j < t.data.length; j++) t.data[j]! += noise[j]!;
