@@ -18,6 +18,7 @@
 // encoder never uses and the decoder ignores.
 import { isDiscrete, isModelled, validateSchema, type ConsortiumSchema, type Row, type SchemaColumn } from '../data/schema';
 import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
+import { argmax, categoriesOf } from './encoding';
 
 export const DEFAULT_MAX_MODES = 10;
 /** Histogram bins per numeric column (integer columns with a small range get one bin per value). */
@@ -121,9 +122,6 @@ export function summaryCounts(schema: ConsortiumSchema, rows: readonly Row[], bi
   });
 }
 
-function categoriesOf(c: SchemaColumn): string[] {
-  return c.type === 'boolean' ? ['0', '1'] : [...c.categories!];
-}
 
 // ---------------------------------------------------------------- mixture fitting (pure)
 
@@ -507,10 +505,4 @@ export class GmmTransformer implements DataTransformer {
   private requireFit(): void {
     if (!this.columnStates) throw new Error('the gmm transformer has a layout but is not fitted yet (it is fitted from the banks\' DP summaries)');
   }
-}
-
-function argmax(a: Float32Array, offset: number, dim: number): number {
-  let best = 0;
-  for (let j = 1; j < dim; j++) if (a[offset + j]! > a[offset + best]!) best = j;
-  return best;
 }

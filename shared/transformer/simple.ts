@@ -3,6 +3,7 @@
 // one-hot. Every bank builds the identical transformer from the same schema file.
 import { isModelled, validateSchema, type ConsortiumSchema, type Row } from '../data/schema';
 import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
+import { argmax, categoriesOf } from './encoding';
 
 interface ColumnPlan {
   index: number; // position in Row
@@ -35,7 +36,7 @@ export class SimpleTransformer implements DataTransformer {
         type: c.type,
         min: c.min ?? 0,
         max: c.max ?? 1,
-        categories: c.type === 'boolean' ? ['0', '1'] : c.type === 'categorical' ? [...c.categories!] : [],
+        categories: categoriesOf(c),
         nullable,
         offset,
         missingOffset: -1,
@@ -136,10 +137,4 @@ export class SimpleTransformer implements DataTransformer {
     }
     return rows;
   }
-}
-
-function argmax(a: Float32Array, offset: number, dim: number): number {
-  let best = 0;
-  for (let j = 1; j < dim; j++) if (a[offset + j]! > a[offset + best]!) best = j;
-  return best;
 }
