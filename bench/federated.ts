@@ -3,7 +3,6 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
-import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
@@ -18,6 +17,7 @@ import { sampleRows } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { weightedMean } from '../coordinator/strategy/aggregate';
+import { mergeNoisyCounts } from '../coordinator/summaries';
 
 export interface Split {
   name: string;
@@ -155,7 +155,8 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       return v.map((x, j) => x + noise[j]!);
     });
   });
-  const merged = cols.map((c, k) => ({ column: c.column, values: c.column ? released.reduce((acc, r) => acc.map((x, j) => x + r[k]![j]!), new Array<number>(c.dim).fill(0)).map((x) => Math.max(0, x)) : [] }));
+  // The coordinator's merge: per (column, bin) sum over banks, clamped at 0.
+  const merged = mergeNoisyCounts(released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! }))));
   const transformer = GmmTransformer.fit(schema, merged, { noiseStd });
   const modelConfig = defaultModelConfig(o.model);
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
@@ -201,7 +202,6 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const trainSeconds = (performance.now() - t0) / 1000;
   for (const t of trainers) t.dispose();
   for (const m of models) m.dispose();
-  void tf;
   return {
     transformer,
     modelConfig,
