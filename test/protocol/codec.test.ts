@@ -3,31 +3,15 @@ import {
   decodeFrame,
   encodeFrame,
   generateIdentity,
-  ProtocolError,
   MESSAGE_TYPES,
   type ClientUpdateMessage,
   type Message,
-  type ProtocolErrorCode,
   type RoundStartMessage,
 } from '../../protocol/index';
-import { config, decodeRaw, pb, rawFrame, reencodeFrame, sampleMessages, spec, specTensors, tensor, WIRE_TYPE } from './helpers';
+import { config, decodeRaw, pb, rawFrame, reencodeFrame, sampleMessages, spec, specTensors, tensor, WIRE_TYPE, expectCode } from './helpers';
 
 const id = generateIdentity('bank-a');
 const keys = { sign: id.sign.publicKey, box: id.box.publicKey };
-
-function expectCode(fn: () => unknown, code: ProtocolErrorCode, text?: string | RegExp): ProtocolError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
-  const err = caught as ProtocolError;
-  expect(err.code, err.message).toBe(code);
-  if (text !== undefined) expect(err.message).toMatch(text);
-  return err;
-}
 
 const withoutFrame = <T extends object>(m: T): Omit<T, 'frame'> => {
   const { frame: _f, ...rest } = m as T & { frame?: unknown };

@@ -1,7 +1,8 @@
 // Test-only raw protobuf access, to craft frames the codec's own encoder would refuse to produce.
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-import type { Message, TrainingConfig, WireTensor } from '../../protocol/index';
+import { expect } from 'vitest';
+import { ProtocolError, type Message, type ProtocolErrorCode, type TrainingConfig, type WireTensor } from '../../protocol/index';
 
 const root = protobuf.parse(readFileSync(new URL('../../protocol/schema/fedsynth.proto', import.meta.url), 'utf8')).root;
 export const pb = (name: string): protobuf.Type => root.lookupType(`fedsynth.v1.${name}`);
@@ -132,4 +133,19 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
     { type: 'secaggUnmaskRequest', roundId: 7, survivors: ['bank-a', 'bank-b'], dropped: ['bank-c'] },
     { type: 'secaggUnmaskResponse', roundId: 7, selfMaskShares: [{ bankId: 'bank-a', y: bytes32(7) }, { bankId: 'bank-b', y: bytes32(8) }], secretKeyShares: [{ bankId: 'bank-c', y: bytes32(9) }] },
   ];
+}
+
+/** Runs fn and checks it throws a ProtocolError with this code (and message, if given); returns it. */
+export function expectCode(fn: () => unknown, code: ProtocolErrorCode, text?: string | RegExp): ProtocolError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
+  const err = caught as ProtocolError;
+  expect(err.code, err.message).toBe(code);
+  if (text !== undefined) expect(err.message).toMatch(text);
+  return err;
 }

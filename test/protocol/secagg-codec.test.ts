@@ -6,27 +6,13 @@ import {
   encodeFrame,
   generateIdentity,
   LIMITS,
-  ProtocolError,
   type ClientUpdateMessage,
   type Message,
   type ProtocolErrorCode,
   type RoundStartMessage,
   type SecAggParams,
 } from '../../protocol/index';
-import { bytes32, config, decodeRaw, pb, rawFrame, reencodeFrame, spec, specTensors, WIRE_TYPE } from './helpers';
-
-function expectCode(fn: () => unknown, code: ProtocolErrorCode, text?: string | RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, 'expected a ProtocolError').toBeInstanceOf(ProtocolError);
-  const err = caught as ProtocolError;
-  expect(err.code, err.message).toBe(code);
-  if (text !== undefined) expect(err.message).toMatch(text);
-}
+import { bytes32, config, decodeRaw, pb, rawFrame, reencodeFrame, spec, specTensors, WIRE_TYPE, expectCode } from './helpers';
 
 const roundTrip = (m: Message, sender = 'bank-a') => decodeFrame(encodeFrame(m, { sender }));
 const params = (over: Partial<SecAggParams> = {}): SecAggParams => ({
