@@ -8,7 +8,10 @@ import type { DecodedMessage, Identity, RoundStartMessage } from '../protocol';
 import { AgentWire } from './wire';
 import type { LocalTrainer, PreparedData } from './trainer';
 import { prepareUpdate } from './update';
-import { SecAggSession, type SecAggInputInfo } from './secagg-client';
+import { SecAggSession, type DistributedDpMechanism, type SecAggInputInfo } from './secagg-client';
+import { SecAggError } from '../shared/secagg/errors';
+import type { ConsortiumDirectory } from '../shared/secagg/keys';
+import { keyFingerprint } from '../protocol';
 
 export interface AgentOptions {
   coordinatorUrl: string;
@@ -43,11 +46,38 @@ export interface AgentOptions {
    * the ledger first, then adds the bank's share of the noise in place. Throwing stops the send.
    */
   privatizeUpdate?: (update: { name: string; shape: number[]; data: Float32Array }[], info: { roundId: number; clipNorm: number }) => void;
+  /**
+   * Distributed DP (secure aggregation with Skellam noise in the ring, set by the coordinator): called
+   * with the round's mechanism, re-derived from the public round parameters, before the update is
+   * noised, masked and sent. Charges the ledger; throwing (budget, noise below this bank's floor) stops the send.
+   */
+  chargeDistributedDp?: (c: { roundId: number; mechanism: DistributedDpMechanism }) => void;
   onRound?: (info: { roundId: number; metrics: Record<string, number>; seconds: number }) => void;
   /** Observes every byte this agent sends (tests use it to prove no raw data leaves the bank). */
   onSend?: (bytes: Uint8Array) => void;
   /** Test hook: the bank's own plaintext update just before it is masked (secure aggregation; it never leaves the bank). */
   onSecAggInput?: (info: SecAggInputInfo) => void;
+  /**
+   * The consortium directory (bank id → Ed25519 public key, from the operator's allow-list file):
+   * every secure-aggregation key list is verified against it, so the coordinator cannot substitute a
+   * bank's keys. It must list this bank with this bank's own signing key.
+   */
+  consortiumDirectory?: ConsortiumDirectory;
+  /**
+   * Explicit opt-out: without a directory, still take part in secure aggregation with UNVERIFIED key
+   * lists (a malicious coordinator could substitute keys and unmask this bank's update). Without a
+   * directory and without this, the bank refuses every secure-aggregation round (KEY_LIST_NO_DIRECTORY).
+   */
+  unverifiedKeyLists?: boolean;
+  /** Told whenever this bank refuses a secure-aggregation round (status file, alerts). */
+  onSecAggRefused?: (info: { roundId: number; code: string; message: string }) => void;
+}
+
+/** How this agent treats secure-aggregation key lists; see AgentOptions.consortiumDirectory. */
+export type KeyListVerification = 'verified' | 'unverified' | 'refused';
+
+export function keyListVerification(o: Pick<AgentOptions, 'consortiumDirectory' | 'unverifiedKeyLists'>): KeyListVerification {
+  return o.consortiumDirectory ? 'verified' : o.unverifiedKeyLists ? 'unverified' : 'refused';
 }
 
 export interface RunningAgent {
@@ -65,12 +95,35 @@ const FATAL_CODES = new Set(['UNKNOWN_SENDER', 'SCHEMA_MISMATCH', 'UNSUPPORTED_V
 
 export function startAgent(opts: AgentOptions): RunningAgent {
   const log = opts.log;
+  const verification = keyListVerification(opts);
+  const directory = opts.consortiumDirectory;
+  if (directory) {
+    const mine = directory.get(opts.bankId);
+    if (!mine) throw new AgentFatalError(`the consortium directory does not list this bank ('${opts.bankId}'); ask the operator for the current allow-list`);
+    if (Buffer.compare(Buffer.from(mine), Buffer.from(opts.identity.sign.publicKey)) !== 0) {
+      throw new AgentFatalError(`the consortium directory lists '${opts.bankId}' with key ${keyFingerprint(mine)}, but this bank's identity key is ${keyFingerprint(opts.identity.sign.publicKey)}`);
+    }
+    log.info('secagg_key_verification', { verification, banks: [...directory.keys()].sort() });
+  } else if (verification === 'unverified') {
+    log.warn('secagg_key_verification', {
+      verification,
+      note: 'no consortium directory: secure-aggregation key lists are NOT verified; a malicious coordinator could substitute keys and unmask this bank\'s update',
+    });
+  } else {
+    log.warn('secagg_key_verification', {
+      verification,
+      note: 'no consortium directory: this bank refuses every secure-aggregation round (KEY_LIST_NO_DIRECTORY); configure the consortium directory or opt out explicitly',
+    });
+  }
+  // The coordinator's key as pinned (configured, or first use): bound into every advert signature.
+  let coordinatorKey = opts.coordinatorKey;
   const wire = new AgentWire({
     bankId: opts.bankId,
     identity: opts.identity,
     maxFrameBytes: opts.maxFrameBytes ?? 32 * 1024 * 1024,
     coordinatorKey: opts.coordinatorKey,
     onPinned: (key, fingerprint) => {
+      coordinatorKey = key;
       log.warn('coordinator_key_pinned_on_first_use', { fingerprint });
       opts.onCoordinatorKeyPinned?.(key, fingerprint);
     },
@@ -186,6 +239,11 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       log.warn('round_skipped_past_deadline', { round: msg.roundId });
       return;
     }
+    if (msg.secagg && !secaggOf.get(msg)) {
+      // Refused at RoundStart (logged as secagg_round_refused): nothing to train for.
+      log.warn('round_skipped_secagg_refused', { round: msg.roundId });
+      return;
+    }
     const t0 = Date.now();
     log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
     trainer.setWeights(msg.weights);
@@ -197,9 +255,11 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return;
     }
     const { update, norm, clipped } = prepareUpdate(trainer.getWeights(), msg.weights, msg.config.updateClipNorm);
-    opts.privatizeUpdate?.(update, { roundId: msg.roundId, clipNorm: msg.config.updateClipNorm });
     const session = secaggOf.get(msg);
     if (msg.secagg && !session) throw new Error(`round ${msg.roundId} uses secure aggregation but this bank has no session for it`);
+    // With distributed DP in the round the noise is added in the ring (and charged) by the session;
+    // the bank's own client-level option is then a floor on that noise (chargeDistributedDp), not a second noise.
+    if (!session?.distributedDp) opts.privatizeUpdate?.(update, { roundId: msg.roundId, clipNorm: msg.config.updateClipNorm });
     // Under secure aggregation only the masked, weighted update leaves the bank (and m = min(rows, cap)).
     const masked = session ? await session.mask(update, data.rows, msg.deadlineMs) : undefined;
     const bytes = wire.update({
@@ -222,19 +282,43 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     opts.onRound?.({ roundId: msg.roundId, metrics, seconds });
   }
 
+  function refused(roundId: number, step: string, err: unknown): void {
+    const code = err instanceof SecAggError ? err.code : 'SECAGG_SESSION_FAILED';
+    const message = (err as Error).message;
+    // The code is the first field a reviewer greps for: KEY_LIST_* = the coordinator relayed a key list this bank must not use.
+    log.error('secagg_round_refused', { code, round: roundId, step, verification, error: message });
+    opts.onSecAggRefused?.({ roundId, code, message });
+  }
+
   function startSecAgg(msg: RoundStartMessage): void {
     secagg?.cancel('superseded by a new round start');
     secagg = null;
     if (!msg.secagg || stopped) return;
+    if (verification === 'refused') {
+      refused(msg.roundId, 'roundStart', new SecAggError('KEY_LIST_NO_DIRECTORY', 'this bank has no consortium directory, so it cannot verify the key list; it does not take part in secure aggregation'));
+      return;
+    }
     try {
       const layout = msg.weights.map((t) => ({ name: t.name, shape: [...t.shape] }));
-      const session = new SecAggSession({ bankId: opts.bankId, roundId: msg.roundId, params: msg.secagg, layout, onInput: opts.onSecAggInput });
+      const session = new SecAggSession({
+        bankId: opts.bankId,
+        roundId: msg.roundId,
+        params: msg.secagg,
+        layout,
+        onInput: opts.onSecAggInput,
+        ...(opts.chargeDistributedDp ? { chargeDistributedDp: opts.chargeDistributedDp } : {}),
+        signingKey: opts.identity.sign.secretKey,
+        ...(directory ? { directory } : {}),
+        ...(coordinatorKey ? { coordinatorKey } : {}),
+        deadlineMs: msg.deadlineMs,
+      });
       secaggOf.set(msg, session);
       secagg = session;
       send(wire.secaggAdvertiseKeys(session.advertise()));
-      log.info('secagg_keys_advertised', { round: msg.roundId, cohort: msg.secagg.cohort.length, threshold: msg.secagg.threshold });
+      log.info('secagg_keys_advertised', { round: msg.roundId, cohort: msg.secagg.cohort.length, threshold: msg.secagg.threshold, verification });
+      if (verification === 'unverified') log.warn('secagg_key_list_unverified', { round: msg.roundId, note: 'no consortium directory configured' });
     } catch (err) {
-      log.error('secagg_refused', { round: msg.roundId, error: (err as Error).message });
+      refused(msg.roundId, 'roundStart', err);
     }
   }
 
@@ -245,15 +329,19 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return;
     }
     try {
-      if (msg.type === 'secaggKeyList') send(wire.secaggShareKeys(session.onKeyList(msg)));
-      else if (msg.type === 'secaggForwardedShares') session.onForwarded(msg);
+      if (msg.type === 'secaggKeyList') {
+        send(wire.secaggShareKeys(session.onKeyList(msg)));
+        log.info('secagg_key_list_accepted', { round: msg.roundId, banks: msg.keys.length, verification });
+      } else if (msg.type === 'secaggForwardedShares') session.onForwarded(msg);
       else {
         send(wire.secaggUnmaskResponse(session.onUnmaskRequest(msg)));
         log.info('secagg_unmask_sent', { round: msg.roundId, survivors: msg.survivors.length, dropped: msg.dropped.length });
       }
     } catch (err) {
-      // A refused step (tampered bundle, contradictory unmask request, ...) drops this bank from the round.
-      log.error('secagg_step_refused', { type: msg.type, round: msg.roundId, error: (err as Error).message });
+      // A refused step (forged key list, tampered bundle, contradictory unmask request, ...) drops this
+      // bank from the round: nothing more is sent for it. The protocol has no bank → coordinator error
+      // message; the coordinator sees the bank miss the step (secagg_bank_missed_step) and drops it.
+      refused(msg.roundId, msg.type, err);
       session.cancel(`refused ${msg.type}`);
     }
   }

@@ -1,12 +1,13 @@
 // Assembles a bank agent from files on the bank's machine: schema, identity, CSV. The CSV is read
 // and encoded here, once; only the encoded matrix is handed to the trainer, in memory.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, loadIdentity, saveIdentity, type Identity } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
 import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
-import { startAgent, type RunningAgent } from './agent';
+import { keyListVerification, startAgent, type RunningAgent } from './agent';
+import { readConsortiumDirectory } from './secagg-client';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
 import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
 import { BankEncoder } from './bank-encoder';
@@ -41,8 +42,19 @@ export interface RunAgentOptions {
    * banks = n splits the noise so only the securely aggregated sum carries all of it.
    */
   clientDp?: { noiseMultiplier: number; banks: number };
+  /**
+   * The consortium directory file (`--consortium-directory`): the operator's allow-list JSON (the
+   * coordinator's --allow-list file, `fedsynth keygen` public identities). Secure-aggregation key
+   * lists are verified against it.
+   */
+  consortiumDirectoryPath?: string;
+  /** `--unverified-key-lists`: explicit opt-out of key-list verification when there is no directory. */
+  unverifiedKeyLists?: boolean;
   log?: Logger;
 }
+
+/** `<state-dir>/agent-status.json`: the agent's security-relevant state, for reviewers and the container health check. */
+export const AGENT_STATUS_FILE = 'agent-status.json';
 
 export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const log = opts.log ?? createLogger({ component: `agent:${opts.bankId}` });
@@ -50,6 +62,35 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const identity = loadOrCreateIdentity(opts.keyPath ?? join(opts.stateDir, 'identity.json'), opts.bankId, log);
   const pinnedPath = join(opts.stateDir, 'coordinator-key.txt');
   const coordinatorKey = resolveCoordinatorKey(opts.coordinatorKey, pinnedPath);
+  const directory = opts.consortiumDirectoryPath ? readConsortiumDirectory(opts.consortiumDirectoryPath) : undefined;
+  const verification = keyListVerification({ consortiumDirectory: directory, unverifiedKeyLists: opts.unverifiedKeyLists });
+  const status = {
+    bankId: opts.bankId,
+    secureAggregation: {
+      keyListVerification: verification,
+      ...(directory ? { directory: opts.consortiumDirectoryPath, banks: [...directory.keys()].sort() } : {}),
+      note:
+        verification === 'verified'
+          ? 'every key list is checked against the consortium directory (signed adverts)'
+          : verification === 'unverified'
+            ? 'NO consortium directory and --unverified-key-lists: key lists are NOT verified; a malicious coordinator could substitute keys'
+            : 'NO consortium directory: this bank refuses secure-aggregation rounds (KEY_LIST_NO_DIRECTORY); pass --consortium-directory',
+      lastRefusal: null as null | { roundId: number; code: string; message: string; at: string },
+    },
+    updatedAt: new Date().toISOString(),
+  };
+  const statusPath = join(opts.stateDir, AGENT_STATUS_FILE);
+  const writeStatus = (): void => {
+    status.updatedAt = new Date().toISOString();
+    const tmp = `${statusPath}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(status, null, 2) + '\n', { mode: 0o644 });
+      renameSync(tmp, statusPath);
+    } catch (err) {
+      log.warn('status_write_failed', { path: statusPath, error: (err as Error).message });
+    }
+  };
+  writeStatus();
 
   const backend = await selectBackend({ log: (line: string) => log.info('backend', { detail: line }) });
   log.info('backend_selected', { backend: backend.name });
@@ -99,7 +140,27 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
           },
         }
       : {}),
+    chargeDistributedDp: ({ roundId, mechanism }) => {
+      const floor = opts.clientDp?.noiseMultiplier;
+      if (floor !== undefined && mechanism.noiseMultiplier < floor) {
+        throw new Error(
+          `round ${roundId}: the coordinator's distributed DP noise (z = ${mechanism.noiseMultiplier.toFixed(3)} of the guaranteed banks) is below this bank's --client-dp-noise ${floor}; the update is not sent`,
+        );
+      }
+      // Charged before the noise is drawn and anything leaves (BudgetExceededError stops the send).
+      ledger.charge(
+        { kind: 'distributed-skellam', params: { l1Sensitivity: mechanism.l1Sensitivity, l2Sensitivity: mechanism.l2Sensitivity, mu: mechanism.mu }, round: roundId, note: `Skellam noise in the ring, z = ${mechanism.noiseMultiplier.toFixed(3)}` },
+        budget,
+      );
+      log.info('distributed_dp_charged', { round: roundId, noiseMultiplier: Number(mechanism.noiseMultiplier.toFixed(4)), mu: Number(mechanism.mu.toPrecision(6)), epsilonSpent: Number(ledger.spent(budget.delta).toFixed(4)) });
+    },
     epsilonSpent: () => ({ epsilon: ledger.spent(budget.delta), delta: budget.delta }),
+    ...(directory ? { consortiumDirectory: directory } : {}),
+    unverifiedKeyLists: Boolean(opts.unverifiedKeyLists),
+    onSecAggRefused: (r) => {
+      status.secureAggregation.lastRefusal = { ...r, at: new Date().toISOString() };
+      writeStatus();
+    },
     log,
     exitWhenFinished: opts.exitWhenFinished,
   });

@@ -16,6 +16,7 @@
 //     "maxFrameMb": 32,                   // --max-frame-mb          largest accepted message (MiB)
 //     "exitWhenFinished": false,          // --exit-when-finished
 //     "insecureAggregation": false,       // --insecure-aggregation  opt out of secure aggregation (needed below 3 banks)
+//     "secureAggregation": { "distributedDpNoise": 2 }, // --distributed-dp-noise  client-level DP: Skellam noise in the ring (off if absent)
 //     "model":  { "architecture": "mlp",  // --architecture          mlp | ctgan
 //                 "transformer": "gmm",   // --transformer           gmm (fitted from DP summaries) | simple
 //                 "seed": 42 },           // --seed                  initial global model seed
@@ -71,6 +72,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['maxFrameMb'], option: 'maxFrameMb', flag: '--max-frame-mb', kind: { type: 'number', min: 0, exclusiveMin: true, max: 1024 }, default: 32 },
   { path: ['exitWhenFinished'], option: 'exitWhenFinished', flag: '--exit-when-finished', kind: { type: 'boolean' }, default: false },
   { path: ['insecureAggregation'], option: 'insecureAggregation', flag: '--insecure-aggregation', kind: { type: 'boolean' }, default: false },
+  { path: ['secureAggregation', 'distributedDpNoise'], option: 'distributedDpNoise', flag: '--distributed-dp-noise', kind: { type: 'number', min: 0, exclusiveMin: true, max: 1000 } },
   { path: ['model', 'architecture'], option: 'architecture', flag: '--architecture', kind: { type: 'enum', values: ['mlp', 'ctgan'] }, default: 'mlp' },
   { path: ['model', 'transformer'], option: 'transformer', flag: '--transformer', kind: { type: 'enum', values: ['gmm', 'simple'] }, default: 'gmm' },
   { path: ['model', 'seed'], option: 'seed', flag: '--seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 }, default: 42 },
@@ -227,6 +229,9 @@ export function mergeCoordinatorConfig(file: ConfigValues, cli: Record<string, u
 /** The merged values as the settings runCoordinator takes. */
 export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { exitWhenFinished: boolean; insecureAggregation: boolean } {
   if (typeof v.schema !== 'string') throw new ConfigError('the consortium schema is required: pass --schema <file> or set "schema" in the config file');
+  if (v.distributedDpNoise !== undefined && v.insecureAggregation === true) {
+    throw new ConfigError('secureAggregation.distributedDpNoise (--distributed-dp-noise) adds the DP noise inside secure aggregation; it cannot be combined with insecureAggregation (--insecure-aggregation). Without secure aggregation use the banks\' own client-level noise (fedsynth agent --client-dp-noise).');
+  }
   const architecture = v.architecture as 'mlp' | 'ctgan';
   const lr = v.lr as number;
   return {
@@ -258,6 +263,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     maxFrameBytes: Math.round((v.maxFrameMb as number) * 1024 * 1024),
     exitWhenFinished: Boolean(v.exitWhenFinished),
     insecureAggregation: v.insecureAggregation === true,
+    ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
 }
 

@@ -9,6 +9,10 @@
 //   banks train, send ClientUpdate.maskedTensors   [round deadline, RoundManager] → U3
 //   UnmaskRequest to U3, banks answer              [stepTimeoutMs]  → finish: Σ_{U3} inputs
 // A bank that misses a step is dropped from the rest of the round (RoundManager.dropFromRound).
+// Each advert carries the bank's Ed25519 signature over its keys (shared/secagg/keys.ts); the
+// coordinator relays it untouched in every key-list entry and banks verify it against their consortium
+// directory, so the coordinator cannot substitute keys. A bank that refuses the list simply misses the
+// share step (no bank → coordinator error message exists).
 //
 // FedAvg weighting, inside the ring. Sample counts are public metadata (sent in clear already). With
 // a public cap W (RoundStart.secagg.weightCap) each bank k reports m_k = min(n_k, W) in clear and
@@ -20,6 +24,7 @@
 //     |mean − FedAvg| < |U3| · W / (scale · Σ_{U3} m_k)          (see secAggMeanErrorBound)
 import { SecAggError, SecAggServer, defaultThreshold, dequantise, ringParams, unflatten, type RingParams, type SecAggResult } from '../shared/secagg';
 import type { Logger } from '../shared/log/logger';
+import { planSkellam, type SkellamPlan } from '../shared/secagg/dp-plan';
 import type {
   SecAggBankKeys,
   SecAggCiphertext,
@@ -39,8 +44,28 @@ export const DEFAULT_STEP_TIMEOUT_MS = 30_000;
 export interface SecureAggregationSettings {
   /** Time each bank has for the key, share and unmask steps (default 30 s). */
   stepTimeoutMs?: number;
-  /** Public cap W on a bank's sample-count weight (default 2^20). */
+  /** Public cap W on a bank's sample-count weight (default 2^20; 1 = equal weights when distributedDp is on). */
   weightCap?: number;
+  /**
+   * Distributed DP (client-level, issue #6.3): every bank adds Skellam noise in the ring before
+   * masking so that the noise of the t banks the threshold guarantees has std ≥ z·Δ2 (Δ2 = the
+   * ring L2 bound of one bank's input after conditional rounding). Off when absent.
+   */
+  distributedDp?: { noiseMultiplier: number; roundingBeta?: number };
+}
+
+/** The ring and noise parameters of one round: plain quantisation, or a Skellam plan (shared/secagg/dp-plan.ts). */
+export function planRoundRing(o: { clipNorm: number; cohortSize: number; threshold: number; vectorLength: number; distributedDp?: SecureAggregationSettings['distributedDp'] }): { ring: RingParams; plan?: SkellamPlan } {
+  if (!o.distributedDp) return { ring: ringParams({ clipNorm: o.clipNorm, maxBanks: o.cohortSize }) };
+  const plan = planSkellam({
+    clipNorm: o.clipNorm,
+    dimension: o.vectorLength,
+    maxBanks: o.cohortSize,
+    minBanks: o.threshold,
+    noiseMultiplier: o.distributedDp.noiseMultiplier,
+    ...(o.distributedDp.roundingBeta !== undefined ? { beta: o.distributedDp.roundingBeta } : {}),
+  });
+  return { ring: plan.ring, plan };
 }
 
 export type SecAggRejection = { code: 'UNEXPECTED_MESSAGE' | 'STALE_ROUND' | 'INVALID_FIELD' | 'SHAPE_MISMATCH'; message: string };
@@ -107,9 +132,33 @@ export class SecAggRound {
     const cohort = [...o.cohort].sort();
     this.d = o.layout.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
     const threshold = defaultThreshold(cohort.length);
-    this.ring = ringParams({ clipNorm: o.clipNorm, maxBanks: cohort.length });
-    const weightCap = o.settings.weightCap ?? DEFAULT_WEIGHT_CAP;
-    this.params = { threshold, scale: this.ring.scale, clipNorm: this.ring.clipNorm, maxBanks: this.ring.maxBanks, cohort, weightCap, vectorLength: this.d };
+    const { ring, plan } = planRoundRing({ clipNorm: o.clipNorm, cohortSize: cohort.length, threshold, vectorLength: this.d, distributedDp: o.settings.distributedDp });
+    this.ring = ring;
+    // With distributed DP the noise is calibrated to a bank whose weight is the full cap (‖x‖ = S), so
+    // a cap far above the banks' sizes would drown their (m/W)-scaled updates in noise: default to
+    // W = 1, equal weights (DP-FedAvg's uniform mean), unless the operator sets a cap.
+    const weightCap = o.settings.weightCap ?? (o.settings.distributedDp ? 1 : DEFAULT_WEIGHT_CAP);
+    this.params = {
+      threshold,
+      scale: this.ring.scale,
+      clipNorm: this.ring.clipNorm,
+      maxBanks: this.ring.maxBanks,
+      cohort,
+      weightCap,
+      vectorLength: this.d,
+      ...(plan ? { skellamMu: plan.mu, roundingBeta: plan.beta } : {}),
+    };
+    if (plan) {
+      o.log.info('secagg_distributed_dp', {
+        round: o.roundId,
+        mechanism: 'skellam',
+        muPerBank: Number(plan.mu.toPrecision(6)),
+        guaranteedBanks: threshold,
+        noiseMultiplier: Number(plan.noiseMultiplier.toFixed(4)),
+        noiseStdOfSum: Number(plan.noiseStd.toPrecision(4)),
+        scale: plan.scale,
+      });
+    }
     this.server = new SecAggServer({ roundId: o.roundId, threshold, vectorLength: this.d, allowed: cohort });
     this.arm();
   }
@@ -137,10 +186,13 @@ export class SecAggRound {
     this.maybeClose();
   }
 
-  receiveAdvertise(bankId: string, m: { roundId: number; cPk: Uint8Array; sPk: Uint8Array }): SecAggRejection | null {
+  /** The bank's advert; its signature (by the bank's identity key) is kept and relayed untouched in the key list. */
+  receiveAdvertise(bankId: string, m: { roundId: number; cPk: Uint8Array; sPk: Uint8Array; signature?: Uint8Array }): SecAggRejection | null {
     const bad = this.expect(bankId, m.roundId, 'keys', 'advertised keys');
     if (bad) return bad;
-    const rej = this.guard(() => this.server.receiveAdvertise({ type: 'secaggAdvertiseKeys', roundId: m.roundId, id: bankId, cPk: m.cPk, sPk: m.sPk }));
+    const rej = this.guard(() =>
+      this.server.receiveAdvertise({ type: 'secaggAdvertiseKeys', roundId: m.roundId, id: bankId, cPk: m.cPk, sPk: m.sPk, ...(m.signature ? { signature: m.signature } : {}) }),
+    );
     if (rej) return rej;
     this.advertised.add(bankId);
     this.maybeClose();
@@ -297,8 +349,10 @@ export class SecAggRound {
         this.u1 = list.keys.map((k) => k.id);
         this.step = 'shares';
         this.arm();
-        for (const id of this.u1) this.o.send.keyList(id, { roundId: this.roundId, keys: list.keys.map((k) => ({ bankId: k.id, cPk: k.cPk, sPk: k.sPk })) });
-        this.o.log.info('secagg_keys_listed', { round: this.roundId, banks: this.u1 });
+        const keys = list.keys.map((k) => ({ bankId: k.id, cPk: k.cPk, sPk: k.sPk, ...(k.signature ? { signature: k.signature } : {}) }));
+        for (const id of this.u1) this.o.send.keyList(id, { roundId: this.roundId, keys });
+        const unsigned = keys.filter((k) => !k.signature).map((k) => k.bankId);
+        this.o.log.info('secagg_keys_listed', { round: this.roundId, banks: this.u1, ...(unsigned.length ? { unsigned } : {}) });
         this.maybeClose();
       } else if (this.step === 'shares') {
         missed(this.u1, this.shared, 'share exchange');

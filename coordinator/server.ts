@@ -9,14 +9,15 @@ import type { Logger } from '../shared/log/logger';
 import { RoundManager, type RoundPolicy, type TrainingPlan } from './rounds';
 import type { Strategy, Tensors } from './strategy/types';
 import { CoordinatorWire, type DpPlan, type WireRejection } from './wire';
-import { keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
+import { LIMITS, keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
 import type { Persistence } from './persistence';
 import { Metrics } from './metrics';
 import { SummaryBook } from './summaries';
 import type { ColumnCounts } from '../protocol';
 import { SamplingService, type ModelSource } from './sampling-service';
 import type { DecodedMessage } from '../protocol';
-import { SecAggRound, checkSecureAggregationPolicy, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
+import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
+import { defaultThreshold } from '../shared/secagg';
 
 export interface CoordinatorOptions {
   host: string;
@@ -90,6 +91,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     refusePlainUpdates: secure !== undefined,
   });
   if (!allowList) log.warn('open_registration', { note: 'no allow-list configured: any bank id can join (development only)' });
+  if (secure?.distributedDp) {
+    // Fail at start-up, not at the first round, when the noise cannot fit the 32-bit ring: check the
+    // smallest and the largest cohort this coordinator can run (allow-list size, else the protocol cap).
+    const d = spec.reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+    const largest = Math.min(LIMITS.maxSecAggBanks, allowList?.size ?? LIMITS.maxSecAggBanks);
+    for (const n of new Set([Math.max(SECAGG_MIN_BANKS, opts.policy.minClients), Math.max(SECAGG_MIN_BANKS, largest)])) {
+      try {
+        planRoundRing({ clipNorm: opts.plan.updateClipNorm, cohortSize: n, threshold: defaultThreshold(n), vectorLength: d, distributedDp: secure.distributedDp });
+      } catch (err) {
+        throw new Error(`--distributed-dp-noise ${secure.distributedDp.noiseMultiplier} cannot be planned for rounds of ${n} banks: ${(err as Error).message}`);
+      }
+    }
+  }
   if (restored) {
     log.info('resumed', { modelVersion: restored.modelVersion, nextRound: restored.nextRoundId, roundsCommitted: restored.roundsCommitted });
   } else {
@@ -157,6 +171,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         secagg?.close();
         secagg = null;
         if (secure) {
+          // Checked at start-up for the smallest and largest cohort, so this should not throw.
           secagg = new SecAggRound({
             roundId,
             cohort: participants,

@@ -1,6 +1,9 @@
 // Container health check for the bank agent, which serves no port of its own.
 // Healthy when: PID 1 is the fedsynth agent, its state dir is writable, and, if the agent writes a
 // heartbeat file (<state-dir>/heartbeat, mtime touched while connected), it is younger than the limit.
+// It also reports secure-aggregation key-list verification from <state-dir>/agent-status.json
+// (shown in `docker inspect`'s health log): unhealthy when the agent has no consortium directory and
+// therefore refuses every secure-aggregation round; a WARNING when verification is explicitly off.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -33,4 +36,18 @@ if (heartbeat) {
   const age = (Date.now() - heartbeat.mtimeMs) / 1000;
   if (age > maxAgeS) fail(`heartbeat is ${age.toFixed(0)} s old (limit ${maxAgeS} s)`);
 }
+let verification = 'unknown (no agent-status.json yet)';
+try {
+  const status = JSON.parse(readFileSync(join(stateDir, 'agent-status.json'), 'utf8'));
+  const sa = status.secureAggregation ?? {};
+  if (sa.keyListVerification === 'refused') fail(`no consortium directory: the agent refuses every secure-aggregation round (pass --consortium-directory)`);
+  verification =
+    sa.keyListVerification === 'verified'
+      ? `verified against ${(sa.banks ?? []).length} banks (${sa.directory})`
+      : `WARNING: ${String(sa.keyListVerification).toUpperCase()} (${sa.note ?? 'no consortium directory'})`;
+  if (sa.lastRefusal) verification += `; last refused round ${sa.lastRefusal.roundId}: ${sa.lastRefusal.code}`;
+} catch {
+  /* not written yet: the agent writes it at start-up */
+}
+process.stdout.write(`healthy; secure-aggregation key lists: ${verification}\n`);
 process.exit(0);

@@ -31,12 +31,16 @@ export const LIMITS = {
   maxTransformerJson: 4 * 1024 * 1024,
   /** Secure aggregation: banks per round (GF(256) Shamir x-coordinates 1..255). */
   maxSecAggBanks: 255,
+  /** Largest per-bank Skellam μ a RoundStart may ask for (shared/privacy MAX_SKELLAM_MU). */
+  maxSkellamMu: 1e12,
   /** One sealed share bundle (nacl.box of two 32-byte shares plus ids); ~220 bytes in practice. */
   maxSecAggCiphertextBytes: 1024,
 } as const;
 
 /** X25519 public keys and Shamir share values of the secure-aggregation messages. */
 export const SECAGG_KEY_BYTES = 32;
+/** Ed25519 signature of a bank's advertised keys (SecAggAdvertiseKeys / SecAggBankKeys.signature). */
+export const SECAGG_SIGNATURE_BYTES = 64;
 export const SECAGG_SHARE_BYTES = 32;
 /** Largest decodable signed ring sum (two's complement in Z_2^32). */
 const RING_MAX_SIGNED = 2 ** 31 - 1;
@@ -160,6 +164,12 @@ export interface SecAggParams {
   cohort: string[];
   weightCap: number;
   vectorLength: number;
+  /**
+   * Distributed DP: each bank's Skellam noise parameter μ (ring units², variance 2μ per
+   * coordinate) and the conditional-rounding β; both absent (0 on the wire) when off.
+   */
+  skellamMu?: number;
+  roundingBeta?: number;
 }
 export interface RoundStartMessage {
   type: 'roundStart';
@@ -219,11 +229,15 @@ export interface SecAggAdvertiseKeysMessage {
   roundId: number;
   cPk: Uint8Array;
   sPk: Uint8Array;
+  /** Ed25519 by the bank's identity key over shared/secagg/keys.ts advertSigningInput (64 bytes); absent = unsigned. */
+  signature?: Uint8Array;
 }
 export interface SecAggBankKeys {
   bankId: string;
   cPk: Uint8Array;
   sPk: Uint8Array;
+  /** The bank's advert signature, relayed by the coordinator (absent = unsigned). */
+  signature?: Uint8Array;
 }
 /** Coordinator → banks of U1: every advertised key pair, sorted by bank id. */
 export interface SecAggKeyListMessage {
@@ -509,9 +523,9 @@ function toProto(msg: Message): PB {
     case 'summary':
       return { counts: msg.counts, epsilon: msg.epsilon, delta: msg.delta, noiseStd: msg.noiseStd };
     case 'secaggAdvertiseKeys':
-      return { roundId: msg.roundId, cPk: msg.cPk, sPk: msg.sPk };
+      return { roundId: msg.roundId, cPk: msg.cPk, sPk: msg.sPk, ...(msg.signature ? { signature: msg.signature } : {}) };
     case 'secaggKeyList':
-      return { roundId: msg.roundId, keys: msg.keys };
+      return { roundId: msg.roundId, keys: (msg.keys ?? []).map((k) => ({ bankId: k.bankId, cPk: k.cPk, sPk: k.sPk, ...(k.signature ? { signature: k.signature } : {}) })) };
     case 'secaggShareKeys':
     case 'secaggForwardedShares':
       return { roundId: msg.roundId, ciphertexts: msg.ciphertexts };
@@ -867,21 +881,28 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       if (maskedTensors.length > 0) out.maskedTensors = maskedTensors;
       return out;
     }
-    case 'secaggAdvertiseKeys':
+    case 'secaggAdvertiseKeys': {
+      const signature = optionalSignature(p.signature, 'secaggAdvertiseKeys.signature');
       return {
         type,
         roundId: u32(p.roundId, 'secaggAdvertiseKeys.roundId', { required: true }),
         cPk: copyBytes(bytesField(p.cPk, 'secaggAdvertiseKeys.cPk', { required: true, length: SECAGG_KEY_BYTES })),
         sPk: copyBytes(bytesField(p.sPk, 'secaggAdvertiseKeys.sPk', { required: true, length: SECAGG_KEY_BYTES })),
+        ...(signature ? { signature } : {}),
       };
+    }
     case 'secaggKeyList': {
       const roundId = u32(p.roundId, 'secaggKeyList.roundId', { required: true });
       const raw = secAggList(p.keys, 'secaggKeyList.keys', true);
-      const keys = raw.map((k, i) => ({
-        bankId: str(k?.bankId, `secaggKeyList.keys[${i}].bankId`, { required: true, pattern: ID_PATTERN }),
-        cPk: copyBytes(bytesField(k?.cPk, `secaggKeyList.keys[${i}].cPk`, { required: true, length: SECAGG_KEY_BYTES })),
-        sPk: copyBytes(bytesField(k?.sPk, `secaggKeyList.keys[${i}].sPk`, { required: true, length: SECAGG_KEY_BYTES })),
-      }));
+      const keys = raw.map((k, i): SecAggBankKeys => {
+        const signature = optionalSignature(k?.signature, `secaggKeyList.keys[${i}].signature`);
+        return {
+          bankId: str(k?.bankId, `secaggKeyList.keys[${i}].bankId`, { required: true, pattern: ID_PATTERN }),
+          cPk: copyBytes(bytesField(k?.cPk, `secaggKeyList.keys[${i}].cPk`, { required: true, length: SECAGG_KEY_BYTES })),
+          sPk: copyBytes(bytesField(k?.sPk, `secaggKeyList.keys[${i}].sPk`, { required: true, length: SECAGG_KEY_BYTES })),
+          ...(signature ? { signature } : {}),
+        };
+      });
       uniqueIds(keys.map((k) => k.bankId), 'secaggKeyList.keys', true);
       return { type, roundId, keys };
     }
@@ -950,6 +971,14 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
   }
 }
 
+/** An optional advert signature: empty/absent → undefined, else exactly 64 bytes. */
+function optionalSignature(v: unknown, path: string): Uint8Array | undefined {
+  const b = bytesField(v, path, {});
+  if (b.length === 0) return undefined;
+  if (b.length !== SECAGG_SIGNATURE_BYTES) throw new ProtocolError('INVALID_FIELD', `${path} must be ${SECAGG_SIGNATURE_BYTES} bytes (got ${b.length})`);
+  return copyBytes(b);
+}
+
 function secAggList(v: unknown, path: string, required: boolean): PB[] {
   const list = v === undefined || v === null ? [] : v;
   if (!Array.isArray(list)) throw new ProtocolError('INVALID_FIELD', `${path} must be a list`);
@@ -995,7 +1024,14 @@ function secAggParams(v: unknown, parameters: number): SecAggParams {
   const weightCap = u64(p.weightCap, `${path}.weightCap`, { required: true });
   const vectorLength = u32(p.vectorLength, `${path}.vectorLength`, { required: true });
   if (vectorLength !== parameters) throw new ProtocolError('SHAPE_MISMATCH', `${path}.vectorLength ${vectorLength} differs from the ${parameters} parameters of roundStart.weights`);
-  return { threshold, scale, clipNorm, maxBanks, cohort, weightCap, vectorLength };
+  const skellamMu = f64(p.skellamMu, `${path}.skellamMu`);
+  const roundingBeta = f64(p.roundingBeta, `${path}.roundingBeta`);
+  if (!Number.isFinite(skellamMu) || skellamMu < 0 || skellamMu > LIMITS.maxSkellamMu) {
+    throw new ProtocolError('INVALID_FIELD', `${path}.skellamMu must be a finite number in [0, ${LIMITS.maxSkellamMu}] (got ${skellamMu})`);
+  }
+  if (!Number.isFinite(roundingBeta) || roundingBeta < 0 || roundingBeta >= 1) throw new ProtocolError('INVALID_FIELD', `${path}.roundingBeta must be in [0, 1) (got ${roundingBeta})`);
+  if ((skellamMu > 0) !== (roundingBeta > 0)) throw new ProtocolError('INVALID_FIELD', `${path}: skellamMu and roundingBeta go together (distributed DP needs both, or neither)`);
+  return { threshold, scale, clipNorm, maxBanks, cohort, weightCap, vectorLength, ...(skellamMu > 0 ? { skellamMu, roundingBeta } : {}) };
 }
 
 function columnCounts(v: unknown, path: string): ColumnCounts[] {

@@ -3,8 +3,11 @@
 // The signature covers a canonical signing input, never the protobuf bytes of the Frame itself
 // (protobuf encodings are not canonical). Every variable-length field is length-prefixed and every
 // integer has a fixed width, so no two different headers produce the same input and nothing can be
-// spliced between fields. The body enters as its SHA-512 digest, so verification costs one hash of
-// the body plus one Ed25519 verification of ~140 bytes, whatever the tensor payload.
+// spliced between fields. The body enters as its SHA-256 digest, so verification costs one hash of
+// the body plus one Ed25519 verification of ~110 bytes, whatever the tensor payload. SHA-256 rather
+// than SHA-512 (v1 of this format): with the CPU's SHA extensions it hashes a 0.86 MB update in
+// ~0.5 ms instead of ~0.9 ms, and hashing every update is the coordinator's largest per-byte cost
+// under load (bench:load); 128-bit collision resistance matches Ed25519's security level.
 //
 // Keys are tweetnacl's (identity.ts); the Ed25519 (RFC 8032) arithmetic runs in Node's OpenSSL
 // binding, which produces byte-identical signatures, verifies ~20x faster than tweetnacl's pure JS
@@ -14,7 +17,7 @@ import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, veri
 import nacl from 'tweetnacl';
 import { ProtocolError } from './errors';
 
-export const SIGNATURE_DOMAIN = 'fedsynth/frame-signature/v1';
+export const SIGNATURE_DOMAIN = 'fedsynth/frame-signature/v2';
 export const NONCE_BYTES = 16;
 export const SIGNATURE_BYTES = nacl.sign.signatureLength; // 64
 export const SIGN_PUBLIC_KEY_BYTES = nacl.sign.publicKeyLength; // 32
@@ -40,10 +43,10 @@ export interface Signer {
 const DOMAIN_BYTES = new TextEncoder().encode(SIGNATURE_DOMAIN);
 const textEncoder = new TextEncoder();
 
-/** The exact bytes that are signed: lp(domain) ‖ u32 version ‖ u32 type ‖ lp(sender) ‖ u32 round ‖ lp(nonce) ‖ u64 timestamp ‖ lp(SHA-512(body)); all big-endian, lp = u32 length prefix. */
+/** The exact bytes that are signed: lp(domain) ‖ u32 version ‖ u32 type ‖ lp(sender) ‖ u32 round ‖ lp(nonce) ‖ u64 timestamp ‖ lp(SHA-256(body)); all big-endian, lp = u32 length prefix. */
 export function signingInput(header: SignedHeader, body: Uint8Array): Uint8Array {
   const sender = textEncoder.encode(header.sender);
-  const digest = createHash('sha512').update(body).digest();
+  const digest = createHash('sha256').update(body).digest();
   const size = 4 + DOMAIN_BYTES.length + 4 + 4 + 4 + sender.length + 4 + 4 + header.nonce.length + 8 + 4 + digest.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);

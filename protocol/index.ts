@@ -11,6 +11,7 @@ export {
   ERROR_CODES,
   MESSAGE_TYPES,
   SECAGG_KEY_BYTES,
+  SECAGG_SIGNATURE_BYTES,
   SECAGG_SHARE_BYTES,
   encodeFrame,
   decodeFrame,

@@ -138,7 +138,7 @@ done
 say "2/7 simulating 3 banks' data ($ROWS rows in total) in $WORK/data"
 fedsynth simulate-banks --banks 3 --rows "$ROWS" --out "$WORK/data" --seed 42 >/dev/null
 mkdir -p "$WORK/keys"
-say "3/7 generating keys: each bank on its own host; the public identities form the coordinator's allow-list"
+say "3/7 generating keys: each bank on its own host; the public identities form the allow-list (coordinator) = the consortium directory (banks)"
 in_ns coord node "$REPO/bin/fedsynth.mjs" keygen --out "$WORK/keys/coordinator.json" --id coordinator >"$WORK/keys/coordinator.pub.json" 2>/dev/null
 for i in 1 2 3; do
   in_ns "bank$i" node "$REPO/bin/fedsynth.mjs" keygen --out "$WORK/keys/bank-$i.json" --id "bank-$i" >"$WORK/keys/bank-$i.pub.json" 2>/dev/null
@@ -173,7 +173,7 @@ say "5/7 starting 3 bank agents (fs-bank1..3), each reading only its own CSV"
 for i in 1 2 3; do
   FEDSYNTH_LOG_FORMAT=json ip netns exec "fs-bank$i" node "$REPO/bin/fedsynth.mjs" agent \
     --coordinator "$COORD_URL" --bank-id "bank-$i" --data "$WORK/data/bank-$i.csv" --schema "$WORK/data/schema.json" \
-    --key "$WORK/keys/bank-$i.json" --coordinator-key "$COORD_KEY" --state-dir "$WORK/bank-$i-state" \
+    --key "$WORK/keys/bank-$i.json" --coordinator-key "$COORD_KEY" --consortium-directory "$WORK/allow.json" --state-dir "$WORK/bank-$i-state" \
     --epsilon-max 20 --dp-rounds "$((ROUNDS + 3))" --exit-when-finished \
     >"$WORK/bank$i.out" 2>"$WORK/bank$i.log" &
   PIDS+=($!)
@@ -182,6 +182,12 @@ line=$(wait_log '"event":"round_started".*"round":1[,}]' "round 1 to start")
 echo "    round 1 started with: $(field participants "$line")"
 line=$(wait_log '"event":"round_committed".*"round":1[,}]' "round 1 to commit")
 echo "    round 1 committed: banks=$(field banks "$line") dropped=$(field dropped "$line")"
+# Every bank holds the consortium directory (the allow-list): secure-aggregation key-list verification is on.
+for i in 1 2 3; do
+  v=$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).secureAggregation.keyListVerification))' "$WORK/bank-$i-state/agent-status.json" 2>/dev/null || true)
+  [[ "$v" == verified ]] || die "bank $i: secure-aggregation key-list verification is '$v', expected 'verified' (see $WORK/bank-$i-state/agent-status.json)"
+done
+echo "    key-list verification: on at all 3 banks (consortium directory = allow.json)"
 
 # ---------- 5. cut bank 3 in the middle of round 2 ----------
 line=$(wait_log '"event":"round_started".*"round":2[,}]' "round 2 to start")

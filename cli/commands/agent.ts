@@ -11,7 +11,12 @@ export function register(program: Command): void {
     .requiredOption('--schema <file>', 'the consortium schema JSON distributed by the operator')
     .option('--key <file>', "this bank's identity key file (created by `fedsynth keygen`; default <state-dir>/identity.json, created if missing)")
     .option('--coordinator-key <base64|file>', "the coordinator's Ed25519 public key to pin (else the first key seen is pinned and stored)")
-    .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger', 'bank-state')
+    .option(
+      '--consortium-directory <file>',
+      "the consortium directory: the operator's allow-list JSON (the banks' public identities, `fedsynth keygen` output). Every secure-aggregation key list is verified against it; without it the bank refuses secure-aggregation rounds",
+    )
+    .option('--unverified-key-lists', 'explicit opt-out, without --consortium-directory: take part in secure aggregation WITHOUT verifying the key list (a malicious coordinator could substitute keys)')
+    .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger, agent-status.json', 'bank-state')
     .option('--exit-when-finished', 'exit once the coordinator announces that training is finished')
     .option('--max-row-problems <n>', 'refuse the CSV if more rows than this are invalid', '1000')
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
@@ -33,6 +38,8 @@ export function register(program: Command): void {
         schemaPath: o.schema,
         keyPath: o.key,
         coordinatorKey: o.coordinatorKey,
+        consortiumDirectoryPath: o.consortiumDirectory,
+        unverifiedKeyLists: Boolean(o.unverifiedKeyLists),
         stateDir: o.stateDir,
         exitWhenFinished: Boolean(o.exitWhenFinished),
         maxRowProblems: positiveInt(o.maxRowProblems, '--max-row-problems'),
@@ -73,6 +80,8 @@ interface AgentCliOptions {
   schema: string;
   key?: string;
   coordinatorKey?: string;
+  consortiumDirectory?: string;
+  unverifiedKeyLists?: boolean;
   stateDir: string;
   exitWhenFinished?: boolean;
   maxRowProblems: string;

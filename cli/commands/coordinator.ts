@@ -36,6 +36,7 @@ export function register(program: Command): void {
     .option('--max-frame-mb <mb>', 'largest accepted message in MiB', def('maxFrameMb'))
     .option('--exit-when-finished', 'exit after the last round is committed')
     .option('--insecure-aggregation', 'opt out of secure aggregation: banks send plaintext updates to the coordinator (required to run rounds with fewer than 3 banks)')
+    .option('--distributed-dp-noise <z>', 'client-level DP inside secure aggregation: every bank adds Skellam noise in the ring so that the noise of the t guaranteed banks has std ≥ z × the ring sensitivity of one bank (off by default; each bank charges it to its ledger)')
     .action(async (o: Record<string, unknown>, cmd: Command) => {
       const file: ConfigValues = typeof o.config === 'string' ? loadCoordinatorConfigFile(o.config) : {};
       const merged = mergeCoordinatorConfig(file, o, (k) => cmd.getOptionValueSource(k));

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createProgress } from '../../shared/log/progress';
+import { generateIdentity, publicIdentity, saveIdentity } from '../../protocol';
 import { summarizeComparison, formatSummary } from './summary';
 
 const CLI = resolve(fileURLToPath(new URL('../../bin/fedsynth.mjs', import.meta.url)));
@@ -54,6 +55,20 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await runToEnd(children, ['simulate-banks', '--banks', String(opts.banks), '--rows', String(opts.rows), '--out', dataDir, '--seed', String(opts.seed)]);
 
     step(`2/4 starting the coordinator and ${opts.banks} bank agents on loopback`);
+    // Each bank's identity, as `fedsynth keygen` makes it, in its own state dir; the public halves
+    // form the coordinator's allow-list, which is also every bank's consortium directory: banks verify
+    // the signed secure-aggregation key list against it (the coordinator cannot substitute keys).
+    const directoryPath = join(out, 'consortium.json');
+    const publics = [];
+    for (let b = 1; b <= opts.banks; b++) {
+      const bankState = join(out, `bank-${b}-state`);
+      mkdirSync(bankState, { recursive: true, mode: 0o700 });
+      const identity = generateIdentity(`bank-${b}`);
+      saveIdentity(join(bankState, 'identity.json'), identity);
+      publics.push(publicIdentity(identity));
+    }
+    writeFileSync(directoryPath, JSON.stringify(publics, null, 2) + '\n');
+    process.stderr.write(`  consortium directory (allow-list): ${directoryPath}; key-list verification on at every bank\n`);
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const env = { ...process.env, FEDSYNTH_LOG_FORMAT: 'json' };
@@ -65,6 +80,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
         '--port', String(port),
         '--schema', join(dataDir, 'schema.json'),
         '--state-dir', stateDir,
+        '--allow-list', directoryPath,
         '--min-clients', String(opts.banks),
         '--rounds', String(opts.rounds),
         '--local-steps', String(opts.localSteps),
@@ -125,6 +141,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
           '--schema', join(dataDir, 'schema.json'),
           // Each bank has its own state (identity key, privacy ledger), as on separate premises.
           '--state-dir', join(out, `bank-${b}-state`),
+          '--consortium-directory', directoryPath,
           // Record-level DP-SGD (on by default) spreads the bank's budget over the demo's rounds.
           '--dp-rounds', String(opts.rounds),
           '--exit-when-finished',

@@ -27,13 +27,18 @@ import {
   rdpToEpsilon,
   type PrivacySpent,
 } from '../../shared/privacy/rdp';
+import { skellamRdpCurve } from '../../shared/privacy/skellam';
 
 export type SampledGaussianParams = { q: number; sigma: number; steps: number };
 export type GaussianParams = { sigma: number; sensitivity: number };
 
+/** One round of distributed Skellam noise in secure aggregation (shared/privacy/skellam.ts): sensitivities and the guaranteed Sk(mu) of the sum, ring units. */
+export type SkellamParams = { l1Sensitivity: number; l2Sensitivity: number; mu: number };
+
 export type LedgerEntryInput =
   | { kind: 'dp-sgd' | 'client-level'; params: SampledGaussianParams; round?: number; note?: string }
-  | { kind: 'histogram' | 'counts'; params: GaussianParams; round?: number; note?: string };
+  | { kind: 'histogram' | 'counts'; params: GaussianParams; round?: number; note?: string }
+  | { kind: 'distributed-skellam'; params: SkellamParams; round?: number; note?: string };
 
 export type LedgerEntry = LedgerEntryInput & {
   seq: number;
@@ -87,6 +92,10 @@ export class LedgerTamperedError extends Error {
 }
 
 function describe(e: LedgerEntryInput): string {
+  if (e.kind === 'distributed-skellam') {
+    const p = e.params;
+    return `${e.kind} (Skellam μ = ${p.mu.toExponential(3)}, Δ2 = ${p.l2Sensitivity.toExponential(3)}, Δ1 = ${p.l1Sensitivity.toExponential(3)})`;
+  }
   if (e.kind === 'dp-sgd' || e.kind === 'client-level') {
     const p = e.params as SampledGaussianParams;
     return `${e.kind} (${p.steps} steps, q = ${p.q}, σ = ${p.sigma})`;
@@ -135,8 +144,15 @@ function validateEntry(e: LedgerEntryInput): void {
       }
       break;
     }
+    case 'distributed-skellam': {
+      const { l1Sensitivity, l2Sensitivity, mu } = p as SkellamParams;
+      for (const [k, v] of Object.entries({ l1Sensitivity, l2Sensitivity, mu })) {
+        if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`distributed-skellam entry: ${k} must be a finite number > 0, got ${String(v)}`);
+      }
+      break;
+    }
     default:
-      throw new RangeError(`unknown ledger entry kind ${JSON.stringify((e as { kind: unknown }).kind)} (expected dp-sgd, histogram, counts or client-level)`);
+      throw new RangeError(`unknown ledger entry kind ${JSON.stringify((e as { kind: unknown }).kind)} (expected dp-sgd, histogram, counts, client-level or distributed-skellam)`);
   }
   if (e.round !== undefined && (!Number.isSafeInteger(e.round) || e.round < 0)) throw new RangeError(`round must be a non-negative integer, got ${String(e.round)}`);
   if (e.note !== undefined && typeof e.note !== 'string') throw new TypeError('note must be a string');
@@ -145,6 +161,7 @@ function validateEntry(e: LedgerEntryInput): void {
 /** RDP curve of one entry over `orders`. */
 export function entryRdp(e: LedgerEntryInput, orders: readonly number[] = DEFAULT_ORDERS): number[] {
   validateEntry(e);
+  if (e.kind === 'distributed-skellam') return skellamRdpCurve(e.params, 1, orders);
   if (e.kind === 'dp-sgd' || e.kind === 'client-level') {
     const p = e.params as SampledGaussianParams;
     return computeRdp(p.q, p.sigma, p.steps, orders);

@@ -2,3 +2,4 @@ export * from './rdp';
 export * from './calibrate';
 export * from './secure-noise';
 export * from './clip';
+export * from './skellam';

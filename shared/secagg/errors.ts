@@ -15,7 +15,20 @@ export type SecAggErrorCode =
   /** Shares given to reconstruct a secret do not lie on one polynomial / do not match the public key. */
   | 'SHARE_MISMATCH'
   /** Parameters under which the ring sum could overflow, or otherwise invalid parameters. */
-  | 'INVALID_PARAMS';
+  | 'INVALID_PARAMS'
+  // Key-list verification against the consortium directory (active adversary; see keys.ts
+  // `advertSigningInput`). Each of these means the coordinator relayed a key list this bank must
+  // not use: it refuses the round (no shares sent).
+  /** A key-list entry names a bank that is not in this bank's consortium directory. */
+  | 'KEY_LIST_UNKNOWN_BANK'
+  /** A key-list entry carries no signature by its bank's long-term key. */
+  | 'KEY_LIST_UNSIGNED'
+  /** A key-list entry's signature does not verify: substituted keys, or an advert from another round / session / bank. */
+  | 'KEY_LIST_BAD_SIGNATURE'
+  /** The key list carries this bank's own entry altered (other keys or another signature). */
+  | 'KEY_LIST_OWN_KEYS_CHANGED'
+  /** Verification is required but this bank has no consortium directory (transport policy). */
+  | 'KEY_LIST_NO_DIRECTORY';
 
 export class SecAggError extends Error {
   readonly code: SecAggErrorCode;

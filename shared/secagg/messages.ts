@@ -22,6 +22,12 @@ export interface AdvertisedKeys {
   cPk: Uint8Array;
   /** X25519 public key for agreeing pairwise mask seeds (32 bytes). */
   sPk: Uint8Array;
+  /**
+   * Ed25519 signature (64 bytes) by the bank's long-term identity key over keys.ts
+   * `advertSigningInput` (round, t, d, id, c_pk, s_pk, session). The server relays it untouched;
+   * a bank with a consortium directory refuses a key list with any entry unsigned or not verifying.
+   */
+  signature?: Uint8Array;
 }
 
 /** Round 0, bank → server: the bank's two fresh public keys for this round. */
@@ -30,8 +36,9 @@ export interface AdvertiseKeysMessage extends AdvertisedKeys {
   roundId: number;
 }
 
-/** Server → every bank in U1: all advertised keys, sorted by id. A bank's position i in this
- *  list fixes its Shamir x-coordinate (i + 1) and the sign of its pairwise masks. */
+/** Server → every bank in U1: all advertised keys (with their banks' signatures), sorted by id.
+ *  A bank's position i in this list fixes its Shamir x-coordinate (i + 1) and the sign of its
+ *  pairwise masks. */
 export interface KeyListMessage {
   type: 'secaggKeyList';
   roundId: number;

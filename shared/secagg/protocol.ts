@@ -14,11 +14,37 @@
 // consistent view only, a server that shows different views to different banks needs 2t
 // answering banks, i.e. 2t ≤ |U3| ≤ n, impossible for t > n/2 — so both clients and server refuse
 // t ≤ |U1|/2. With c banks colluding with the server use t > (n + c)/2; Bonawitz et al.'s active
-// model (server may also forge clients) uses t > 2n/3 with signatures and a consistency round,
-// which this library does not implement yet (the transport's signed envelope covers authenticity).
+// model (server may also forge clients) uses t > 2n/3 with signatures and a consistency round.
+//
+// Signed key lists (the active variant's PKI, implemented): with `signingKey` a client signs its
+// advertised keys with its long-term Ed25519 key (keys.ts advertSigningInput binds round, t, d, id,
+// both keys and a transport session digest); with `directory` (bank id → Ed25519 public key of every
+// consortium bank) it verifies every key-list entry before sharing anything and refuses the round
+// with KEY_LIST_UNKNOWN_BANK / KEY_LIST_UNSIGNED / KEY_LIST_BAD_SIGNATURE / KEY_LIST_OWN_KEYS_CHANGED.
+// So a server can no longer substitute a bank's keys (man-in-the-middle on the pairwise seeds and
+// the sealed shares) or replay an advert from another round. The consistency round (signed U3
+// lists) is NOT implemented: a server may still show different survivor sets to different banks,
+// which the one-view-per-bank rule and t > n/2 above bound but do not detect.
 import { randomBytes } from 'node:crypto';
 import { SecAggError } from './errors';
-import { boxKey, bundleShares, checkKey, decodeBundle, encodeBundle, generateKeyPair, open, pairwiseSeed, publicKeyOf, seal, type KeyPair } from './keys';
+import {
+  SESSION_BYTES,
+  SIGNATURE_BYTES,
+  boxKey,
+  bundleShares,
+  checkKey,
+  decodeBundle,
+  encodeBundle,
+  generateKeyPair,
+  open,
+  pairwiseSeed,
+  publicKeyOf,
+  seal,
+  signAdvert,
+  verifyAdvert,
+  type ConsortiumDirectory,
+  type KeyPair,
+} from './keys';
 import type {
   AdvertiseKeysMessage,
   AdvertisedKeys,
@@ -101,6 +127,15 @@ export interface SecAggClientOptions extends RoundConfig {
   ring?: RingParams;
   /** Stochastic-rounding randomness for maskUpdate (tests only; default OS CSPRNG). */
   random?: RandomWords;
+  /** This bank's long-term Ed25519 secret key (tweetnacl 64 bytes, or the 32-byte seed): advertise() signs its keys. */
+  signingKey?: Uint8Array;
+  /**
+   * The consortium directory (bank id → Ed25519 public key). When set, shareKeys() verifies every
+   * key-list entry (known bank, valid signature, own entry unchanged) and refuses the list otherwise.
+   */
+  directory?: ConsortiumDirectory;
+  /** 32-byte digest of the transport session, bound into every advert signature (default all-zero). */
+  session?: Uint8Array;
 }
 
 interface Peer {
@@ -116,6 +151,10 @@ export class SecAggClient {
   readonly config: RoundConfig;
   private readonly ring?: RingParams;
   private readonly random?: RandomWords;
+  private readonly signingKey?: Uint8Array;
+  private readonly directory?: ConsortiumDirectory;
+  private readonly session?: Uint8Array;
+  private ownSignature: Uint8Array | null = null;
   private step: ClientStep = 'advertise';
   private cKeys: KeyPair | null = null;
   private sKeys: KeyPair | null = null;
@@ -138,6 +177,20 @@ export class SecAggClient {
     this.config = { roundId: o.roundId, threshold: o.threshold, vectorLength: o.vectorLength };
     this.ring = o.ring;
     this.random = o.random;
+    if (o.session !== undefined && (!(o.session instanceof Uint8Array) || o.session.length !== SESSION_BYTES)) {
+      throw new SecAggError('INVALID_PARAMS', `session binding must be a ${SESSION_BYTES}-byte Uint8Array`);
+    }
+    this.session = o.session?.slice();
+    this.signingKey = o.signingKey;
+    if (o.directory) {
+      if (!(o.directory instanceof Map)) throw new SecAggError('INVALID_PARAMS', 'directory must be a Map of bank id → Ed25519 public key');
+      this.directory = new Map([...o.directory].map(([id, pk]) => [id, pk.slice()]));
+    }
+  }
+
+  /** Whether this client verifies key lists against a consortium directory. */
+  get verifiesKeyList(): boolean {
+    return this.directory !== undefined;
   }
 
   get currentStep(): ClientStep {
@@ -153,8 +206,45 @@ export class SecAggClient {
     this.expect('advertise', 'advertise');
     this.cKeys = generateKeyPair();
     this.sKeys = generateKeyPair();
+    const m: AdvertiseKeysMessage = { type: 'secaggAdvertiseKeys', roundId: this.config.roundId, id: this.id, cPk: this.cKeys.publicKey.slice(), sPk: this.sKeys.publicKey.slice() };
+    if (this.signingKey) {
+      this.ownSignature = signAdvert(this.binding(m), this.signingKey);
+      m.signature = this.ownSignature.slice();
+    }
     this.step = 'shareKeys';
-    return { type: 'secaggAdvertiseKeys', roundId: this.config.roundId, id: this.id, cPk: this.cKeys.publicKey.slice(), sPk: this.sKeys.publicKey.slice() };
+    return m;
+  }
+
+  private binding(k: AdvertisedKeys) {
+    const { roundId, threshold, vectorLength } = this.config;
+    return { roundId, threshold, vectorLength, bankId: k.id, cPk: k.cPk, sPk: k.sPk, ...(this.session ? { session: this.session } : {}) };
+  }
+
+  /**
+   * Checks a (structurally valid) key list against the consortium directory: this bank's own entry
+   * unchanged (keys, and signature if it signed), every entry a directory bank whose long-term key
+   * signed exactly these keys for this round and session.
+   */
+  private verifyKeyList(keys: readonly AdvertisedKeys[], me: number): void {
+    const mine = keys[me];
+    const sameSig = (a: Uint8Array | undefined, b: Uint8Array | null) => (b === null ? true : a instanceof Uint8Array && hex(a) === hex(b));
+    const dir = this.directory;
+    // Without a directory only the keys are compared (an older server may not relay signatures).
+    if (hex(mine.cPk) !== hex(this.cKeys!.publicKey) || hex(mine.sPk) !== hex(this.sKeys!.publicKey) || (dir && !sameSig(mine.signature, this.ownSignature))) {
+      throw new SecAggError('KEY_LIST_OWN_KEYS_CHANGED', `${this.id}: the key list carries different keys (or another signature) for this bank`);
+    }
+    if (!dir) return;
+    for (const k of keys) {
+      const pk = dir.get(k.id);
+      if (!pk) throw new SecAggError('KEY_LIST_UNKNOWN_BANK', `${this.id}: key list names bank '${k.id}', which is not in this bank's consortium directory`);
+      if (k.signature === undefined || k.signature.length === 0) throw new SecAggError('KEY_LIST_UNSIGNED', `${this.id}: the keys of '${k.id}' carry no signature by its identity key`);
+      if (k.signature.length !== SIGNATURE_BYTES || !verifyAdvert(this.binding(k), k.signature, pk)) {
+        throw new SecAggError(
+          'KEY_LIST_BAD_SIGNATURE',
+          `${this.id}: the keys of '${k.id}' are not signed by its directory key for round ${this.config.roundId} of this session (substituted keys, or an advert replayed from another round)`,
+        );
+      }
+    }
   }
 
   /**
@@ -168,9 +258,11 @@ export class SecAggClient {
     checkKeyList(list.keys, t, `${this.id}: key list`);
     const me = list.keys.findIndex((k) => k.id === this.id);
     if (me < 0) throw new SecAggError('INVALID_MESSAGE', `${this.id}: not in the key list`);
-    const mine = list.keys[me];
-    if (hex(mine.cPk) !== hex(this.cKeys!.publicKey) || hex(mine.sPk) !== hex(this.sKeys!.publicKey)) {
-      throw new SecAggError('INVALID_MESSAGE', `${this.id}: the key list carries different keys for this bank`);
+    try {
+      this.verifyKeyList(list.keys, me);
+    } catch (err) {
+      this.step = 'done'; // a forged key list ends this bank's round: nothing of it is ever shared
+      throw err;
     }
     this.myIndex = me;
     list.keys.forEach((k, index) => this.peers.set(k.id, { id: k.id, index, cPk: k.cPk.slice(), sPk: k.sPk.slice() }));
@@ -358,7 +450,12 @@ export class SecAggServer {
     if (this.advertised.has(m.id)) throw new SecAggError('INVALID_MESSAGE', `bank ${m.id} advertised keys twice`);
     checkKey(`${m.id}.cPk`, m.cPk);
     checkKey(`${m.id}.sPk`, m.sPk);
-    this.advertised.set(m.id, { id: m.id, cPk: m.cPk.slice(), sPk: m.sPk.slice() });
+    const sig = m.signature;
+    if (sig !== undefined && sig.length !== 0 && (!(sig instanceof Uint8Array) || sig.length !== SIGNATURE_BYTES)) {
+      throw new SecAggError('INVALID_MESSAGE', `bank ${m.id}: advert signature must be ${SIGNATURE_BYTES} bytes`);
+    }
+    // The server relays the bank's signature untouched (it cannot make one for other keys).
+    this.advertised.set(m.id, { id: m.id, cPk: m.cPk.slice(), sPk: m.sPk.slice(), ...(sig && sig.length ? { signature: sig.slice() } : {}) });
   }
 
   /** Closes U1 and returns the key list to send to every bank in it. */
@@ -369,7 +466,7 @@ export class SecAggServer {
     this.keys = keys;
     keys.forEach((k, i) => this.index.set(k.id, i));
     this.step = 'collectShares';
-    return { type: 'secaggKeyList', roundId: this.config.roundId, keys: keys.map((k) => ({ id: k.id, cPk: k.cPk, sPk: k.sPk })) };
+    return { type: 'secaggKeyList', roundId: this.config.roundId, keys: keys.map((k) => ({ id: k.id, cPk: k.cPk, sPk: k.sPk, ...(k.signature ? { signature: k.signature } : {}) })) };
   }
 
   /** Round 1: stores one bank's sealed bundles; it must address every other bank of U1 exactly once. */

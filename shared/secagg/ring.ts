@@ -27,9 +27,16 @@
 // DP sensitivity note: stochastic rounding can lengthen a vector: ‖q‖₂ ≤ S·scale + √d in the worst
 // case (each coordinate moves by < 1). Calibrate the noise against that (`ringL2Sensitivity`,
 // `effectiveNoiseMultiplier`); choose the scale so S·scale ≫ √d to make the inflation negligible.
+// Conditional randomized rounding (`RingParams.roundingBeta` = β, Kairouz, Liu & Steinke 2021, "The
+// Distributed Discrete Gaussian Mechanism for Federated Learning with Secure Aggregation", ICML,
+// Thm 1 / §4.1): redraw the stochastic rounding until ‖q‖₂ ≤ Δ2(β), the bound below that an
+// unconditional rounding already meets with probability ≥ 1 − β. The rejection makes Δ2(β)
+// a deterministic ℓ2 sensitivity, ≈ √((S·scale)² + d/4 + √(2 ln(1/β))·(S·scale + √d/2)), far below
+// S·scale + √d; β only costs a small bias and ≤ 1/(1 − β) expected redraws, never privacy.
 import { randomFillSync } from 'node:crypto';
 import { clipInPlace } from '../privacy/clip';
-import { CryptoRandom, discreteGaussian, skellam } from '../privacy/secure-noise';
+import { CryptoRandom, MAX_SKELLAM_MU, discreteGaussian, skellam } from '../privacy/secure-noise';
+import { integerL1Bound } from '../privacy/skellam';
 import { SecAggError } from './errors';
 
 /** Largest magnitude of a decodable signed sum. */
@@ -39,7 +46,8 @@ export const NOISE_TAIL_SIGMAS = 14;
 
 /** Per-bank integer noise, in ring units, added to the quantised update before masking. */
 export type RingNoise =
-  /** Skellam(μ) = Poisson(μ) − Poisson(μ), variance 2μ (Agarwal et al. 2021). Sampling cost O(μ) per coordinate. */
+  /** Skellam(μ) = Poisson(μ) − Poisson(μ), variance 2μ (Agarwal et al. 2021), μ ≤ MAX_SKELLAM_MU (1e12).
+   *  O(1) expected sampling cost per coordinate (Hörmann's PTRS for μ ≥ 10). Plan μ with dp-plan.ts. */
   | { mechanism: 'skellam'; mu: number }
   /** Discrete Gaussian N_Z(0, σ²) (Canonne, Kamath & Steinke 2020), exact sampler. */
   | { mechanism: 'discreteGaussian'; sigma: number };
@@ -54,6 +62,9 @@ export interface RingParams {
   scale: number;
   /** Optional per-bank distributed DP noise (ring units). */
   noise?: RingNoise;
+  /** Conditional randomized rounding with this β ∈ [0, 1) (KLS 2021): every bank's rounded vector
+   *  has ‖q‖₂ ≤ conditionalRoundingBound(S·scale, d, β). Absent: plain stochastic rounding. */
+  roundingBeta?: number;
 }
 
 export interface RingParamsOptions {
@@ -62,6 +73,8 @@ export interface RingParamsOptions {
   /** Explicit scale; default: largest power of two satisfying the no-overflow bound. */
   scale?: number;
   noise?: RingNoise;
+  /** Turns on conditional randomized rounding with this β ∈ [0, 1) (see RingParams.roundingBeta). */
+  roundingBeta?: number;
 }
 
 function positive(name: string, v: number): void {
@@ -93,8 +106,8 @@ function discreteGaussianSupported(sigma: number): boolean {
 function checkNoise(noise: RingNoise | undefined): void {
   if (noise === undefined) return;
   if (noise.mechanism === 'skellam') {
-    if (typeof noise.mu !== 'number' || !Number.isFinite(noise.mu) || noise.mu < 0 || noise.mu > 1e5) {
-      throw new SecAggError('INVALID_PARAMS', `skellam μ must be in [0, 1e5] ring units², got ${String(noise.mu)}`);
+    if (typeof noise.mu !== 'number' || !Number.isFinite(noise.mu) || noise.mu < 0 || noise.mu > MAX_SKELLAM_MU) {
+      throw new SecAggError('INVALID_PARAMS', `skellam μ must be in [0, ${MAX_SKELLAM_MU}] ring units², got ${String(noise.mu)}`);
     }
   } else if (noise.mechanism === 'discreteGaussian') {
     if (typeof noise.sigma !== 'number' || !Number.isFinite(noise.sigma) || noise.sigma < 0) {
@@ -118,6 +131,7 @@ export function ringParams(o: RingParamsOptions): RingParams {
   positive('clipNorm', o.clipNorm);
   if (!Number.isSafeInteger(o.maxBanks) || o.maxBanks < 1) throw new SecAggError('INVALID_PARAMS', `maxBanks must be an integer ≥ 1, got ${String(o.maxBanks)}`);
   checkNoise(o.noise);
+  if (o.roundingBeta !== undefined) checkBeta(o.roundingBeta);
   const headroom = RING_MAX_SIGNED - o.maxBanks - NOISE_TAIL_SIGMAS * Math.sqrt(o.maxBanks) * noiseStd(o.noise);
   const maxScale = headroom / (o.maxBanks * o.clipNorm);
   if (!(maxScale > 0)) throw new SecAggError('INVALID_PARAMS', `no scale fits: noise headroom ${RING_MAX_SIGNED - headroom} exceeds the ring`);
@@ -129,7 +143,13 @@ export function ringParams(o: RingParamsOptions): RingParams {
     positive('scale', o.scale);
     scale = o.scale;
   }
-  const p: RingParams = { clipNorm: o.clipNorm, maxBanks: o.maxBanks, scale, ...(o.noise ? { noise: o.noise } : {}) };
+  const p: RingParams = {
+    clipNorm: o.clipNorm,
+    maxBanks: o.maxBanks,
+    scale,
+    ...(o.noise ? { noise: o.noise } : {}),
+    ...(o.roundingBeta !== undefined ? { roundingBeta: o.roundingBeta } : {}),
+  };
   if (worstCaseSumMagnitude(p) > RING_MAX_SIGNED) {
     throw new SecAggError('INVALID_PARAMS', `scale ${scale} can overflow: worst-case |sum| ${worstCaseSumMagnitude(p).toExponential(3)} > 2^31 − 1 (max safe scale ${maxScale.toExponential(3)})`);
   }
@@ -141,9 +161,37 @@ export function quantisationErrorBound(p: Pick<RingParams, 'scale'>, summed: num
   return summed / p.scale;
 }
 
-/** Worst-case L2 norm (ring units) of one bank's quantised, clipped update: S·scale + √d. */
-export function ringL2Sensitivity(p: Pick<RingParams, 'clipNorm' | 'scale'>, d: number): number {
+function checkBeta(beta: number): void {
+  if (typeof beta !== 'number' || !(beta >= 0 && beta < 1)) throw new SecAggError('INVALID_PARAMS', `conditional rounding β must lie in [0, 1), got ${String(beta)}`);
+}
+
+/**
+ * ℓ2 bound (ring units) that conditional randomized rounding enforces on a vector of norm ≤ c = S·scale
+ * and length d (Kairouz, Liu & Steinke 2021, Thm 1, at granularity 1):
+ *     Δ2(β)² = min{ (c + √d)²,  c² + d/4 + √(2·ln(1/β))·(c + √d/2) },
+ * β = 0 gives the unconditional worst case c + √d. Unconditional stochastic rounding lands inside
+ * the second bound with probability ≥ 1 − β, so each redraw is accepted with at least that probability.
+ */
+export function conditionalRoundingBound(c: number, d: number, beta: number): number {
+  if (typeof c !== 'number' || !Number.isFinite(c) || c < 0) throw new SecAggError('INVALID_PARAMS', `norm bound must be a finite number ≥ 0, got ${String(c)}`);
+  if (!Number.isSafeInteger(d) || d < 1) throw new SecAggError('INVALID_PARAMS', `dimension d must be an integer ≥ 1, got ${String(d)}`);
+  checkBeta(beta);
+  const worst = c + Math.sqrt(d);
+  if (beta === 0) return worst;
+  const sq = c * c + d / 4 + Math.sqrt(2 * Math.log(1 / beta)) * (c + Math.sqrt(d) / 2);
+  return Math.min(worst, Math.sqrt(sq));
+}
+
+/** L2 sensitivity (ring units) of one bank's quantised, clipped update of length d: S·scale + √d,
+ *  or the conditional-rounding bound when p.roundingBeta is set. */
+export function ringL2Sensitivity(p: Pick<RingParams, 'clipNorm' | 'scale' | 'roundingBeta'>, d: number): number {
+  if (p.roundingBeta !== undefined) return conditionalRoundingBound(p.clipNorm * p.scale, d, p.roundingBeta);
   return p.clipNorm * p.scale + Math.sqrt(d);
+}
+
+/** L1 sensitivity (ring units) of one bank's quantised update: min(Δ2², √d·Δ2), as it is an integer vector. */
+export function ringL1Sensitivity(p: Pick<RingParams, 'clipNorm' | 'scale' | 'roundingBeta'>, d: number): number {
+  return integerL1Bound(ringL2Sensitivity(p, d), d);
 }
 
 /** Noise multiplier of the aggregate against the worst-case ring sensitivity, with `summed` banks each adding p.noise. */
@@ -163,20 +211,56 @@ const RANDOM_CHUNK = 1 << 15;
  * a 53-bit CSPRNG uniform, so E[q_i] = v (bias ≤ 2^-53) and |q_i − v| < 1. Does not clip.
  */
 export function quantise(x: ArrayLike<number>, scale: number, random: RandomWords = osRandom): Uint32Array {
+  const out = new Uint32Array(x.length);
+  roundInto(x, scale, random, out);
+  return out;
+}
+
+// Stochastic rounding into `out`; returns Σ q_i² (float64) of the signed integers.
+function roundInto(x: ArrayLike<number>, scale: number, random: RandomWords, out: Uint32Array): number {
   const d = x.length;
-  const out = new Uint32Array(d);
   const r = new Uint32Array(2 * Math.min(d, RANDOM_CHUNK));
+  let sumSq = 0;
   for (let start = 0; start < d; start += RANDOM_CHUNK) {
     const len = Math.min(RANDOM_CHUNK, d - start);
     random(r);
+    let chunkSq = 0;
     for (let i = 0; i < len; i++) {
       const v = x[start + i] * scale;
       const f = Math.floor(v);
       const u = ((r[2 * i] >>> 5) * 67108864 + (r[2 * i + 1] >>> 6)) / 9007199254740992;
-      out[start + i] = u < v - f ? f + 1 : f; // Uint32Array store = value mod 2^32 (two's complement)
+      const q = u < v - f ? f + 1 : f;
+      out[start + i] = q; // Uint32Array store = value mod 2^32 (two's complement)
+      chunkSq += q * q;
     }
+    sumSq += chunkSq;
   }
-  return out;
+  return sumSq;
+}
+
+/** Redraws allowed before conditional rounding gives up; each succeeds with probability ≥ 1 − β. */
+export const MAX_ROUNDING_TRIES = 1000;
+
+export interface ConditionalQuantiseResult {
+  ring: Uint32Array;
+  /** Number of stochastic roundings drawn (the last one accepted). */
+  tries: number;
+}
+
+/**
+ * Conditional randomized rounding (Kairouz, Liu & Steinke 2021, §4.1): stochastic rounding of
+ * scale·x, redrawn until the integer vector has ‖q‖₂ ≤ l2Bound. The accept test is
+ * Σq² ≤ l2Bound²·(1 − d·2⁻⁵²), which absorbs float64 summation error, so the bound holds exactly.
+ * Throws (INVALID_PARAMS) after maxTries rejections: l2Bound is below what x can round to.
+ */
+export function quantiseConditional(x: ArrayLike<number>, scale: number, l2Bound: number, random: RandomWords = osRandom, maxTries = MAX_ROUNDING_TRIES): ConditionalQuantiseResult {
+  const d = x.length;
+  const out = new Uint32Array(d);
+  const limit = l2Bound * l2Bound * (1 - d * Number.EPSILON);
+  for (let tries = 1; tries <= maxTries; tries++) {
+    if (roundInto(x, scale, random, out) <= limit) return { ring: out, tries };
+  }
+  throw new SecAggError('INVALID_PARAMS', `conditional rounding: no rounding of the update within ‖q‖₂ ≤ ${l2Bound} after ${maxTries} tries (is the update clipped to S and β < 1?)`);
 }
 
 /** Reads a ring vector as signed integers (two's complement) divided by the scale. */
@@ -205,6 +289,14 @@ export interface EncodeResult {
   /** L2 norm of the update before clipping. */
   norm: number;
   clipped: boolean;
+  /** Stochastic roundings drawn (> 1 only with conditional rounding). */
+  roundingTries: number;
+}
+
+export interface EncodeOptions {
+  /** Conditional rounding β for this call; default p.roundingBeta (absent: plain stochastic rounding).
+   *  Every bank of a round must use the same β: the accountant relies on the resulting Δ2. */
+  roundingBeta?: number;
 }
 
 /**
@@ -212,15 +304,22 @@ export interface EncodeResult {
  * public scale, and add the bank's share of the distributed DP noise in the ring (before masking,
  * so nobody, the server included, ever sees an un-noised sum).
  */
-export function encodeUpdate(update: ArrayLike<number>, p: RingParams, random: RandomWords = osRandom): EncodeResult {
+export function encodeUpdate(update: ArrayLike<number>, p: RingParams, random: RandomWords = osRandom, opts: EncodeOptions = {}): EncodeResult {
   const x = Float64Array.from(update as ArrayLike<number>);
   const { norm, clipped } = clipInPlace(p.clipNorm, x);
-  const ring = quantise(x, p.scale, random);
+  const beta = opts.roundingBeta ?? p.roundingBeta;
+  let ring: Uint32Array;
+  let roundingTries = 1;
+  if (beta === undefined || x.length === 0) {
+    ring = quantise(x, p.scale, random);
+  } else {
+    ({ ring, tries: roundingTries } = quantiseConditional(x, p.scale, conditionalRoundingBound(p.clipNorm * p.scale, x.length, beta), random));
+  }
   if (p.noise) {
     const z = sampleRingNoise(p.noise, ring.length);
     for (let i = 0; i < ring.length; i++) ring[i] += z[i];
   }
-  return { ring, norm, clipped };
+  return { ring, norm, clipped, roundingTries };
 }
 
 /** Flattens named tensors (in the given order) into one vector, and the inverse. */

@@ -1,6 +1,7 @@
 // In-process simulation of one secure-aggregation round (no sockets): n SecAggClients and one
 // SecAggServer exchanging deep-copied messages, with scripted dropouts. Used by the tests and by
 // bench/secagg.ts; it is also the reference for how a transport must drive the state machines.
+import nacl from 'tweetnacl';
 import { cloneMessage, wireSize, type SecAggMessage } from './messages';
 import { defaultThreshold, SecAggClient, SecAggServer, type SecAggResult } from './protocol';
 
@@ -21,6 +22,11 @@ export interface SimulationOptions {
   dropBeforeUnmask?: readonly string[];
   /** Copy every message as a transport would (default true). */
   clone?: boolean;
+  /**
+   * Signed adverts verified against a consortium directory, as deployed (default true): every bank
+   * gets a fresh Ed25519 identity, signs its keys and checks every key-list entry (+64 bytes per entry).
+   */
+  verifyKeys?: boolean;
 }
 
 export interface PartyCost {
@@ -62,8 +68,11 @@ export function simulateRound(o: SimulationOptions): SimulationReport {
   const serverCost: PartyCost = { cpuMs: 0, sentBytes: 0, receivedBytes: 0 };
   const clients = new Map<string, SecAggClient>();
   const costs = new Map<string, PartyCost>();
+  const identities = new Map((o.verifyKeys ?? true ? o.ids : []).map((id) => [id, nacl.sign.keyPair()]));
+  const directory = identities.size ? new Map([...identities].map(([id, kp]) => [id, kp.publicKey])) : undefined;
   for (const id of o.ids) {
-    clients.set(id, new SecAggClient({ id, roundId, threshold, vectorLength: o.vectorLength }));
+    const pki = directory ? { signingKey: identities.get(id)!.secretKey, directory } : {};
+    clients.set(id, new SecAggClient({ id, roundId, threshold, vectorLength: o.vectorLength, ...pki }));
     costs.set(id, { cpuMs: 0, sentBytes: 0, receivedBytes: 0 });
   }
   const live = () => o.ids.filter((id) => !gone.has(id));

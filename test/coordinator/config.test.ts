@@ -16,7 +16,8 @@ const FULL = {
   allowList: './allow.json',
   maxFrameMb: 16,
   exitWhenFinished: true,
-  insecureAggregation: true,
+  insecureAggregation: false,
+  secureAggregation: { distributedDpNoise: 2 },
   model: { architecture: 'ctgan', transformer: 'simple', seed: 7 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
@@ -40,8 +41,15 @@ describe('coordinator config file', () => {
       plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, loss: 'wgan-gp', updateClipNorm: 5 },
       maxFrameBytes: 16 * 1024 * 1024,
       exitWhenFinished: true,
-      insecureAggregation: true,
+      insecureAggregation: false,
+      secureAggregation: { distributedDp: { noiseMultiplier: 2 } },
     });
+  });
+
+  it('refuses distributed DP noise without secure aggregation, naming both keys', () => {
+    const v = parse({ ...FULL, insecureAggregation: true });
+    expect(() => toCoordinatorSettings(mergeCoordinatorConfig(v, {}, () => undefined))).toThrow(/distributedDpNoise.*insecureAggregation/);
+    expect(() => parse({ ...FULL, secureAggregation: { distributedDpNoise: -1 } })).toThrow(/secureAggregation\.distributedDpNoise/);
   });
 
   it('round-trips through the effective-config printer', () => {

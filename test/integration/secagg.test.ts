@@ -4,6 +4,8 @@
 // test is about aggregation, not GAN training: each bank's plaintext update is captured AT THE BANK
 // (test hook) and the committed global model must equal plain FedAvg of those updates within the
 // stated quantisation bound, while everything the coordinator decoded holds only masked inputs.
+// Every bank holds the consortium directory (its peers' Ed25519 keys) and verifies the signed key
+// list; a bank whose directory lacks a peer refuses that round (KEY_LIST_UNKNOWN_BANK).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,15 +15,16 @@ import { runCoordinator, type CoordinatorSettings } from '../../coordinator/run-
 import { startAgent, type RunningAgent } from '../../client-node/agent';
 import { AgentWire } from '../../client-node/wire';
 import type { LocalTrainer } from '../../client-node/trainer';
-import type { SecAggInputInfo } from '../../client-node/secagg-client';
+import type { DistributedDpMechanism, SecAggInputInfo } from '../../client-node/secagg-client';
 import { parseConsortiumModelConfig } from '../../client-node/local-trainer';
 import { createModel } from '../../shared/model';
 import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { schemaHash, validateSchema } from '../../shared/data/schema';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
-import { decodeFrame, generateIdentity, type ClientUpdateMessage, type DecodedMessage } from '../../protocol';
+import { decodeFrame, generateIdentity, type ClientUpdateMessage, type DecodedMessage, type Identity, type SecAggAdvertiseKeysMessage } from '../../protocol';
 import { ringParams } from '../../shared/secagg';
+import type { ConsortiumDirectory } from '../../shared/secagg/keys';
 import { secAggMeanErrorBound } from '../../coordinator/secagg-round';
 
 type Tensors = { name: string; shape: number[]; data: Float32Array }[];
@@ -30,6 +33,9 @@ const SMALL_MODEL = { noiseDim: 8, generatorDims: [16], discriminatorDims: [16],
 const CLIP = 5;
 // Different sizes, so that sample-count weighting matters (an unweighted mean would fail the test).
 const ROWS: Record<string, number> = { 'bank-1': 500, 'bank-2': 900, 'bank-3': 1300, 'bank-4': 2100 };
+// Long-term identities of the consortium's banks and the directory the operator hands every bank.
+const IDENTITIES = new Map<string, Identity>(Object.keys(ROWS).map((id) => [id, generateIdentity(id)]));
+const DIRECTORY: ConsortiumDirectory = new Map([...IDENTITIES].map(([id, i]) => [id, i.sign.publicKey]));
 
 let dir: string;
 let schemaPath: string;
@@ -97,18 +103,30 @@ interface Bank {
   agent: RunningAgent;
   inputs: Map<number, SecAggInputInfo>;
   trainer: () => FakeTrainer;
+  log: ReturnType<typeof memoryLogger>;
+  refusals: { roundId: number; code: string; message: string }[];
 }
 
-function startBank(n: number, url: string, onSend?: (msg: DecodedMessage, bank: Bank) => void): Bank {
+/** `directory: null` = none configured (then `unverifiedKeyLists` decides); default: the full consortium directory. */
+function startBank(
+  n: number,
+  url: string,
+  onSend?: (msg: DecodedMessage, bank: Bank) => void,
+  o: { directory?: ConsortiumDirectory | null; unverifiedKeyLists?: boolean; chargeDistributedDp?: (c: { roundId: number; mechanism: DistributedDpMechanism }) => void } = {},
+): Bank {
   const id = `bank-${n}`;
   let trainer: FakeTrainer | undefined;
   const inputs = new Map<number, SecAggInputInfo>();
-  const bank: Bank = { id, agent: undefined as unknown as RunningAgent, inputs, trainer: () => trainer! };
+  const log = memoryLogger(id);
+  const bank: Bank = { id, agent: undefined as unknown as RunningAgent, inputs, trainer: () => trainer!, log, refusals: [] };
   bank.agent = startAgent({
     coordinatorUrl: url,
     bankId: id,
     schemaHash: schemaHash(validateSchema(JSON.parse(readFileSync(schemaPath, 'utf8')))),
-    identity: generateIdentity(id),
+    identity: IDENTITIES.get(id)!,
+    ...(o.directory === null ? {} : { consortiumDirectory: o.directory ?? DIRECTORY }),
+    unverifiedKeyLists: o.unverifiedKeyLists ?? false,
+    onSecAggRefused: (r) => bank.refusals.push(r),
     createTrainer: async (json) => {
       const cfg = parseConsortiumModelConfig(json);
       const model = createModel(cfg.model as Parameters<typeof createModel>[0], cfg.spans);
@@ -121,13 +139,19 @@ function startBank(n: number, url: string, onSend?: (msg: DecodedMessage, bank: 
     dataset: { rows: ROWS[id]!, prepare: () => ({ encoded: new Float32Array(0), rows: ROWS[id]!, dim: 0 }) },
     summarize: (requested) => ({ counts: requested.map((c) => ({ column: c.column, values: Array.from({ length: c.dim }, (_, i) => 50 + i) })), epsilon: 0.1, delta: 1e-6, noiseStd: 1 }),
     epsilonSpent: () => ({ epsilon: 0.1, delta: 1e-6 }),
-    log: memoryLogger(id),
+    log,
     exitWhenFinished: true,
     reconnectDelayMs: 200,
     onSecAggInput: (info) => inputs.set(info.roundId, info),
+    ...(o.chargeDistributedDp ? { chargeDistributedDp: o.chargeDistributedDp } : {}),
     ...(onSend ? { onSend: (bytes: Uint8Array) => onSend(decodeFrame(bytes), bank) } : {}),
   });
   return bank;
+}
+
+/** A bank with no consortium directory: refusing secure aggregation, or explicitly opted out of verification. */
+function startBankWithout(n: number, url: string, unverifiedKeyLists: boolean): Bank {
+  return startBank(n, url, undefined, { directory: null, unverifiedKeyLists });
 }
 
 /** Plain FedAvg step: global + Σ m_k u_k / Σ m_k, in float64. */
@@ -220,6 +244,15 @@ describe('secure aggregation over real sockets', () => {
         expect(plainMiddle / d).toBeLessThan(0.01); // a plain quantised update sits near 0 (small signed values)
         expect(Math.abs(sum / d - 0.5)).toBeLessThan(0.03);
       }
+      // Every advert the coordinator relayed carries the bank's Ed25519 signature; every bank verified the list.
+      const adverts = received.filter((r) => r.msg.type === 'secaggAdvertiseKeys');
+      expect(adverts.length).toBe(6);
+      for (const a of adverts) expect((a.msg as SecAggAdvertiseKeysMessage).signature?.length).toBe(64);
+      for (const b of banks) {
+        const accepted = b.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'secagg_key_list_accepted');
+        expect(accepted.map((e) => [e.round, e.verification])).toEqual([[1, 'verified'], [2, 'verified']]);
+        expect(b.refusals).toEqual([]);
+      }
       const types = new Set(received.map((r) => r.msg.type));
       expect([...types].sort()).toEqual(['clientUpdate', 'register', 'secaggAdvertiseKeys', 'secaggShareKeys', 'secaggUnmaskResponse', 'summary'].sort());
     } finally {
@@ -275,6 +308,141 @@ describe('secure aggregation over real sockets', () => {
       await coordinator.close();
     }
   }, 40_000);
+
+  it('distributed DP: each bank charges the Skellam mechanism before adding its noise in the ring; the committed mean carries noise of the planned std', async () => {
+    const stateDir = join(dir, 'state-ddp');
+    const z = 0.5;
+    const coordinatorLog = memoryLogger('coordinator');
+    const s = settings(stateDir, { maxRounds: 1 });
+    s.secureAggregation = { stepTimeoutMs: 4000, distributedDp: { noiseMultiplier: z } };
+    const coordinator = await runCoordinator(s, { exitWhenFinished: false, log: coordinatorLog });
+    try {
+      const events: string[] = [];
+      const charges = new Map<string, { roundId: number; mechanism: DistributedDpMechanism }>();
+      const banks = [1, 2, 3].map((n) =>
+        startBank(n, coordinator.url, undefined, {
+          chargeDistributedDp: (c) => {
+            events.push(`charge:bank-${n}`);
+            charges.set(`bank-${n}`, c);
+          },
+        }),
+      );
+      for (const b of banks) {
+        const orig = b.inputs.set.bind(b.inputs);
+        b.inputs.set = (k, v) => {
+          events.push(`input:${b.id}`);
+          return orig(k, v);
+        };
+      }
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      expect(coordinator.rounds.snapshot().roundsCommitted).toBe(1);
+      // Every bank charged first, then encoded (noise drawn) and masked.
+      for (const b of banks) expect(events.indexOf(`charge:${b.id}`)).toBeLessThan(events.indexOf(`input:${b.id}`));
+      expect(events.indexOf(`charge:bank-1`)).toBeGreaterThanOrEqual(0);
+      // The banks re-derived the same mechanism from the public round parameters, at least as noisy as asked.
+      const mechs = banks.map((b) => charges.get(b.id)!.mechanism);
+      for (const m of mechs) {
+        expect(m.noiseMultiplier).toBeGreaterThanOrEqual(z * (1 - 1e-9));
+        expect(m.noiseMultiplier).toBeLessThan(z * 1.01);
+        expect(m).toEqual(mechs[0]);
+      }
+      const planned = coordinatorLog.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'secagg_distributed_dp')!;
+      expect(planned).toBeDefined();
+      const scale = planned.scale as number;
+      const muPerBank = mechs[0]!.mu / 2; // t = 2 of 3 guaranteed: mechanism.mu = t·μ
+      // Equal weights under distributed DP (W = 1): mean = Σ u_k / 3 + Σ noise / (3·scale).
+      const g0 = banks[0]!.trainer().globals[0]!;
+      const g1 = readCheckpoint(join(stateDir, 'latest.ckpt')).tensors as Tensors;
+      const updates = banks.map((b) => ({ ...b.inputs.get(1)!, sampleCount: 1 }));
+      const expected = fedAvgStep(g0, updates);
+      let sq = 0;
+      let n = 0;
+      g1.forEach((t, i) => t.data.forEach((v, j) => {
+        const r = v - expected[i]![j]!;
+        sq += r * r;
+        n++;
+      }));
+      const std = Math.sqrt(sq / n);
+      const want = Math.sqrt(2 * 3 * muPerBank) / scale / 3;
+      expect(n).toBeGreaterThan(500);
+      expect(std / want).toBeGreaterThan(0.85);
+      expect(std / want).toBeLessThan(1.15);
+      // The noise is what the residual is made of: far above the no-DP quantisation bound.
+      expect(std).toBeGreaterThan(1000 / scale);
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
+  it('a bank whose consortium directory lacks a peer refuses that round (KEY_LIST_UNKNOWN_BANK, no shares sent); the others complete it', async () => {
+    const stateDir = join(dir, 'state-directory-gap');
+    const log = memoryLogger('coordinator');
+    const coordinator = await runCoordinator(settings(stateDir, { maxRounds: 1, waitForClientsMs: 1500 }), { exitWhenFinished: false, log });
+    const sentBy = new Map<string, string[]>();
+    const record = (msg: DecodedMessage, bank: Bank) => sentBy.set(bank.id, [...(sentBy.get(bank.id) ?? []), msg.type]);
+    try {
+      const partial = new Map([...DIRECTORY].filter(([id]) => id !== 'bank-4'));
+      const banks = [1, 2, 3, 4].map((n) => startBank(n, coordinator.url, record, n === 1 ? { directory: partial } : {}));
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      const events = log.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(events.find((e) => e.event === 'round_started')).toMatchObject({ participants: ['bank-1', 'bank-2', 'bank-3', 'bank-4'] });
+
+      // bank-1: the refusal with its specific code, in its log and its status hook; it shared nothing.
+      const refusedBy1 = banks[0]!.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'secagg_round_refused');
+      expect(refusedBy1).toHaveLength(1);
+      expect(refusedBy1[0]).toMatchObject({ level: 'error', code: 'KEY_LIST_UNKNOWN_BANK', round: 1, step: 'secaggKeyList', verification: 'verified' });
+      expect(String(refusedBy1[0]!.error)).toMatch(/'bank-4', which is not in this bank's consortium directory/);
+      expect(banks[0]!.refusals).toMatchObject([{ roundId: 1, code: 'KEY_LIST_UNKNOWN_BANK' }]);
+      expect(sentBy.get('bank-1')).toContain('secaggAdvertiseKeys');
+      expect(sentBy.get('bank-1')).not.toContain('secaggShareKeys');
+      expect(sentBy.get('bank-1')).not.toContain('clientUpdate');
+      expect(banks[0]!.inputs.size).toBe(0); // it never masked anything
+
+      // The coordinator saw bank-1 miss the share step and completed the round with the other three.
+      expect(events.find((e) => e.event === 'secagg_bank_missed_step' && e.bank === 'bank-1')).toMatchObject({ step: 'share exchange' });
+      expect(events.find((e) => e.event === 'round_committed')).toMatchObject({ round: 1, banks: 3 });
+      const unmasked = events.find((e) => e.event === 'secagg_unmasked')!;
+      expect(unmasked.survivors).toEqual(['bank-2', 'bank-3', 'bank-4']);
+      for (const b of banks.slice(1)) expect(b.refusals).toEqual([]);
+      const updates = banks.slice(1).map((b) => b.inputs.get(1)!);
+      const from = banks[1]!.trainer().globals[0]!;
+      const expected = fedAvgStep(from, updates);
+      const total = updates.reduce((s, u) => s + u.sampleCount, 0);
+      const maxAbs = Math.max(...expected.map((t) => t.reduce((m, v) => Math.max(m, Math.abs(v)), 0)));
+      expect(maxDiff(readCheckpoint(join(stateDir, 'latest.ckpt')).tensors as Tensors, expected)).toBeLessThanOrEqual(tolerance(4, 3, total, maxAbs));
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
+  it('without a consortium directory a bank refuses secure-aggregation rounds unless explicitly opted out, and says so at start', async () => {
+    const coordinator = await runCoordinator(settings(join(dir, 'state-no-directory'), { maxRounds: 1, waitForClientsMs: 1500 }), { exitWhenFinished: false, log: memoryLogger('c') });
+    try {
+      const none = startBankWithout(1, coordinator.url, false);
+      const optedOut = startBankWithout(2, coordinator.url, true);
+      const banks = [none, optedOut, startBank(3, coordinator.url), startBank(4, coordinator.url)];
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      const ev = (b: Bank) => b.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(ev(none).find((e) => e.event === 'secagg_key_verification')).toMatchObject({ level: 'warn', verification: 'refused' });
+      expect(ev(none).find((e) => e.event === 'secagg_round_refused')).toMatchObject({ code: 'KEY_LIST_NO_DIRECTORY', round: 1, step: 'roundStart' });
+      expect(none.inputs.size).toBe(0);
+      expect(ev(optedOut).find((e) => e.event === 'secagg_key_verification')).toMatchObject({ level: 'warn', verification: 'unverified' });
+      expect(ev(optedOut).find((e) => e.event === 'secagg_key_list_accepted')).toMatchObject({ round: 1, verification: 'unverified' });
+      expect(optedOut.inputs.get(1)).toBeDefined();
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
+  it('a directory that does not list this bank with its own key is a start-up error', () => {
+    const other = generateIdentity('bank-1');
+    const base = { coordinatorUrl: 'http://127.0.0.1:1', bankId: 'bank-1', schemaHash: 'x', createTrainer: async () => { throw new Error('unused'); }, dataset: { rows: 1, prepare: () => ({ encoded: new Float32Array(0), rows: 1, dim: 0 }) }, summarize: () => ({ counts: [], epsilon: 1, delta: 0, noiseStd: 1 }), epsilonSpent: () => ({ epsilon: 0, delta: 0 }), log: memoryLogger('x') };
+    expect(() => startAgent({ ...base, identity: other, consortiumDirectory: DIRECTORY })).toThrow(/lists 'bank-1' with key .* but this bank's identity key is/);
+    expect(() => startAgent({ ...base, identity: IDENTITIES.get('bank-1')!, consortiumDirectory: new Map([...DIRECTORY].filter(([id]) => id !== 'bank-1')) })).toThrow(/does not list this bank/);
+  });
 
   it('refuses to start with rounds of 2 banks unless secure aggregation is explicitly opted out', async () => {
     const s = settings(join(dir, 'state-2'), { minClients: 2 });

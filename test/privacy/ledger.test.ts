@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BudgetExceededError, LedgerTamperedError, PrivacyLedger, defaultDelta } from '../../client-node/ledger';
 import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../../shared/privacy/rdp';
+import { skellamRdpCurve } from '../../shared/privacy/skellam';
 
 let dir: string;
 let file: string;
@@ -37,6 +38,18 @@ describe('PrivacyLedger', () => {
     expect(again.entries()).toHaveLength(3);
     expect(again.spent(1e-5)).toBeCloseTo(expected, 10);
     expect(statSync(`${file}.key`).mode & 0o777).toBe(0o600);
+  });
+
+  it('charges distributed Skellam rounds with the Skellam RDP (Agarwal et al. 2021) and validates them', () => {
+    const l = PrivacyLedger.open(file);
+    const params = { l1Sensitivity: 5e7, l2Sensitivity: 2e4, mu: 2e9 };
+    l.charge({ kind: 'distributed-skellam', params, round: 1 }, budget);
+    l.charge({ kind: 'distributed-skellam', params, round: 2 }, budget);
+    const expected = rdpToEpsilon(DEFAULT_ORDERS, skellamRdpCurve(params, 2), 1e-5).epsilon;
+    expect(l.spent(1e-5)).toBeCloseTo(expected, 10);
+    expect(PrivacyLedger.open(file).spent(1e-5)).toBeCloseTo(expected, 10);
+    expect(() => l.charge({ kind: 'distributed-skellam', params: { ...params, mu: 0 } }, budget)).toThrow(/mu must be a finite number > 0/);
+    expect(() => l.charge({ kind: 'distributed-skellam', params: { ...params, l2Sensitivity: Number.NaN } }, budget)).toThrow(/l2Sensitivity/);
   });
 
   it('refuses a charge past the budget before writing anything, with spent/requested/budget', () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import nacl from 'tweetnacl';
 import {
@@ -130,6 +131,9 @@ describe('signed frames', () => {
       expect(Buffer.from(signingInput({ ...h, ...patch }, new Uint8Array([9]))).equals(ref), field).toBe(false);
     }
     expect(Buffer.from(signingInput(h, new Uint8Array([8]))).equals(ref)).toBe(false);
+    // The body enters as lp(SHA-256(body)), last in the input.
+    const digest = createHash('sha256').update(new Uint8Array([9])).digest();
+    expect(ref.subarray(ref.length - 36).equals(Buffer.concat([Buffer.from([0, 0, 0, 32]), digest]))).toBe(true);
     // The signature is a plain Ed25519 signature over that input, checkable by any implementation.
     const frame = decodeRaw(encodeFrame(update(), { signer }));
     const input = signingInput(

@@ -46,7 +46,18 @@ describe('RoundStart secure-aggregation parameters', () => {
     expect(plain.secagg).toBeUndefined();
   });
 
+  it('carries the distributed-DP parameters (Skellam μ, rounding β) when set, and nothing when off', () => {
+    const dp = params({ skellamMu: 3.5e9, roundingBeta: Math.exp(-0.5) });
+    expect((roundTrip(roundStart(dp), 'coordinator') as RoundStartMessage).secagg).toEqual(dp);
+    expect(Object.keys((roundTrip(roundStart(params()), 'coordinator') as RoundStartMessage).secagg!)).not.toContain('skellamMu');
+  });
+
   it.each([
+    ['a negative Skellam μ', { skellamMu: -1, roundingBeta: 0.5 }, 'INVALID_FIELD', /skellamMu/],
+    ['a Skellam μ over the cap', { skellamMu: LIMITS.maxSkellamMu * 2, roundingBeta: 0.5 }, 'INVALID_FIELD', /skellamMu/],
+    ['a rounding β of 1', { skellamMu: 1e6, roundingBeta: 1 }, 'INVALID_FIELD', /roundingBeta/],
+    ['μ without β', { skellamMu: 1e6 }, 'INVALID_FIELD', /go together/],
+    ['β without μ', { roundingBeta: 0.5 }, 'INVALID_FIELD', /go together/],
     ['an insecure threshold (t ≤ n/2)', { threshold: 2, cohort: ['bank-a', 'bank-b', 'bank-c', 'bank-d'], maxBanks: 4 }, 'INVALID_FIELD', /threshold/],
     ['a threshold above the cohort', { threshold: 4 }, 'INVALID_FIELD', /threshold/],
     ['a cohort of one', { threshold: 2, cohort: ['bank-a'] }, 'INVALID_FIELD', /at least 2/],

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import nacl from 'tweetnacl';
+import { agree } from '../../shared/secagg/keys';
 import { boxKey, decodeBundle, encodeBundle, generateKeyPair, open, pairwiseSeed, publicKeyOf, seal, SecAggError } from '../../shared/secagg';
 
 const eq = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
@@ -14,6 +16,22 @@ describe('key agreement and pairwise seeds', () => {
     expect(eq(ab, pairwiseSeed(a.secretKey, b.publicKey, 8, 'bank-a', 'bank-b'))).toBe(false);
     expect(eq(ab, pairwiseSeed(a.secretKey, b.publicKey, 7, 'bank-a', 'bank-c'))).toBe(false);
     expect(eq(publicKeyOf(a.secretKey), a.publicKey)).toBe(true);
+  });
+
+  it('native X25519 and the box key agree with tweetnacl (scalarMult, box.before), also for a reused peer key whose bytes change', () => {
+    const a = generateKeyPair();
+    for (let i = 0; i < 5; i++) {
+      const b = generateKeyPair();
+      expect(eq(agree(a.secretKey, b.publicKey), nacl.scalarMult(a.secretKey, b.publicKey))).toBe(true);
+      expect(eq(boxKey(a.secretKey, b.publicKey), nacl.box.before(b.publicKey, a.secretKey))).toBe(true);
+    }
+    // The public-key cache is keyed by the array: overwriting its bytes must not return the old key.
+    const peer = generateKeyPair();
+    const pk = peer.publicKey.slice();
+    expect(eq(agree(a.secretKey, pk), nacl.scalarMult(a.secretKey, peer.publicKey))).toBe(true);
+    const other = generateKeyPair();
+    pk.set(other.publicKey);
+    expect(eq(agree(a.secretKey, pk), nacl.scalarMult(a.secretKey, other.publicKey))).toBe(true);
   });
 
   it('refuses a small-order public key', () => {
