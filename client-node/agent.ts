@@ -288,6 +288,12 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     // The code is the first field a reviewer greps for: KEY_LIST_* = the coordinator relayed a key list this bank must not use.
     log.error('secagg_round_refused', { code, round: roundId, step, verification, error: message });
     opts.onSecAggRefused?.({ roundId, code, message });
+    // Tell the coordinator, so it drops this bank now (not at the step timeout) and the operator sees why.
+    try {
+      if (socket.connected) send(wire.secaggAbort({ roundId, code: /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'SECAGG_SESSION_FAILED', message: message.slice(0, 2000) }));
+    } catch (e) {
+      log.warn('secagg_abort_not_sent', { round: roundId, error: (e as Error).message });
+    }
   }
 
   function startSecAgg(msg: RoundStartMessage): void {

@@ -123,4 +123,8 @@ export class AgentWire {
   secaggUnmaskResponse(m: { roundId: number; selfMaskShares: SecAggShare[]; secretKeyShares: SecAggShare[] }): Uint8Array {
     return this.encode({ type: 'secaggUnmaskResponse', ...m });
   }
+
+  secaggAbort(m: { roundId: number; code: string; message: string }): Uint8Array {
+    return this.encode({ type: 'secaggAbort', ...m });
+  }
 }

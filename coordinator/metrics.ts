@@ -47,12 +47,18 @@ export class Metrics {
   roundsCommitted = 0;
   roundsFailed = 0;
   readonly rejected = new Map<string, number>();
+  /** Secure-aggregation rounds a bank refused (secaggAbort), by the bank's reason code. */
+  readonly secaggAborts = new Map<string, number>();
   private readonly roundDuration = new Histogram(ROUND_BUCKETS);
   private readonly commitDuration = new Histogram(COMMIT_BUCKETS);
   private readonly started = Date.now();
 
   reject(code: string): void {
     this.rejected.set(code, (this.rejected.get(code) ?? 0) + 1);
+  }
+
+  secaggAbort(code: string): void {
+    this.secaggAborts.set(code, (this.secaggAborts.get(code) ?? 0) + 1);
   }
 
   /** Aggregate + commit time of one round. */
@@ -88,6 +94,12 @@ export class Metrics {
       'counter',
       'Messages rejected, by reason code.',
       [...this.rejected].sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `fedsynth_rejected_messages_total{reason="${label(code)}"} ${n}`),
+    );
+    metric(
+      'fedsynth_secagg_aborts_total',
+      'counter',
+      'Secure-aggregation rounds a bank refused, by the bank\'s reason code (KEY_LIST_* = a key list it could not verify).',
+      [...this.secaggAborts].sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `fedsynth_secagg_aborts_total{code="${label(code)}"} ${n}`),
     );
     metric('fedsynth_round_duration_seconds', 'histogram', 'Wall time of a committed round, from round start to durable commit.', this.roundDuration.samples('fedsynth_round_duration_seconds'));
     metric('fedsynth_round_commit_seconds', 'histogram', 'Time to aggregate and durably commit a round.', this.commitDuration.samples('fedsynth_round_commit_seconds'));

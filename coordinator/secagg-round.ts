@@ -186,6 +186,21 @@ export class SecAggRound {
     this.maybeClose();
   }
 
+  /**
+   * The bank refuses this round (secaggAbort, e.g. a key list it could not verify): it leaves the
+   * round now rather than at the step timeout. Logged with the bank's code for the operator.
+   */
+  bankAborted(bankId: string, m: { roundId: number; code: string; message: string }): SecAggRejection | null {
+    if (m.roundId !== this.roundId) return { code: 'STALE_ROUND', message: `abort for round ${m.roundId}; the secure-aggregation round is ${this.roundId}` };
+    if (!this.params.cohort.includes(bankId)) return { code: 'UNEXPECTED_MESSAGE', message: `bank '${bankId}' is not in the cohort of round ${this.roundId}` };
+    if (this.gone.has(bankId)) return null;
+    this.o.log.warn('secagg_bank_aborted', { round: this.roundId, bank: bankId, code: m.code, message: m.message, step: this.step });
+    this.gone.add(bankId);
+    this.o.drop(bankId, `refused the secure-aggregation round: ${m.code}`);
+    this.maybeClose();
+    return null;
+  }
+
   /** The bank's advert; its signature (by the bank's identity key) is kept and relayed untouched in the key list. */
   receiveAdvertise(bankId: string, m: { roundId: number; cPk: Uint8Array; sPk: Uint8Array; signature?: Uint8Array }): SecAggRejection | null {
     const bad = this.expect(bankId, m.roundId, 'keys', 'advertised keys');

@@ -51,6 +51,8 @@ export const TENSOR_NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,127}$/;
 export const SCHEMA_HASH_PATTERN = /^[A-Za-z0-9][A-Za-z0-9:_.+/=-]{0,127}$/;
 const METRIC_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$/;
 const WORD_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+/** A bank's reason code in secaggAbort: an upper-case word such as KEY_LIST_BAD_SIGNATURE. */
+const ABORT_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
 // Control characters (except tab/newline/CR), U+FFFD (what invalid UTF-8 decodes to), lone surrogates.
 const BAD_TEXT = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFD]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -276,6 +278,13 @@ export interface SecAggUnmaskResponseMessage {
   selfMaskShares: SecAggShare[];
   secretKeyShares: SecAggShare[];
 }
+/** A bank refuses a secure-aggregation round; the coordinator drops it from the round at once and logs the code. */
+export interface SecAggAbortMessage {
+  type: 'secaggAbort';
+  roundId: number;
+  code: string;
+  message: string;
+}
 export interface StatusRequestMessage {
   type: 'statusRequest';
 }
@@ -303,7 +312,8 @@ export type Message =
   | SecAggShareKeysMessage
   | SecAggForwardedSharesMessage
   | SecAggUnmaskRequestMessage
-  | SecAggUnmaskResponseMessage;
+  | SecAggUnmaskResponseMessage
+  | SecAggAbortMessage;
 
 export type MessageType = Message['type'];
 
@@ -385,6 +395,7 @@ const TYPES: Record<MessageType, TypeInfo> = {
   secaggForwardedShares: { wire: 23, proto: T('SecAggForwardedShares') },
   secaggUnmaskRequest: { wire: 24, proto: T('SecAggUnmaskRequest') },
   secaggUnmaskResponse: { wire: 25, proto: T('SecAggUnmaskResponse') },
+  secaggAbort: { wire: 26, proto: T('SecAggAbort') },
 };
 const TYPE_BY_WIRE = new Map<number, MessageType>(Object.entries(TYPES).map(([k, v]) => [v.wire, k as MessageType]));
 export const MESSAGE_TYPES = Object.keys(TYPES) as MessageType[];
@@ -455,6 +466,7 @@ function frameRoundId(msg: Message): number {
     case 'secaggForwardedShares':
     case 'secaggUnmaskRequest':
     case 'secaggUnmaskResponse':
+    case 'secaggAbort':
       return msg.roundId;
     default:
       return 0;
@@ -533,6 +545,8 @@ function toProto(msg: Message): PB {
       return { roundId: msg.roundId, survivors: msg.survivors, dropped: msg.dropped };
     case 'secaggUnmaskResponse':
       return { roundId: msg.roundId, selfMaskShares: msg.selfMaskShares, secretKeyShares: msg.secretKeyShares };
+    case 'secaggAbort':
+      return { roundId: msg.roundId, code: msg.code, message: msg.message };
     case 'statusResponse':
       return { currentRound: msg.currentRound, modelVersion: msg.modelVersion, phase: msg.phase, banksConnected: msg.banksConnected, roundsCommitted: msg.roundsCommitted };
   }
@@ -942,6 +956,13 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       uniqueIds([...selfMaskShares, ...secretKeyShares].map((x) => x.bankId), 'secaggUnmaskResponse shares', false);
       return { type, roundId, selfMaskShares, secretKeyShares };
     }
+    case 'secaggAbort':
+      return {
+        type,
+        roundId: u32(p.roundId, 'secaggAbort.roundId', { required: true }),
+        code: str(p.code, 'secaggAbort.code', { required: true, pattern: ABORT_CODE_PATTERN, maxLength: 64 }),
+        message: str(p.message, 'secaggAbort.message', { maxLength: 2048 }),
+      };
     case 'roundResult':
       return {
         type,

@@ -398,10 +398,12 @@ describe('secure aggregation over real sockets', () => {
       expect(sentBy.get('bank-1')).toContain('secaggAdvertiseKeys');
       expect(sentBy.get('bank-1')).not.toContain('secaggShareKeys');
       expect(sentBy.get('bank-1')).not.toContain('clientUpdate');
+      expect(sentBy.get('bank-1')).toContain('secaggAbort'); // and told the coordinator why
       expect(banks[0]!.inputs.size).toBe(0); // it never masked anything
 
-      // The coordinator saw bank-1 miss the share step and completed the round with the other three.
-      expect(events.find((e) => e.event === 'secagg_bank_missed_step' && e.bank === 'bank-1')).toMatchObject({ step: 'share exchange' });
+      // The coordinator dropped bank-1 on its abort, logged the bank's code, counted it, and completed the round with the other three.
+      expect(events.find((e) => e.event === 'secagg_bank_aborted' && e.bank === 'bank-1')).toMatchObject({ level: 'warn', round: 1, code: 'KEY_LIST_UNKNOWN_BANK', step: 'shares' });
+      expect(await (await fetch(`${coordinator.url}/metrics`)).text()).toContain('fedsynth_secagg_aborts_total{code="KEY_LIST_UNKNOWN_BANK"} 1');
       expect(events.find((e) => e.event === 'round_committed')).toMatchObject({ round: 1, banks: 3 });
       const unmasked = events.find((e) => e.event === 'secagg_unmasked')!;
       expect(unmasked.survivors).toEqual(['bank-2', 'bank-3', 'bank-4']);

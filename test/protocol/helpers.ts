@@ -23,6 +23,7 @@ export const WIRE_TYPE = {
   secaggForwardedShares: 23,
   secaggUnmaskRequest: 24,
   secaggUnmaskResponse: 25,
+  secaggAbort: 26,
 } as const;
 
 /** Deterministic 32-byte values for secure-aggregation samples. */
@@ -132,6 +133,7 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
     { type: 'secaggForwardedShares', roundId: 7, ciphertexts: [{ bankId: 'bank-b', data: new Uint8Array(200).fill(7) }] },
     { type: 'secaggUnmaskRequest', roundId: 7, survivors: ['bank-a', 'bank-b'], dropped: ['bank-c'] },
     { type: 'secaggUnmaskResponse', roundId: 7, selfMaskShares: [{ bankId: 'bank-a', y: bytes32(7) }, { bankId: 'bank-b', y: bytes32(8) }], secretKeyShares: [{ bankId: 'bank-c', y: bytes32(9) }] },
+    { type: 'secaggAbort', roundId: 7, code: 'KEY_LIST_UNKNOWN_BANK', message: "bank-z is not in this bank's consortium directory" },
   ];
 }
 

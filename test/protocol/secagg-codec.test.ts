@@ -91,6 +91,15 @@ describe('secure-aggregation messages', () => {
     expect(out).toMatchObject(m);
   });
 
+  it("carries a bank's abort (round, reason code, detail) and refuses a code that is not an upper-case word", () => {
+    const m: Message = { type: 'secaggAbort', roundId: 7, code: 'KEY_LIST_BAD_SIGNATURE', message: "bank-b's advert does not verify" };
+    const out = roundTrip(m);
+    expect(out.frame.roundId).toBe(7);
+    expect(out).toMatchObject(m);
+    expectCode(() => encodeFrame({ ...m, code: 'key list' } as Message, { sender: 'bank-a' }), 'INVALID_FIELD', /secaggAbort.code/);
+    expectCode(() => encodeFrame({ ...m, code: '' } as Message, { sender: 'bank-a' }), 'MISSING_FIELD', /secaggAbort.code/);
+  });
+
   it('rejects a frame whose header round differs from the body', () => {
     const good = encodeFrame({ type: 'secaggUnmaskRequest', roundId: 4, survivors: ['bank-a', 'bank-b'], dropped: [] }, { sender: 'coordinator' });
     expectCode(() => decodeFrame(reencodeFrame(good, { roundId: 5 })), 'INVALID_FIELD', /frame.roundId/);
