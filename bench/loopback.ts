@@ -17,7 +17,6 @@
 // reconnects for the next round.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -35,6 +34,7 @@ import {
 } from '../protocol';
 import { schemaHash, validateSchema } from '../shared/data/schema';
 import { transactionSchema } from '../shared/data/simulate';
+import { freePort } from '../shared/net/free-port';
 
 const ROOT = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
 const CLI = join(ROOT, 'bin', 'fedsynth.mjs');
@@ -310,16 +310,6 @@ export function quantile(xs: number[], q: number): number {
   return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 export interface ConsortiumOptions {
   banks: number;

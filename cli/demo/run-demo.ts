@@ -4,13 +4,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createProgress } from '../../shared/log/progress';
 import { generateIdentity, publicIdentity, saveIdentity } from '../../protocol';
 import { summarizeComparison, formatSummary } from './summary';
+import { freePort } from '../../shared/net/free-port';
 
 const CLI = resolve(fileURLToPath(new URL('../../bin/fedsynth.mjs', import.meta.url)));
 
@@ -225,16 +225,6 @@ function waitExit(child: ChildProcess): Promise<number | null> {
   return new Promise((r) => child.once('exit', (code) => r(code)));
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -70,15 +70,30 @@ export function noiseMultiplierFor(o: NoiseMultiplierForOptions): number {
     hi = Math.min(hi * 2, cap);
     epsHi = eps(hi);
   }
-  let lo = 0;
-  // Invariant: ε(hi) ≤ target < ε(lo) (ε(0) = ∞).
+  // ε(0) = ∞, so lo = 0 brackets from below.
+  return bisectToTarget(eps, targetEpsilon, { lo: 0, hi, epsHi }, { absTol, relTol, midpoint: (a, b) => (a + b) / 2 });
+}
+
+/**
+ * Bisection for a noise parameter x of a mechanism whose ε(x) decreases in x, given a bracket with
+ * ε(hi) ≤ target < ε(lo). Narrows it until ε(hi) is within tolerance below the target and returns hi,
+ * so the answer is always on the safe side (ε ≤ target). `midpoint` is arithmetic for σ and
+ * geometric for parameters that span many orders of magnitude (Skellam μ).
+ */
+export function bisectToTarget(
+  eps: (x: number) => number,
+  target: number,
+  bracket: { lo: number; hi: number; epsHi: number },
+  o: { relTol: number; absTol?: number; midpoint: (lo: number, hi: number) => number },
+): number {
+  let { lo, hi, epsHi } = bracket;
   for (let it = 0; it < 200; it++) {
-    const gap = targetEpsilon - epsHi;
-    if (gap <= absTol || gap <= relTol * targetEpsilon) break;
-    const mid = (lo + hi) / 2;
-    if (mid === lo || mid === hi) break;
+    const gap = target - epsHi;
+    if (gap <= (o.absTol ?? 0) || gap <= o.relTol * target) break;
+    const mid = o.midpoint(lo, hi);
+    if (mid <= lo || mid >= hi) break;
     const e = eps(mid);
-    if (e <= targetEpsilon) {
+    if (e <= target) {
       hi = mid;
       epsHi = e;
     } else {

@@ -26,7 +26,7 @@
 // contributions are independent extra noise (post-processing) and only help. Composition over rounds
 // adds RDP (Mironov 2017 Prop. 1); (ε, δ) via rdp.ts's rdpToEpsilon (Balle et al. 2020 Thm 21).
 import { DEFAULT_ORDERS, type PrivacySpent, checkDelta, checkOrders, checkSteps, rdpToEpsilon } from './rdp';
-import { ImpossibleBudgetError } from './calibrate';
+import { ImpossibleBudgetError, bisectToTarget } from './calibrate';
 
 /** Sensitivities of the integer-valued query (ring units) and the total Skellam parameter of its noise. */
 export interface SkellamMechanism {
@@ -139,18 +139,6 @@ export function skellamMuFor(o: SkellamMuForOptions): number {
     }
     epsHi = eps(hi);
   }
-  // Invariant: ε(hi) ≤ target < ε(lo).
-  for (let it = 0; it < 200; it++) {
-    if (targetEpsilon - epsHi <= relTol * targetEpsilon) break;
-    const mid = Math.sqrt(lo * hi);
-    if (mid <= lo || mid >= hi) break;
-    const e = eps(mid);
-    if (e <= targetEpsilon) {
-      hi = mid;
-      epsHi = e;
-    } else {
-      lo = mid;
-    }
-  }
-  return hi;
+  // Invariant: ε(hi) ≤ target < ε(lo); bisect on log μ.
+  return bisectToTarget(eps, targetEpsilon, { lo, hi, epsHi }, { relTol, midpoint: (a, b) => Math.sqrt(a * b) });
 }

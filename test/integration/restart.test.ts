@@ -4,7 +4,6 @@
 // training must finish the configured rounds, resuming from the last committed round.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -13,6 +12,7 @@ import { runAgent } from '../../client-node/run-agent';
 import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
+import { freePort } from '../../shared/net/free-port';
 
 const CLI = resolve(__dirname, '../../bin/fedsynth.mjs');
 const ROUNDS = 3;
@@ -24,16 +24,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 interface Coord {
   proc: ChildProcess;
