@@ -242,6 +242,8 @@ export interface DpGradientOptions {
   rng: Rng;
   /** Privacy noise source; default the shared node:crypto stream. */
   noiseRng?: CryptoRandom;
+  /** Noise drawn ahead on a worker thread (same sampler); used when its size matches D's parameters. */
+  noiseSource?: { readonly n: number; take(sigma: number): Float32Array };
   /** Tests only: skip the noise (σ is then irrelevant). */
   noNoise?: boolean;
 }
@@ -291,7 +293,7 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
   if (!o.noNoise) {
     const std = (dp.noiseMultiplier * recordSensitivity(cfg.pac, dp.maxGradNorm)) / o.expectedRealPacks;
     const total = vars.reduce((s, v) => s + v.size, 0);
-    const noise = secureGaussian(total, std, o.noiseRng);
+    const noise = o.noiseSource && o.noiseSource.n === total ? o.noiseSource.take(std) : secureGaussian(total, std, o.noiseRng);
     let off = 0;
     for (let i = 0; i < grads.length; i++) {
       const g = grads[i]!;

@@ -21,9 +21,15 @@ import { Adam } from './adam';
 import { categoryCdfs, drawFromCdf, type GanModel } from './model';
 import { softplus } from './layers';
 import { CryptoRandom } from '../privacy/secure-noise';
+import { SecureNoisePrefetcher } from '../privacy/noise-prefetch';
 import { dpDiscriminatorGradients, expectedPacks, packSample, parseDpSgdOptions, poissonSample, type DpSgdOptions } from './dp-sgd';
 
+/** Discriminators with at least this many parameters get their DP noise drawn ahead on a worker thread. */
+export const NOISE_PREFETCH_MIN_PARAMS = 200_000;
+
 export interface TrainerOptions {
+  /** DP only: parameter count from which D's noise is prefetched on a worker (default NOISE_PREFETCH_MIN_PARAMS; Infinity = never). */
+  noisePrefetchMinParams?: number;
   lrG?: number;
   lrD?: number;
   beta1?: number;
@@ -144,6 +150,7 @@ export class Trainer {
   readonly dp: DpSgdOptions | undefined;
   /** Poisson sampling and privacy noise: node:crypto, never the seeded Rng. */
   private readonly crypto = new CryptoRandom();
+  private noisePrefetch: SecureNoisePrefetcher | undefined;
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
@@ -157,6 +164,11 @@ export class Trainer {
     }
     if (opts.dp) {
       this.dp = parseDpSgdOptions(opts.dp, 'trainer: dp');
+      // Large discriminators: draw the next step's noise on a worker thread meanwhile (noise-prefetch.ts).
+      const dParams = model.discriminatorVariables().reduce((n, v) => n + v.size, 0);
+      if (this.dp.noiseMultiplier > 0 && dParams >= (opts.noisePrefetchMinParams ?? NOISE_PREFETCH_MIN_PARAMS)) {
+        this.noisePrefetch = new SecureNoisePrefetcher(dParams, this.crypto);
+      }
       if (this.sampling !== 'uniform') {
         throw new Error(
           "trainer: DP-SGD needs sampling 'uniform' (Poisson-sampled rows); 'by-category' picks rows through local category " +
@@ -294,6 +306,7 @@ export class Trainer {
         expectedRealPacks: expectedPacks(inputs.n, this.dp.sampleRate, m.config.pac),
         rng: this.rng,
         noiseRng: this.crypto,
+        ...(this.noisePrefetch ? { noiseSource: this.noisePrefetch } : {}),
       });
       return { grads: r.grads, loss: r.loss };
     }
@@ -517,6 +530,7 @@ export class Trainer {
   dispose(): void {
     this.optG.dispose();
     this.optD.dispose();
+    this.noisePrefetch?.close();
   }
 }
 

@@ -102,23 +102,37 @@ export function secureGaussian(n: number, sigma: number, rng: CryptoRandom = sha
   checkSigma(sigma);
   const out = new Float32Array(n);
   if (n === 0 || sigma === 0) return out;
-  const k = SECURE_SUMMANDS;
-  const scale = sigma / Math.sqrt(k);
   const chunk = Math.min(n, 1 << 16);
   const acc = new Float64Array(chunk);
   const tmp = new Float64Array(chunk);
   for (let start = 0; start < n; start += chunk) {
-    const len = Math.min(chunk, n - start);
-    const a = acc.subarray(0, len);
-    const t = tmp.subarray(0, len);
-    a.fill(0);
-    for (let j = 0; j < k; j++) {
-      fillStandardNormal(t, rng);
-      for (let i = 0; i < len; i++) a[i] += t[i];
-    }
-    for (let i = 0; i < len; i++) out[start + i] = a[i] * scale;
+    const a = acc.subarray(0, Math.min(chunk, n - start));
+    fillSecureSums(a, rng, tmp);
+    scaleSecureSums(a, sigma, out, start);
   }
   return out;
+}
+
+/**
+ * The data-independent half of secureGaussian: out[i] = Σ_{j<SECURE_SUMMANDS} N(0, 1), in float64.
+ * scaleSecureSums turns it into N(0, σ²) exactly as secureGaussian does (one rounding to float32),
+ * so the noise can be drawn ahead of time (noise-prefetch.ts) without changing its distribution.
+ */
+export function fillSecureSums(out: Float64Array, rng: CryptoRandom = shared, scratch?: Float64Array): void {
+  const len = out.length;
+  const t = scratch && scratch.length >= len ? scratch.subarray(0, len) : new Float64Array(len);
+  out.fill(0);
+  for (let j = 0; j < SECURE_SUMMANDS; j++) {
+    fillStandardNormal(t, rng);
+    for (let i = 0; i < len; i++) out[i] += t[i];
+  }
+}
+
+/** target[offset + i] = float32(sums[i] · σ/√SECURE_SUMMANDS): N(0, σ²) from fillSecureSums' output. */
+export function scaleSecureSums(sums: Float64Array, sigma: number, target: Float32Array, offset = 0): void {
+  checkSigma(sigma);
+  const scale = sigma / Math.sqrt(SECURE_SUMMANDS);
+  for (let i = 0; i < sums.length; i++) target[offset + i] = sums[i] * scale;
 }
 
 /** Adds secure N(0, σ²) noise to `values` in place (e.g. σ = noise multiplier × clipping norm). */
