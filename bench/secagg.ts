@@ -254,7 +254,8 @@ async function main(): Promise<void> {
         `"Drop" rows: every 10th bank leaves each round after sharing its keys and before masking, so the coordinator rebuilds its pairwise masks with every survivor. ${ROUNDS} rounds per row; latency and coordinator CPU are medians over rounds 2..${ROUNDS} (round 1 includes start-up). ` +
         'Coordinator CPU per round = utime+stime of its process (/proc/<pid>/stat) from round_started to round_committed: broadcast of the model, every bank\'s frames, the secure-aggregation steps, FedAvg and the durable commit. ' +
         'Bank CPU, own steps = process.cpuUsage inside the bank\'s handlers (encoding and signing frames, key generation, sharing, masking, unmasking) per round of a bank that sent its update (droppers\' work is added in, so this errs high); bank process CPU adds socket.io and frame decoding, shared between the banks of a worker. ' +
-        'Bytes sent = the signed frames a bank sends in a round (plain: the update; secure: key advertisement, sealed shares, masked update, unmask response).',
+        'Bytes sent = the signed frames a bank sends in a round (plain: the update; secure: key advertisement, sealed shares, masked update, unmask response). ' +
+        'Round latency of the secure rows grows with n because all n simulated banks do their own secure-aggregation work on these same cores (bank process CPU per bank-round × n, queued); each bank would run on its own machine.',
       '',
       loopbackTable(lb.rows, lb.d),
       '',
