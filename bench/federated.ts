@@ -116,19 +116,42 @@ export interface FederatedOptions {
   localSteps: number;
   batchSize: number;
   lr?: number;
+  /** Discriminator learning rate when it differs from lr (TTUR, Heusel et al. 2017). */
+  lrD?: number;
+  /**
+   * Server-side exponential moving average of the global generator (Yazıcı et al. 2019): after each
+   * round ema ← β·ema + (1−β)·global for G tensors; training continues from the global model, but
+   * the snapshot handed to onRound and the result use the averaged generator. 0/absent = off.
+   */
+  generatorEma?: number;
   /** Keep each bank's Adam state across rounds (default: reset per round, as the agent does). */
   keepOptimizer?: boolean;
   seed: number;
   /** Record-level DP per bank: total ε (summary + DP-SGD) at δ; absent = non-private. */
   dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number };
+  /**
+   * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
+   * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
+   */
+  average?: 'all' | 'generator';
+  /** FedAvgM (Hsu et al. 2019): server momentum β on the averaged update (0 or absent = plain FedAvg). */
+  serverMomentum?: number;
+  /** Called after each round's aggregation with the new global weights and the round's mean losses per bank. */
+  onRound?: (r: number, snapshot: ModelSnapshot, losses: { dLoss: number; gLoss: number; condLoss: number }[]) => void | Promise<void>;
   log: (line: string) => void;
 }
 
-export interface FederatedResult {
+type NamedWeights = { name: string; shape: number[]; data: Float32Array }[];
+
+/** What sampling needs: the global model after some round. */
+export interface ModelSnapshot {
   transformer: GmmTransformer;
   modelConfig: ModelConfig;
-  weights: { name: string; shape: number[]; data: Float32Array }[];
+  weights: NamedWeights;
   categoryWeights: { column: string; values: number[] }[];
+}
+
+export interface FederatedResult extends ModelSnapshot {
   trainSeconds: number;
   msPerStep: number;
   /** DP only: noise multiplier of DP-SGD and ε per part. */
@@ -177,27 +200,60 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     }
     return createTrainer(m, {
       lrG: o.lr,
-      lrD: o.lr,
+      lrD: o.lrD ?? o.lr,
       categoryFrequencies: condFreq,
       seed: o.seed + b,
       ...(dp ? { dp, sampling: 'uniform' as const } : {}),
     });
   });
-  let global = models[0]!.getWeights();
+  let global: NamedWeights = models[0]!.getWeights();
+  const average = o.average ?? 'all';
+  const beta = o.serverMomentum ?? 0;
+  let velocity: Float64Array[] | undefined;
+  const emaBeta = o.generatorEma ?? 0;
+  let ema: NamedWeights | undefined;
   const t0 = performance.now();
   let steps = 0;
   for (let r = 1; r <= o.rounds; r++) {
     const updates = banks.map((_, b) => {
-      models[b]!.setWeights(global);
+      // 'generator': the bank's own discriminator stays (the model still holds it from last round).
+      const own = average === 'generator' && r > 1 ? models[b]!.getWeights() : undefined;
+      models[b]!.setWeights(own ? global.map((t, i) => (t.name.startsWith('D/') ? own[i]! : t)) : global);
       if (!o.keepOptimizer) trainers[b]!.resetOptimizers();
       const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize });
       steps += o.localSteps;
-      const last = losses[losses.length - 1]!;
-      return { tensors: models[b]!.getWeights(), weight: data[b]!.n, last };
+      const mean = (k: 'dLoss' | 'gLoss' | 'condLoss'): number => losses.reduce((s, l) => s + l[k], 0) / losses.length;
+      return { tensors: models[b]!.getWeights(), weight: data[b]!.n, mean: { dLoss: mean('dLoss'), gLoss: mean('gLoss'), condLoss: mean('condLoss') } };
     });
-    global = weightedMean(updates.map((u) => ({ tensors: u.tensors, weight: u.weight })));
+    const avg = weightedMean(updates.map((u) => ({ tensors: u.tensors, weight: u.weight })));
+    if (beta > 0) {
+      // v ← β·v + (avg − global); global ← global + v (server learning rate 1).
+      velocity ??= global.map((t) => new Float64Array(t.data.length));
+      global = global.map((t, i) => {
+        const v = velocity![i]!;
+        const a = avg[i]!.data;
+        const out = new Float32Array(t.data.length);
+        for (let j = 0; j < out.length; j++) {
+          v[j] = beta * v[j]! + (a[j]! - t.data[j]!);
+          out[j] = t.data[j]! + v[j]!;
+        }
+        return { name: t.name, shape: [...t.shape], data: out };
+      });
+    } else {
+      global = avg;
+    }
+    if (emaBeta > 0) {
+      ema = ema
+        ? ema.map((t, i) => {
+            if (!t.name.startsWith('G/')) return global[i]!;
+            const g = global[i]!.data;
+            return { name: t.name, shape: [...t.shape], data: t.data.map((x, j) => emaBeta * x + (1 - emaBeta) * g[j]!) };
+          })
+        : global.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data.slice() }));
+    }
     const secs = (performance.now() - t0) / 1000;
-    o.log(`  ${split.name} round ${r}/${o.rounds}: D ${updates.map((u) => u.last.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.last.gLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
+    o.log(`  ${split.name} round ${r}/${o.rounds}: mean D ${updates.map((u) => u.mean.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.mean.gLoss.toFixed(3)).join('/')}  cond ${updates.map((u) => u.mean.condLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
+    await o.onRound?.(r, { transformer, modelConfig, weights: ema ?? global, categoryWeights: merged }, updates.map((u) => u.mean));
   }
   const trainSeconds = (performance.now() - t0) / 1000;
   for (const t of trainers) t.dispose();
@@ -205,7 +261,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   return {
     transformer,
     modelConfig,
-    weights: global,
+    weights: ema ?? global,
     categoryWeights: merged,
     trainSeconds,
     msPerStep: (trainSeconds * 1000) / steps,
@@ -214,13 +270,18 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
 }
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
-export async function sampleAndEvaluate(split: Split, res: FederatedResult, o: { rows: number; seed: number; outDir: string }): Promise<Record<string, unknown>> {
-  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
-  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed });
-  const synPath = join(o.outDir, `${split.name}-synthetic.csv`);
-  writeCsv(synPath, columns, rows.map((r) => formatRow(split.schema, r)));
+export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string }): Promise<Record<string, unknown>> {
+  const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
   return report as unknown as Record<string, unknown>;
+}
+
+/** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
+export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string }): string {
+  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
+  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed });
+  writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
+  return o.path;
 }
 
 export function metric(o: unknown, path: string): number {

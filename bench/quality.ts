@@ -1,6 +1,11 @@
 // bench:quality — what the federated, non-private model learns, judged by the evaluation suite.
 //   node bin/run-ts.mjs bench/quality.ts [--only simulated,credit-default,bank-marketing]
-//        [--rounds R] [--steps S] [--arch mlp|ctgan] [--no-write]
+//        [--rounds R] [--steps S] [--arch mlp|ctgan] [--lr LR] [--lr-d LR] [--ema BETA]
+//        [--keep-optimizer] [--average all|generator] [--momentum BETA] [--no-write]
+// --lr-d: discriminator learning rate (default --lr); --ema: server-side EMA of the global
+// generator per round, sampled instead of the last global model; --average generator: banks keep
+// their own discriminators; --momentum: FedAvgM server momentum. bench/quality-trace.ts prints the
+// cheap-fidelity trajectory of the same training over rounds.
 // Datasets: the project's simulated 3-bank fraud data (public schema), and the public tables in
 // ../shared/datasets (stratified 80/20 train/holdout, seed 42, train split 50/30/20 across 3 banks,
 // schema drafted from the train split). Targets (issue #4): simulated column shapes ≥ 0.90 and
@@ -26,7 +31,12 @@ const rounds = Number(arg('--rounds', '24'));
 const steps = Number(arg('--steps', '50'));
 const arch = arg('--arch', 'mlp') as 'mlp' | 'ctgan';
 const lr = Number(arg('--lr', '2e-4'));
+const lrD = args.includes('--lr-d') ? Number(arg('--lr-d', '')) : undefined;
+const ema = Number(arg('--ema', '0'));
+const average = arg('--average', 'all') as 'all' | 'generator';
+const momentum = Number(arg('--momentum', '0'));
 const write = !args.includes('--no-write');
+const extraFlags = `${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${ema > 0 ? ` --ema ${ema}` : ''}${average !== 'all' ? ` --average ${average}` : ''}${momentum > 0 ? ` --momentum ${momentum}` : ''}`;
 const work = resolve('.tmp/bench-quality');
 
 /** Median ms per local step (batch 500) of the default model on the simple vs the GMM layout. */
@@ -58,8 +68,8 @@ async function main(): Promise<void> {
   const rowsOut: string[] = [];
   for (const split of splits) {
     const t0 = performance.now();
-    log(`== ${split.name}: ${rounds} rounds x ${steps} local steps x 3 banks, ${arch}, batch 500, lr ${lr}`);
-    const res = await trainFederated(split, { model: { architecture: arch, loss: (arg('--loss', 'ns') as 'ns' | 'wgan-gp') }, rounds, localSteps: steps, batchSize: 500, lr, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
+    log(`== ${split.name}: ${rounds} rounds x ${steps} local steps x 3 banks, ${arch}, batch 500, lr ${lr}${extraFlags}`);
+    const res = await trainFederated(split, { model: { architecture: arch, loss: (arg('--loss', 'ns') as 'ns' | 'wgan-gp') }, rounds, localSteps: steps, batchSize: 500, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, average, serverMomentum: momentum, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
     const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
     const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
     const secs = (performance.now() - t0) / 1000;
@@ -73,7 +83,7 @@ async function main(): Promise<void> {
   }
   const speed = splits.length > 0 ? await stepTimes(splits[0]!) : undefined;
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --loss ${arg('--loss', 'ns')} --lr ${lr}${args.includes('--keep-optimizer') ? ' --keep-optimizer' : ''}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --loss ${arg('--loss', 'ns')} --lr ${lr}${args.includes('--keep-optimizer') ? ' --keep-optimizer' : ''}${extraFlags}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows; judged by \`fedsynth evaluate\` against the real holdout.`,
     '',
