@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     '',
     `One discriminator update (packed inputs incl. generating the fake rows, gradients, Adam step), batch ${BATCH}, ${N} local rows, bench:train layout ` +
       `(120 dims, cond 65), default sizes (D 256-256, dropout 0.5). DP-SGD: Poisson rate q = ${BATCH / N} (node:crypto), exact per-pack clipping (C = 1), ` +
-      'secure Gaussian noise (σ = 1.1) on all D parameters, division by q·n/pac. For D ≥ 200k parameters the trainer draws the next step\'s noise ahead on a worker thread (shared/privacy/noise-prefetch.ts; the same sampler), so it overlaps the gradient computation and costs a second core instead of wall time. Median of ' +
+      'secure Gaussian noise (σ = 1.1) on all D parameters, division by q·n/pac. For D ≥ 100k parameters the trainer draws the next step\'s noise ahead on a worker thread (shared/privacy/noise-prefetch.ts; the same sampler), so it overlaps the gradient computation and costs a second core instead of wall time. Median of ' +
       `${timed} interleaved steps after ${warm} warm-up. "secure noise" = secureGaussian for all D parameters alone, on the main thread (part of the DP step when not prefetched).`,
     '',
     '| model / loss | D parameters | plain ms / D step | DP-SGD ms / D step | overhead | secure noise ms |',

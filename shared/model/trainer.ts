@@ -25,7 +25,7 @@ import { SecureNoisePrefetcher } from '../privacy/noise-prefetch';
 import { dpDiscriminatorGradients, expectedPacks, packSample, parseDpSgdOptions, poissonSample, type DpSgdOptions } from './dp-sgd';
 
 /** Discriminators with at least this many parameters get their DP noise drawn ahead on a worker thread. */
-export const NOISE_PREFETCH_MIN_PARAMS = 200_000;
+export const NOISE_PREFETCH_MIN_PARAMS = 100_000;
 
 export interface TrainerOptions {
   /** DP only: parameter count from which D's noise is prefetched on a worker (default NOISE_PREFETCH_MIN_PARAMS; Infinity = never). */
