@@ -19,7 +19,8 @@
 //     "secureAggregation": { "distributedDpNoise": 2 }, // --distributed-dp-noise  client-level DP: Skellam noise in the ring (off if absent)
 //     "model":  { "architecture": "mlp",  // --architecture          mlp | ctgan
 //                 "transformer": "gmm",   // --transformer           gmm (fitted from DP summaries) | simple
-//                 "seed": 42 },           // --seed                  initial global model seed
+//                 "seed": 42,             // --seed                  initial global model seed
+//                 "generatorEma": 0 },    // --generator-ema         β of the published generator's average over rounds (0 = off)
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
 //                 "deadlineSeconds": 300, // --deadline              stragglers past it are dropped from the round
@@ -76,6 +77,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'architecture'], option: 'architecture', flag: '--architecture', kind: { type: 'enum', values: ['mlp', 'ctgan'] }, default: 'mlp' },
   { path: ['model', 'transformer'], option: 'transformer', flag: '--transformer', kind: { type: 'enum', values: ['gmm', 'simple'] }, default: 'gmm' },
   { path: ['model', 'seed'], option: 'seed', flag: '--seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 }, default: 42 },
+  { path: ['model', 'generatorEma'], option: 'generatorEma', flag: '--generator-ema', kind: { type: 'number', min: 0, max: 0.999 }, default: 0 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
   { path: ['policy', 'deadlineSeconds'], option: 'deadline', flag: '--deadline', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 300 },
@@ -263,6 +265,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     maxFrameBytes: Math.round((v.maxFrameMb as number) * 1024 * 1024),
     exitWhenFinished: Boolean(v.exitWhenFinished),
     insecureAggregation: v.insecureAggregation === true,
+    ...((v.generatorEma as number) > 0 ? { generatorEma: v.generatorEma as number } : {}),
     ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
 }

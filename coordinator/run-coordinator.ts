@@ -45,6 +45,8 @@ export interface CoordinatorSettings {
   insecureAggregation?: boolean;
   /** Secure-aggregation step timeout and FedAvg weight cap (secagg-round.ts defaults). */
   secureAggregation?: SecureAggregationSettings;
+  /** β of the published generator's moving average over rounds (server.ts generatorEma); 0/absent = off. */
+  generatorEma?: number;
 }
 
 export async function runCoordinator(
@@ -85,6 +87,7 @@ export async function runCoordinator(
   });
 
   const running = await startCoordinator({
+    ...(s.generatorEma ? { generatorEma: s.generatorEma } : {}),
     host: s.host,
     port: s.port,
     schemaHash: hash,

@@ -8,6 +8,7 @@ import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../shared/log/logger';
 import { RoundManager, type RoundPolicy, type TrainingPlan } from './rounds';
 import type { Strategy, Tensors } from './strategy/types';
+import { emaGenerator } from './strategy/aggregate';
 import { CoordinatorWire, type DpPlan, type WireRejection } from './wire';
 import { LIMITS, keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
 import type { Persistence } from './persistence';
@@ -55,6 +56,12 @@ export interface CoordinatorOptions {
    * decodes a bank's plaintext update; needs policy.minClients ≥ 3. Absent: plaintext updates.
    */
   secureAggregation?: SecureAggregationSettings;
+  /**
+   * β of the generator's moving average over rounds in the PUBLISHED model (checkpoints, /models,
+   * /sample); training continues from the plain FedAvg model. 0 or absent = publish FedAvg as is.
+   * After a restart training resumes from the last published model (whose G is the average).
+   */
+  generatorEma?: number;
   /** Observes every frame decoded from a bank (tests record what the coordinator received). */
   onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void;
   log: Logger;
@@ -78,6 +85,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const metrics = new Metrics();
   const restored = opts.persistence.load();
   const weights = restored?.weights ?? opts.initialWeights();
+  // The last published model: the generator EMA continues from it after a restart; none before the first commit.
+  let published: Tensors | undefined = restored && restored.roundsCommitted > 0 ? restored.weights : undefined;
   const spec = weights.map((t) => ({ name: t.name, shape: [...t.shape] }));
   const allowList = opts.allowList && opts.allowList.size > 0 ? opts.allowList : undefined;
   const tofuKeys = new Map<string, Uint8Array>();
@@ -152,7 +161,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       },
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
-        await opts.persistence.commit(round);
+        // What gets published: the generator averaged over rounds (emaGenerator); RoundManager keeps training the plain model.
+        published = emaGenerator(published, round.weights, opts.generatorEma ?? 0);
+        await opts.persistence.commit({ ...round, weights: published });
         const now = Date.now();
         metrics.roundsCommitted += 1;
         metrics.observeRoundDuration((now - roundStartedAt) / 1000);

@@ -111,3 +111,25 @@ export function l2Norm(tensors: Tensors): number {
   for (const t of tensors) for (let j = 0; j < t.data.length; j++) s += t.data[j]! * t.data[j]!;
   return Math.sqrt(s);
 }
+
+/**
+ * The published model after a round: the generator's tensors ('G/…') as an exponential moving
+ * average over rounds, ema ← β·ema + (1 − β)·next, everything else (the discriminator) as `next`.
+ * GAN training oscillates from round to round (bench/quality-trace.ts shows column shapes jumping
+ * ±0.2 between snapshots on credit-default, centralised or federated); averaging the generator's
+ * weights over iterates (Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training",
+ * ICLR 2019) smooths what gets sampled. Training itself continues from `next`. `prev` undefined
+ * (first round) publishes `next` as is.
+ */
+export function emaGenerator(prev: Tensors | undefined, next: Tensors, beta: number): Tensors {
+  if (!(beta >= 0 && beta < 1)) throw new AggregationError(`generator EMA β must be in [0, 1), got ${beta}`);
+  if (!prev || beta === 0) return next;
+  assertSameLayout(next, prev, 'generator EMA');
+  return next.map((t, i) => {
+    if (!t.name.startsWith('G/')) return t;
+    const p = prev[i]!.data;
+    const out = new Float32Array(t.data.length);
+    for (let j = 0; j < out.length; j++) out[j] = beta * p[j]! + (1 - beta) * t.data[j]!;
+    return { name: t.name, shape: [...t.shape], data: out };
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AggregationError, applyDelta, l2Norm, trimmedMean, weightedMean } from '../../coordinator/strategy/aggregate';
+import { AggregationError, applyDelta, emaGenerator, l2Norm, trimmedMean, weightedMean } from '../../coordinator/strategy/aggregate';
 import { FedAvg, createStrategy } from '../../coordinator/strategy/fedavg';
 import type { Tensors } from '../../coordinator/strategy/types';
 
@@ -83,5 +83,24 @@ describe('applyDelta and l2Norm', () => {
   it('scales by the server learning rate', () => {
     expect(Array.from(applyDelta([t('w', [1, 2])], [t('w', [2, 2])], 0.5)[0]!.data)).toEqual([2, 3]);
     expect(l2Norm([t('a', [3]), t('b', [4])])).toBe(5);
+  });
+});
+
+describe('emaGenerator (published model: generator averaged over rounds)', () => {
+  const t = (name: string, v: number[]) => ({ name, shape: [v.length], data: Float32Array.from(v) });
+  it('averages the G/ tensors with β and leaves the discriminator as the new round has it', () => {
+    const prev = [t('G/0/kernel', [1, 2]), t('D/0/kernel', [5, 5])];
+    const next = [t('G/0/kernel', [3, 6]), t('D/0/kernel', [7, 9])];
+    const out = emaGenerator(prev, next, 0.75);
+    expect(Array.from(out[0]!.data)).toEqual([1.5, 3]);
+    expect(Array.from(out[1]!.data)).toEqual([7, 9]);
+    expect(Array.from(prev[0]!.data)).toEqual([1, 2]); // inputs untouched
+  });
+  it('publishes the new round as is before any commit, or with β = 0; refuses β outside [0, 1) and a layout change', () => {
+    const next = [t('G/0/kernel', [3, 6])];
+    expect(emaGenerator(undefined, next, 0.9)).toBe(next);
+    expect(emaGenerator([t('G/0/kernel', [0, 0])], next, 0)).toBe(next);
+    expect(() => emaGenerator(undefined, next, 1)).toThrow(/\[0, 1\)/);
+    expect(() => emaGenerator([t('G/1/kernel', [0, 0])], next, 0.5)).toThrow(/G\/0\/kernel/);
   });
 });

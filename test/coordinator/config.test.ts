@@ -18,7 +18,7 @@ const FULL = {
   exitWhenFinished: true,
   insecureAggregation: false,
   secureAggregation: { distributedDpNoise: 2 },
-  model: { architecture: 'ctgan', transformer: 'simple', seed: 7 },
+  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
 };
@@ -43,6 +43,7 @@ describe('coordinator config file', () => {
       exitWhenFinished: true,
       insecureAggregation: false,
       secureAggregation: { distributedDp: { noiseMultiplier: 2 } },
+      generatorEma: 0.8,
     });
   });
 

@@ -309,6 +309,35 @@ describe('secure aggregation over real sockets', () => {
     }
   }, 40_000);
 
+  it('--generator-ema: the checkpoint publishes the generator averaged over rounds, while banks keep training the plain FedAvg model', async () => {
+    const stateDir = join(dir, 'state-ema');
+    const beta = 0.5;
+    const coordinator = await runCoordinator({ ...settings(stateDir), generatorEma: beta }, { exitWhenFinished: false, log: memoryLogger('coordinator') });
+    try {
+      const banks = [1, 2, 3].map((n) => startBank(n, coordinator.url));
+      await coordinator.finished;
+      await Promise.all(banks.map((b) => b.agent.done));
+      const g = banks[0]!.trainer().globals; // G0 (initial), then what round 2 trained from
+      const fedAvg1 = fedAvgStep(g[0]!, banks.map((b) => b.inputs.get(1)!));
+      const fedAvg2 = fedAvgStep(g[1]!, banks.map((b) => b.inputs.get(2)!));
+      const total = banks.reduce((s, b) => s + b.inputs.get(2)!.sampleCount, 0);
+      const tol = tolerance(3, 3, total, 1);
+      // Round 2 started from plain FedAvg of round 1 (nothing averaged in yet: round 1 publishes FedAvg as is).
+      expect(maxDiff(g[1]!, fedAvg1)).toBeLessThanOrEqual(tol);
+      // The checkpoint: G = β·G(round 1) + (1 − β)·G(round 2 FedAvg); D = round 2 FedAvg.
+      const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt')).tensors as Tensors;
+      const isG = (t: { name: string }) => t.name.startsWith('G/');
+      const expected = fedAvg2.map((d, i) => (isG(ckpt[i]!) ? d.map((v, j) => beta * fedAvg1[i]![j]! + (1 - beta) * v) : d));
+      expect(ckpt.some(isG) && ckpt.some((t) => !isG(t))).toBe(true);
+      expect(maxDiff(ckpt, expected)).toBeLessThanOrEqual(2 * tol);
+      // And it differs from plain FedAvg in G (the test can fail): by far more than the tolerance.
+      const gOnly = (ts: Tensors) => ts.filter(isG);
+      expect(maxDiff(gOnly(ckpt), fedAvg2.filter((_, i) => isG(ckpt[i]!)))).toBeGreaterThan(100 * tol);
+    } finally {
+      await coordinator.close();
+    }
+  }, 40_000);
+
   it('distributed DP: each bank charges the Skellam mechanism before adding its noise in the ring; the committed mean carries noise of the planned std', async () => {
     const stateDir = join(dir, 'state-ddp');
     const z = 0.5;
