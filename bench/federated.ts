@@ -18,6 +18,7 @@ import { Rng } from '../shared/tensor/random';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { weightedMean } from '../coordinator/strategy/aggregate';
 import { mergeNoisyCounts } from '../coordinator/summaries';
+import { emaGenerator, emaWarmupBeta } from '../coordinator/strategy/aggregate';
 
 export interface Split {
   name: string;
@@ -119,9 +120,9 @@ export interface FederatedOptions {
   /** Discriminator learning rate when it differs from lr (TTUR, Heusel et al. 2017). */
   lrD?: number;
   /**
-   * Server-side exponential moving average of the global generator (Yazıcı et al. 2019): after each
-   * round ema ← β·ema + (1−β)·global for G tensors; training continues from the global model, but
-   * the snapshot handed to onRound and the result use the averaged generator. 0/absent = off.
+   * Server-side exponential moving average of the global generator (Yazıcı et al. 2019), exactly as
+   * the coordinator publishes it (emaGenerator with emaWarmupBeta): training continues from the
+   * global model, the snapshot handed to onRound and the result use the averaged generator. 0 = off.
    */
   generatorEma?: number;
   /** Keep each bank's Adam state across rounds (default: reset per round, as the agent does). */
@@ -242,15 +243,8 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     } else {
       global = avg;
     }
-    if (emaBeta > 0) {
-      ema = ema
-        ? ema.map((t, i) => {
-            if (!t.name.startsWith('G/')) return global[i]!;
-            const g = global[i]!.data;
-            return { name: t.name, shape: [...t.shape], data: t.data.map((x, j) => emaBeta * x + (1 - emaBeta) * g[j]!) };
-          })
-        : global.map((t) => ({ name: t.name, shape: [...t.shape], data: t.data.slice() }));
-    }
+    // The coordinator's own published-model average (--generator-ema), with its warm-up.
+    if (emaBeta > 0) ema = emaGenerator(ema, global, emaWarmupBeta(emaBeta, r));
     const secs = (performance.now() - t0) / 1000;
     o.log(`  ${split.name} round ${r}/${o.rounds}: mean D ${updates.map((u) => u.mean.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.mean.gLoss.toFixed(3)).join('/')}  cond ${updates.map((u) => u.mean.condLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
     await o.onRound?.(r, { transformer, modelConfig, weights: ema ?? global, categoryWeights: merged }, updates.map((u) => u.mean));

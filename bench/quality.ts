@@ -32,11 +32,11 @@ const steps = Number(arg('--steps', '50'));
 const arch = arg('--arch', 'mlp') as 'mlp' | 'ctgan';
 const lr = Number(arg('--lr', '2e-4'));
 const lrD = args.includes('--lr-d') ? Number(arg('--lr-d', '')) : undefined;
-const ema = Number(arg('--ema', '0'));
+const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generator-ema
 const average = arg('--average', 'all') as 'all' | 'generator';
 const momentum = Number(arg('--momentum', '0'));
 const write = !args.includes('--no-write');
-const extraFlags = `${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${ema > 0 ? ` --ema ${ema}` : ''}${average !== 'all' ? ` --average ${average}` : ''}${momentum > 0 ? ` --momentum ${momentum}` : ''}`;
+const extraFlags = `${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${` --ema ${ema}`}${average !== 'all' ? ` --average ${average}` : ''}${momentum > 0 ? ` --momentum ${momentum}` : ''}`;
 const work = resolve('.tmp/bench-quality');
 
 /** Median ms per local step (batch 500) of the default model on the simple vs the GMM layout. */

@@ -8,7 +8,7 @@ import { Server, type Socket } from 'socket.io';
 import type { Logger } from '../shared/log/logger';
 import { RoundManager, type RoundPolicy, type TrainingPlan } from './rounds';
 import type { Strategy, Tensors } from './strategy/types';
-import { emaGenerator } from './strategy/aggregate';
+import { emaGenerator, emaWarmupBeta } from './strategy/aggregate';
 import { CoordinatorWire, type DpPlan, type WireRejection } from './wire';
 import { LIMITS, keyFingerprint, recommendedMaxHttpBufferSize, type Identity } from '../protocol';
 import type { Persistence } from './persistence';
@@ -162,7 +162,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
         // What gets published: the generator averaged over rounds (emaGenerator); RoundManager keeps training the plain model.
-        published = emaGenerator(published, round.weights, opts.generatorEma ?? 0);
+        published = emaGenerator(published, round.weights, emaWarmupBeta(opts.generatorEma ?? 0, round.modelVersion));
         await opts.persistence.commit({ ...round, weights: published });
         const now = Date.now();
         metrics.roundsCommitted += 1;

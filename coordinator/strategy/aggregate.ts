@@ -124,6 +124,20 @@ export function l2Norm(tensors: Tensors): number {
 export function emaGenerator(prev: Tensors | undefined, next: Tensors, beta: number): Tensors {
   if (!(beta >= 0 && beta < 1)) throw new AggregationError(`generator EMA β must be in [0, 1), got ${beta}`);
   if (!prev || beta === 0) return next;
+  return blendGenerator(prev, next, beta);
+}
+
+/**
+ * The β to use for the t-th published round (t = 1, 2, …): min(β, 1 − 1/t). The first rounds are
+ * then a plain average of all rounds so far (round 1 alone, then (1 + 2)/2, …). A short run is
+ * not dominated by its first, least-trained generator, and the initial random weights never enter.
+ */
+export function emaWarmupBeta(beta: number, t: number): number {
+  if (!Number.isSafeInteger(t) || t < 1) throw new AggregationError(`published round number must be an integer ≥ 1, got ${t}`);
+  return Math.min(beta, 1 - 1 / t);
+}
+
+function blendGenerator(prev: Tensors, next: Tensors, beta: number): Tensors {
   assertSameLayout(next, prev, 'generator EMA');
   return next.map((t, i) => {
     if (!t.name.startsWith('G/')) return t;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AggregationError, applyDelta, emaGenerator, l2Norm, trimmedMean, weightedMean } from '../../coordinator/strategy/aggregate';
+import { AggregationError, applyDelta, emaGenerator, emaWarmupBeta, l2Norm, trimmedMean, weightedMean } from '../../coordinator/strategy/aggregate';
 import { FedAvg, createStrategy } from '../../coordinator/strategy/fedavg';
 import type { Tensors } from '../../coordinator/strategy/types';
 
@@ -102,5 +102,17 @@ describe('emaGenerator (published model: generator averaged over rounds)', () =>
     expect(emaGenerator([t('G/0/kernel', [0, 0])], next, 0)).toBe(next);
     expect(() => emaGenerator(undefined, next, 1)).toThrow(/\[0, 1\)/);
     expect(() => emaGenerator([t('G/1/kernel', [0, 0])], next, 0.5)).toThrow(/G\/0\/kernel/);
+  });
+});
+
+describe('emaWarmupBeta', () => {
+  it('averages the first rounds uniformly (β_t = 1 − 1/t) until β is reached', () => {
+    expect([1, 2, 3, 4, 5, 6, 50].map((t) => emaWarmupBeta(0.8, t))).toEqual([0, 0.5, 1 - 1 / 3, 0.75, 0.8, 0.8, 0.8]);
+    // With the warm-up, publishing rounds 1..3 gives their plain mean.
+    const t = (v: number) => [{ name: 'G/0/kernel', shape: [1], data: Float32Array.from([v]) }];
+    let published: Tensors | undefined;
+    for (const [round, v] of [[1, 3], [2, 6], [3, 9]] as const) published = emaGenerator(published, t(v), emaWarmupBeta(0.8, round));
+    expect(published![0]!.data[0]).toBeCloseTo(6, 5);
+    expect(() => emaWarmupBeta(0.8, 0)).toThrow(/≥ 1/);
   });
 });

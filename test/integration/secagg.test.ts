@@ -57,7 +57,7 @@ function settings(stateDir: string, over: Partial<CoordinatorSettings['policy']>
     plan: { localSteps: 1, batchSize: 64, lrGenerator: 2e-4, lrDiscriminator: 2e-4, dSteps: 1, loss: 'ns', updateClipNorm: CLIP },
     dp: { enabled: false, noiseMultiplier: 0, maxGradNorm: 0, targetEpsilon: 0, delta: 0, epsilonMax: 0 },
     maxFrameBytes: 8 * 1024 * 1024,
-    secureAggregation: { stepTimeoutMs: 4000 },
+    secureAggregation: { stepTimeoutMs: 15_000 },
   };
 }
 
@@ -343,7 +343,7 @@ describe('secure aggregation over real sockets', () => {
     const z = 0.5;
     const coordinatorLog = memoryLogger('coordinator');
     const s = settings(stateDir, { maxRounds: 1 });
-    s.secureAggregation = { stepTimeoutMs: 4000, distributedDp: { noiseMultiplier: z } };
+    s.secureAggregation = { stepTimeoutMs: 15_000, distributedDp: { noiseMultiplier: z } };
     const coordinator = await runCoordinator(s, { exitWhenFinished: false, log: coordinatorLog });
     try {
       const events: string[] = [];
