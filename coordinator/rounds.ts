@@ -34,6 +34,8 @@ export interface CommittedRound {
   weights: Tensors;
   participants: { bankId: string; sampleCount: number; metrics: Record<string, number>; epsilonSpent: number }[];
   failures: ClientFailure[];
+  /** How the published weights differ from FedAvg: the β with which the generator was averaged into them (0 = not). */
+  published?: { generatorEma: number };
 }
 
 /** What the state machine needs from the outside world. */

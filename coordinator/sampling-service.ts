@@ -66,6 +66,11 @@ export interface ModelCard {
   checkpointSha256: string;
   checkpointBytes: number;
   modelConfig: unknown;
+  /**
+   * The generator in this version is an average over rounds: published = β·previous + (1 − β)·FedAvg
+   * with this β (coordinator --generator-ema, after its warm-up); 0 = this round's FedAvg as is.
+   */
+  generatorEma: number;
   coordinatorFingerprint: string;
   notes: string;
 }
@@ -154,6 +159,7 @@ export class SamplingService {
       checkpointSha256: row.sha256,
       checkpointBytes: row.bytes,
       modelConfig: header.modelConfig,
+      generatorEma: typeof header.meta?.generatorEma === 'number' ? header.meta.generatorEma : 0,
       coordinatorFingerprint: keyFingerprint(this.opts.identity.sign.publicKey),
       notes: 'epsilon: the total privacy loss each bank reported for its data (at its delta), as recorded by the coordinator; null means the bank trained without DP-SGD, so the model gives its rows no finite guarantee.',
     };

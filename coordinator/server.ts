@@ -162,8 +162,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
         // What gets published: the generator averaged over rounds (emaGenerator); RoundManager keeps training the plain model.
-        published = emaGenerator(published, round.weights, emaWarmupBeta(opts.generatorEma ?? 0, round.modelVersion));
-        await opts.persistence.commit({ ...round, weights: published });
+        const beta = published ? emaWarmupBeta(opts.generatorEma ?? 0, round.modelVersion) : 0;
+        published = emaGenerator(published, round.weights, beta);
+        await opts.persistence.commit({ ...round, weights: published, published: { generatorEma: beta } });
         const now = Date.now();
         metrics.roundsCommitted += 1;
         metrics.observeRoundDuration((now - roundStartedAt) / 1000);

@@ -68,6 +68,8 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
         roundBanks: round.participants.map((p) => p.bankId),
         // The model card: ε per bank (null = trained without DP-SGD, no finite guarantee).
         epsilonByBank: Object.fromEntries(epsilonByBank),
+        // β with which this round's generator was averaged into the previous published one (0 = plain FedAvg).
+        generatorEma: round.published?.generatorEma ?? 0,
       });
       const info = writeCheckpoint(store.checkpointDir, c);
       const attempt = store.failedAttempts(round.roundId) + 1;

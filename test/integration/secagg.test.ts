@@ -333,6 +333,10 @@ describe('secure aggregation over real sockets', () => {
       // And it differs from plain FedAvg in G (the test can fail): by far more than the tolerance.
       const gOnly = (ts: Tensors) => ts.filter(isG);
       expect(maxDiff(gOnly(ckpt), fedAvg2.filter((_, i) => isG(ckpt[i]!)))).toBeGreaterThan(100 * tol);
+      // The model cards say so: version 1 is FedAvg as is, version 2 averaged with β = 0.5.
+      const card = async (v: string) => (await (await fetch(`${coordinator.url}/models/${v}/card`)).json()) as { modelVersion: number; generatorEma: number };
+      expect(await card('1')).toMatchObject({ modelVersion: 1, generatorEma: 0 });
+      expect(await card('latest')).toMatchObject({ modelVersion: 2, generatorEma: 0.5 });
     } finally {
       await coordinator.close();
     }
