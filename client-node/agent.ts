@@ -11,7 +11,7 @@ import { prepareUpdate } from './update';
 import { SecAggSession, type DistributedDpMechanism, type SecAggInputInfo } from './secagg-client';
 import { SecAggError } from '../shared/secagg/errors';
 import type { ConsortiumDirectory } from '../shared/secagg/keys';
-import { keyFingerprint } from '../protocol';
+import { ABORT_CODE_PATTERN, keyFingerprint } from '../protocol';
 
 export interface AgentOptions {
   coordinatorUrl: string;
@@ -290,7 +290,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     opts.onSecAggRefused?.({ roundId, code, message });
     // Tell the coordinator, so it drops this bank now (not at the step timeout) and the operator sees why.
     try {
-      if (socket.connected) send(wire.secaggAbort({ roundId, code: /^[A-Z][A-Z0-9_]{0,63}$/.test(code) ? code : 'SECAGG_SESSION_FAILED', message: message.slice(0, 2000) }));
+      if (socket.connected) send(wire.secaggAbort({ roundId, code: ABORT_CODE_PATTERN.test(code) ? code : 'SECAGG_SESSION_FAILED', message: message.slice(0, 2000) }));
     } catch (e) {
       log.warn('secagg_abort_not_sent', { round: roundId, error: (e as Error).message });
     }

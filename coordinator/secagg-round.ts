@@ -191,8 +191,8 @@ export class SecAggRound {
    * round now rather than at the step timeout. Logged with the bank's code for the operator.
    */
   bankAborted(bankId: string, m: { roundId: number; code: string; message: string }): SecAggRejection | null {
-    if (m.roundId !== this.roundId) return { code: 'STALE_ROUND', message: `abort for round ${m.roundId}; the secure-aggregation round is ${this.roundId}` };
-    if (!this.params.cohort.includes(bankId)) return { code: 'UNEXPECTED_MESSAGE', message: `bank '${bankId}' is not in the cohort of round ${this.roundId}` };
+    const bad = this.inRound(bankId, m.roundId, 'abort');
+    if (bad) return bad;
     if (this.gone.has(bankId)) return null;
     this.o.log.warn('secagg_bank_aborted', { round: this.roundId, bank: bankId, code: m.code, message: m.message, step: this.step });
     this.gone.add(bankId);
@@ -307,9 +307,16 @@ export class SecAggRound {
 
   // ----------------------------------------------------------------------------------- internals
 
-  private expect(bankId: string, roundId: number, step: Step, what: string): SecAggRejection | null {
+  /** A message about this round from a bank of its cohort (whatever the step). */
+  private inRound(bankId: string, roundId: number, what: string): SecAggRejection | null {
     if (roundId !== this.roundId) return { code: 'STALE_ROUND', message: `${what} for round ${roundId}; the secure-aggregation round is ${this.roundId}` };
     if (!this.params.cohort.includes(bankId)) return { code: 'UNEXPECTED_MESSAGE', message: `bank '${bankId}' is not in the cohort of round ${this.roundId}` };
+    return null;
+  }
+
+  private expect(bankId: string, roundId: number, step: Step, what: string): SecAggRejection | null {
+    const bad = this.inRound(bankId, roundId, what);
+    if (bad) return bad;
     if (this.step !== step) return { code: 'UNEXPECTED_MESSAGE', message: `${what} from '${bankId}' arrived at step '${this.step}' of round ${this.roundId}` };
     return null;
   }

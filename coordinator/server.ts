@@ -321,21 +321,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
           return;
         }
-        if (msg.type === 'secaggAbort') {
-          if (!secure) return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: 'secure aggregation is off on this coordinator' }, bankId);
-          if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
-          const rej = secagg.bankAborted(bankId, msg);
-          if (rej) return reject(socket, rej, bankId);
-          metrics.secaggAbort(msg.code);
-          return;
-        }
-        if (msg.type === 'secaggAdvertiseKeys' || msg.type === 'secaggShareKeys' || msg.type === 'secaggUnmaskResponse') {
+        if (msg.type === 'secaggAdvertiseKeys' || msg.type === 'secaggShareKeys' || msg.type === 'secaggUnmaskResponse' || msg.type === 'secaggAbort') {
           if (!secure) return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: 'secure aggregation is off on this coordinator' }, bankId);
           if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
           let rej: SecAggRejection | null;
           if (msg.type === 'secaggAdvertiseKeys') rej = secagg.receiveAdvertise(bankId, msg);
           else if (msg.type === 'secaggShareKeys') rej = secagg.receiveShares(bankId, msg);
-          else rej = secagg.receiveUnmask(bankId, msg);
+          else if (msg.type === 'secaggUnmaskResponse') rej = secagg.receiveUnmask(bankId, msg);
+          else {
+            rej = secagg.bankAborted(bankId, msg);
+            if (!rej) metrics.secaggAbort(msg.code);
+          }
           if (rej) return reject(socket, rej, bankId);
           return;
         }

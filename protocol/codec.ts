@@ -52,7 +52,7 @@ export const SCHEMA_HASH_PATTERN = /^[A-Za-z0-9][A-Za-z0-9:_.+/=-]{0,127}$/;
 const METRIC_KEY_PATTERN = /^[A-Za-z][A-Za-z0-9_.:/-]{0,63}$/;
 const WORD_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
 /** A bank's reason code in secaggAbort: an upper-case word such as KEY_LIST_BAD_SIGNATURE. */
-const ABORT_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
+export const ABORT_CODE_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
 // Control characters (except tab/newline/CR), U+FFFD (what invalid UTF-8 decodes to), lone surrogates.
 const BAD_TEXT = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F\uFFFD]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 

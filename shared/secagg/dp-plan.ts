@@ -134,10 +134,10 @@ export function planSkellam(o: SkellamPlanOptions): SkellamPlan {
 
   // For one scale: sensitivities and the per-bank μ that meets the noise requirement.
   const evaluate = (scale: number) => {
-    const probe = { clipNorm: S, scale, roundingBeta: beta };
-    const bankL2Bound = conditionalRoundingBound(S * scale, d, beta);
+    const bank = bankSensitivities(S, scale, beta, d);
+    const bankL2Bound = bank.l2;
     const delta2 = factor * bankL2Bound;
-    const delta1 = factor * ringL1Sensitivity(probe, d);
+    const delta1 = factor * bank.l1;
     let muTotal: number;
     if (hasZ) {
       const z = o.noiseMultiplier!;
@@ -231,9 +231,12 @@ export function roundMechanism(p: { clipNorm: number; scale: number; roundingBet
   positiveInt('threshold', p.threshold);
   positiveInt('vectorLength', p.vectorLength);
   if (!(p.skellamMu > 0) || !Number.isFinite(p.skellamMu)) bad(`skellamMu must be a finite number > 0, got ${String(p.skellamMu)}`);
-  const probe = { clipNorm: p.clipNorm, scale: p.scale, roundingBeta: p.roundingBeta };
-  const l2Sensitivity = conditionalRoundingBound(p.clipNorm * p.scale, p.vectorLength, p.roundingBeta);
-  const l1Sensitivity = ringL1Sensitivity(probe, p.vectorLength);
+  const { l1: l1Sensitivity, l2: l2Sensitivity } = bankSensitivities(p.clipNorm, p.scale, p.roundingBeta, p.vectorLength);
   const mu = p.threshold * p.skellamMu;
   return { l1Sensitivity, l2Sensitivity, mu, noiseMultiplier: Math.sqrt(2 * mu) / l2Sensitivity };
+}
+
+/** One bank's ring-unit L2 bound after conditional rounding (clip S, scale, β) and the L1 bound it implies: what the planner and every bank use. */
+function bankSensitivities(clipNorm: number, scale: number, beta: number, d: number): { l2: number; l1: number } {
+  return { l2: conditionalRoundingBound(clipNorm * scale, d, beta), l1: ringL1Sensitivity({ clipNorm, scale, roundingBeta: beta }, d) };
 }
