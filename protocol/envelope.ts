@@ -5,13 +5,12 @@
 // integer has a fixed width, so no two different headers produce the same input and nothing can be
 // spliced between fields. The body enters as its SHA-256 digest, so verification costs one hash of
 // the body plus one Ed25519 verification of ~110 bytes, whatever the tensor payload. SHA-256 rather
-// than SHA-512 (v1 of this format): with the CPU's SHA extensions it hashes a 0.86 MB update in
-// ~0.5 ms instead of ~0.9 ms, and hashing every update is the coordinator's largest per-byte cost
-// under load (bench:load); 128-bit collision resistance matches Ed25519's security level.
+// than SHA-512 (v1 of this format): with the CPU's SHA extensions it hashes an update faster, and
+// hashing every update is the coordinator's largest per-byte cost under load (bench:load); 128-bit collision resistance matches Ed25519's security level.
 //
 // Keys are tweetnacl's (identity.ts); the Ed25519 (RFC 8032) arithmetic runs in Node's OpenSSL
-// binding, which produces byte-identical signatures, verifies ~20x faster than tweetnacl's pure JS
-// (≈0.4 ms vs ≈9 ms on the CI machine) and rejects non-canonical (malleable) signatures.
+// binding, which produces byte-identical signatures, verifies far faster than tweetnacl's pure JS
+// and rejects non-canonical (malleable) signatures.
 
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';

@@ -1,8 +1,8 @@
 // DP-SGD's noise for the NEXT step, drawn on a worker thread while this thread computes gradients.
 //
 // The Gaussian noise of a DP-SGD step does not depend on the data, so it can be drawn ahead of time.
-// It is the whole cost of DP on large discriminators: bench:privacy measured 20.8 ms of a 53 ms
-// DP step for the 540k-parameter 'ctgan' D. A worker fills two slots of a SharedArrayBuffer with
+// It was nearly the whole extra cost of a DP step on large discriminators (bench:privacy's
+// "secure noise" column against its DP-step overhead). A worker fills two slots of a SharedArrayBuffer with
 // fillSecureSums (the same CSPRNG-driven, floating-point-hardened sampler as secureGaussian), and
 // take(σ) scales a ready slot exactly as secureGaussian does. Each slot's state goes
 // EMPTY → (worker fills) → READY → (take copies it out) → EMPTY, so every draw is used once

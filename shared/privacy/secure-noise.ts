@@ -233,8 +233,8 @@ export function discreteGaussian(n: number, sigma: number, rng: CryptoRandom = s
 // Poisson(μ) for μ < PTRS_MIN_MU: Knuth's product of uniforms (stop when ∏U ≤ e^{−μ}), cost O(μ).
 // For μ ≥ PTRS_MIN_MU: Hörmann 1993, "The transformed rejection method for generating Poisson random
 // variables" (Insurance: Mathematics and Economics 12:39–45), algorithm PTRS: a transformed-rejection
-// sampler with a squeeze; O(1) expected time (measured: 1.33 iterations of two uniforms per draw at
-// μ = 10, 1.13 from μ = 1e4 on; most draws are accepted by the squeeze without evaluating a log),
+// sampler with a squeeze; O(1) expected time (a little over one iteration of two uniforms per draw;
+// most draws are accepted by the squeeze without evaluating a log),
 // exact given exact arithmetic. Floating-point care, so that it stays exact to ~1e-12 relative in
 // the pmf up to μ = MAX_SKELLAM_MU (test/privacy/skellam.test.ts checks log p(k+1) − log p(k)):
 //  - the candidate is k = ⌊μ⌋ + ⌊(2a/u_s + b)·U + frac(μ) + 0.43⌋ (same integer as the paper's

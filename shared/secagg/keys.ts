@@ -51,11 +51,11 @@ export function checkKey(what: string, k: unknown): asserts k is Uint8Array {
 }
 
 // X25519 (RFC 7748) runs in node:crypto's OpenSSL binding: the same function as tweetnacl's
-// scalarMult (clamped scalar, u-coordinate in and out; checked in test/secagg/keys.test.ts), ~15x
-// faster once both KeyObjects exist (≈0.03 ms vs ≈0.5 ms). A round needs ~3 agreements per peer per
+// scalarMult (clamped scalar, u-coordinate in and out; checked in test/secagg/keys.test.ts), much
+// faster once both KeyObjects exist (tweetnacl's scalarMult is pure JS). A round needs ~3 agreements per peer per
 // bank, and the coordinator one per (survivor, dropped bank) pair, so this is most of secure
-// aggregation's key cost at 100 banks. Building a private KeyObject from DER costs ≈0.35 ms (OpenSSL's
-// decoders; X25519 public keys come in as JWK, ≈0.01 ms), so every KeyObject (X25519 and the advert
+// aggregation's key cost at 100 banks. Building a private KeyObject from DER is itself slow (OpenSSL's
+// decoders; X25519 public keys come in as JWK, far cheaper), so every KeyObject (X25519 and the advert
 // signatures' Ed25519, secret and public) is cached per Uint8Array: a bank uses its c_sk and s_sk
 // ~100 times a round, the coordinator a dropped bank's reconstructed key once per survivor. An entry is
 // used only while the array still holds the same bytes (checked by a SHA-256 fingerprint, so no copy
@@ -300,7 +300,7 @@ export function signAdvert(a: AdvertBinding, signSecretKey: Uint8Array): Uint8Ar
   if (!(signSecretKey instanceof Uint8Array) || (signSecretKey.length !== 64 && signSecretKey.length !== 32)) {
     throw new SecAggError('INVALID_PARAMS', 'the signing key must be an Ed25519 secret key (64 bytes, or its 32-byte seed)');
   }
-  // Ed25519 in node:crypto: byte-identical to tweetnacl's signatures, ~20x faster.
+  // Ed25519 in node:crypto: byte-identical to tweetnacl's signatures, far faster than its pure JS.
   return new Uint8Array(edSign(null, advertSigningInput(a), cachedKeyObject(signSecretKey, 'ed25519-private')));
 }
 

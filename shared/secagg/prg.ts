@@ -10,8 +10,8 @@
 // host.
 //
 // Why AES and not ChaCha20 (used before): the server's cost when banks drop is one expansion of d
-// words per (survivor, dropped) pair, and AES-128-CTR runs ~2-3x faster than OpenSSL's ChaCha20
-// on these machines (~1 ms vs ~2-3 ms for 3.2 MB). Every bank and the coordinator must run the
+// words per (survivor, dropped) pair, and AES-128-CTR (AES-NI) runs faster than OpenSSL's ChaCha20
+// on these machines. Every bank and the coordinator must run the
 // same PRG_ALGORITHM; it is part of the secure-aggregation protocol version.
 //
 // Speed: the keystream is produced in 256 KiB chunks and added into the target directly, with no
