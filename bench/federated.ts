@@ -10,7 +10,7 @@ import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/da
 import { inferSchemaFromCsv } from '../shared/data/infer';
 import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
 import { evaluateFiles } from '../shared/eval/run';
-import { createModel, createTrainer, defaultModelConfig, type ModelConfig } from '../shared/model';
+import { createModel, createTrainer, type ModelConfig } from '../shared/model';
 import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { sampleRows } from '../shared/sampling/sampler';
@@ -19,6 +19,7 @@ import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transfo
 import { weightedMean } from '../coordinator/strategy/aggregate';
 import { mergeNoisyCounts } from '../coordinator/summaries';
 import { emaGenerator, emaWarmupBeta } from '../coordinator/strategy/aggregate';
+import { consortiumModelConfig } from '../coordinator/model-config';
 
 export interface Split {
   name: string;
@@ -125,6 +126,11 @@ export interface FederatedOptions {
    * global model, the snapshot handed to onRound and the result use the averaged generator. 0 = off.
    */
   generatorEma?: number;
+  /**
+   * Weight of the auxiliary classifier of the schema's target (the coordinator's --classifier-weight;
+   * default 1 as there; 0 = no classifier).
+   */
+  classifierWeight?: number;
   /** Keep each bank's Adam state across rounds (default: reset per round, as the agent does). */
   keepOptimizer?: boolean;
   seed: number;
@@ -182,7 +188,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   // The coordinator's merge: per (column, bin) sum over banks, clamped at 0.
   const merged = mergeNoisyCounts(released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! }))));
   const transformer = GmmTransformer.fit(schema, merged, { noiseStd });
-  const modelConfig = defaultModelConfig(o.model);
+  const modelConfig = consortiumModelConfig(schema, { ...(o.classifierWeight !== undefined ? { classifierWeight: o.classifierWeight } : {}), ...o.model });
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));

@@ -1,7 +1,8 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--model JSON] [--no-write]
+// --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -20,6 +21,8 @@ const rounds = Number(arg('--rounds', '24'));
 const steps = Number(arg('--steps', '50'));
 const lr = Number(arg('--lr', '2e-4'));
 const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generator-ema
+const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordinator's default --classifier-weight
+const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const write = !args.includes('--no-write');
 const work = resolve('.tmp/bench-privacy');
 
@@ -32,7 +35,7 @@ async function main(): Promise<void> {
     for (const eps of epsilons) {
       const t0 = performance.now();
       log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1 }, log });
+      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1 }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       const tstr = metric(report, 'utility.gbdt.tstr.auc');
@@ -44,7 +47,7 @@ async function main(): Promise<void> {
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr} --ema ${ema}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr} --ema ${ema} --classifier-weight ${classifierWeight}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms), 80% on DP-SGD for the discriminator (σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off).`,
     '',

@@ -4,12 +4,16 @@
 //   node bin/run-ts.mjs bench/quality-trace.ts [--only credit-default] [--setup federated|central]
 //        [--rounds R] [--steps S] [--every K] [--rows N] [--lr LR] [--keep-optimizer]
 //        [--lr-d LR] [--ema BETA] [--average all|generator] [--momentum BETA] [--arch mlp|ctgan] [--loss ns|wgan-gp]
+//        [--tstr] [--model JSON] [--classifier-weight W]
+// --model: model config overrides merged over the architecture's defaults, e.g. '{"dropout":0.2}'.
+// --tstr: also the GBDT's AUC trained on the sampled rows and scored on the holdout (as bench:quality's
+// TSTR; slower), and the TRTR AUC once for the ratio.
 // --setup central: one bank holds the whole train split (same local steps per round), to tell
 // federation-specific drift from drift of the GAN itself. Reuses bench/federated.ts.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { columnPairs, columnShape, loadEvaluationInput, readSchemaFile } from '../shared/eval';
+import { columnPairs, columnShape, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile } from '../shared/eval';
 import { benchmarkSplits, trainFederated, writeSynthetic, type Split } from './federated';
 
 const args = process.argv.slice(2);
@@ -31,6 +35,9 @@ const momentum = Number(arg('--momentum', '0'));
 const arch = arg('--arch', 'mlp') as 'mlp' | 'ctgan';
 const loss = arg('--loss', 'ns') as 'ns' | 'wgan-gp';
 const keepOptimizer = args.includes('--keep-optimizer');
+const tstr = args.includes('--tstr');
+const classifierWeight = Number(arg('--classifier-weight', '1'));
+const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const work = resolve('.tmp/bench-quality');
 const traceDir = resolve('.tmp/bench-quality-trace');
 
@@ -42,18 +49,20 @@ async function main(): Promise<void> {
   for (const base of splits) {
     const split: Split = setup === 'central' ? { ...base, bankPaths: [base.trainPath] } : base;
     const schema = await readSchemaFile(split.schemaPath);
-    const settings = `${split.name} ${setup} (${split.bankPaths.length} bank${split.bankPaths.length > 1 ? 's' : ''}), ${rounds} rounds x ${steps} steps, lr ${lr}${lrD !== undefined ? ` (D ${lrD})` : ''}, G EMA ${ema}, ${keepOptimizer ? 'keep' : 'reset'} Adam, average ${average}, server momentum ${momentum}, ${arch}/${loss}`;
+    const settings = `${split.name} ${setup} (${split.bankPaths.length} bank${split.bankPaths.length > 1 ? 's' : ''}), ${rounds} rounds x ${steps} steps, lr ${lr}${lrD !== undefined ? ` (D ${lrD})` : ''}, G EMA ${ema}, ${keepOptimizer ? 'keep' : 'reset'} Adam, average ${average}, server momentum ${momentum}, classifier ${classifierWeight}, ${arch}/${loss}${Object.keys(modelOverrides).length ? ` ${JSON.stringify(modelOverrides)}` : ''}`;
     log(`== ${settings}`);
     const lines: string[] = [];
     const worst: string[] = [];
+    let trtr: number | undefined;
     await trainFederated(split, {
-      model: { architecture: arch, loss },
+      model: { ...modelOverrides, architecture: arch, loss },
       rounds,
       localSteps: steps,
       batchSize: 500,
       lr,
       ...(lrD !== undefined ? { lrD } : {}),
       generatorEma: ema,
+      classifierWeight,
       keepOptimizer,
       average,
       serverMomentum: momentum,
@@ -62,15 +71,24 @@ async function main(): Promise<void> {
       onRound: async (r, snap, losses) => {
         if (r % every !== 0 && r !== rounds) return;
         const syn = writeSynthetic(split, snap, { rows, seed: 11, path: join(traceDir, `${split.name}-${setup}.csv`) });
-        const input = await loadEvaluationInput({ real: split.holdoutPath, holdout: split.holdoutPath, synthetic: syn }, { schema, target: split.target });
-        const cols = input.real.columns.map((c, k) => ({ name: c.name, kind: c.kind, shape: columnShape(c, input.synthetic.columns[k]!) }));
+        const input = await loadEvaluationInput({ real: tstr ? split.trainPath : split.holdoutPath, holdout: split.holdoutPath, synthetic: syn }, { schema, target: split.target });
+        let utility = '';
+        if (tstr) {
+          const pc = positiveClassOf(input.real.columns.find((c) => c.name === split.target)!);
+          const score = (t: typeof input.real): number => fitAndScore('gbdt', dropColumn(t, split.target), pc.is(t), dropColumn(input.holdout, split.target), pc.is(input.holdout), 42).metrics.auc;
+          trtr ??= score(input.real);
+          const auc = score(input.synthetic);
+          utility = ` ${auc.toFixed(3)} / ${trtr.toFixed(3)} = ${(auc / trtr).toFixed(3)} |`;
+        }
+        const ref = tstr ? input.holdout : input.real;
+        const cols = ref.columns.map((c, k) => ({ name: c.name, kind: c.kind, shape: columnShape(c, input.synthetic.columns[k]!) }));
         const mean = (a: number[]): number => a.reduce((s, x) => s + x, 0) / a.length;
         const shapes = mean(cols.map((c) => c.shape));
         const num = mean(cols.filter((c) => c.kind === 'numeric').map((c) => c.shape));
         const cat = mean(cols.filter((c) => c.kind === 'categorical').map((c) => c.shape));
-        const pairs = mean(columnPairs(input.real, input.synthetic).map((p) => p.score));
+        const pairs = mean(columnPairs(ref, input.synthetic).map((p) => p.score));
         const w = (k: 'dLoss' | 'gLoss' | 'condLoss'): string => mean(losses.map((l) => l[k])).toFixed(3);
-        const line = `| ${r} | ${shapes.toFixed(3)} | ${num.toFixed(3)} | ${cat.toFixed(3)} | ${pairs.toFixed(3)} | ${w('dLoss')} | ${w('gLoss')} | ${w('condLoss')} |`;
+        const line = `| ${r} | ${shapes.toFixed(3)} | ${num.toFixed(3)} | ${cat.toFixed(3)} | ${pairs.toFixed(3)} | ${w('dLoss')} | ${w('gLoss')} | ${w('condLoss')} |${utility}`;
         lines.push(line);
         worst.push(`round ${r}: ${[...cols].sort((a, b) => a.shape - b.shape).slice(0, 4).map((c) => `${c.name} ${c.shape.toFixed(2)}`).join(', ')}`);
         log(line);
@@ -79,8 +97,8 @@ async function main(): Promise<void> {
     const out = [
       `### ${settings}; ${rows} sampled rows vs the holdout`,
       '',
-      '| round | shapes | numeric | categorical | pairs | D loss | G loss | cond loss |',
-      '|---|---|---|---|---|---|---|---|',
+      `| round | shapes | numeric | categorical | pairs | D loss | G loss | cond loss |${tstr ? ' GBDT AUC TSTR / TRTR = ratio |' : ''}`,
+      `|---|---|---|---|---|---|---|---|${tstr ? '---|' : ''}`,
       ...lines,
       '',
       'Worst columns:',

@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, keyFingerprint, loadIdentity, parsePublicIdentity, publicIdentity, saveIdentity, type Identity } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
-import { createModel, defaultModelConfig, type ModelConfig } from '../shared/model';
+import { createModel, type ModelConfig } from '../shared/model';
+import { consortiumModelConfig } from './model-config';
 import { selectBackend } from '../shared/tensor/backend';
 import { schemaHash, validateSchema } from '../shared/data/schema';
 import { SimpleTransformer } from '../shared/transformer/simple';
@@ -62,7 +63,7 @@ export async function runCoordinator(
   const kind = s.transformer ?? 'gmm';
   // The layout (and so the model) follows from the schema; a gmm transformer's parameters are fitted later.
   const transformer = kind === 'gmm' ? GmmTransformer.layout(schema) : SimpleTransformer.fromSchema(schema);
-  const modelConfig = defaultModelConfig(s.model);
+  const modelConfig = consortiumModelConfig(schema, s.model);
   const backend = await selectBackend({ log: (line: string) => log.info('backend', { detail: line }) });
   log.info('backend_selected', { backend: backend.name });
 

@@ -34,6 +34,7 @@ export function register(program: Command): void {
     .option('--transformer <kind>', 'row encoding: gmm (mode-specific normalisation fitted from the banks\' DP summaries) or simple (min-max from the schema)', def('transformer'))
     .option('--seed <n>', 'seed of the initial global model', def('seed'))
     .option('--generator-ema <beta>', "publish (checkpoint, /models, /sample) the generator averaged over rounds, ema = β·ema + (1−β)·FedAvg; training continues from FedAvg. Smooths the GAN's round-to-round oscillation (bench/quality-trace.ts); 0 = off", def('generatorEma'))
+    .option('--classifier-weight <w>', "when the schema names a target, train an auxiliary classifier of it next to the discriminator (CTAB-GAN) and add w × its cross-entropy on generated rows to the generator's loss, so synthetic rows keep the target–feature relation; 0 = off", def('classifierWeight'))
     .option('--max-frame-mb <mb>', 'largest accepted message in MiB', def('maxFrameMb'))
     .option('--exit-when-finished', 'exit after the last round is committed')
     .option('--insecure-aggregation', 'opt out of secure aggregation: banks send plaintext updates to the coordinator (required to run rounds with fewer than 3 banks)')

@@ -34,6 +34,17 @@ export interface ModelConfig {
   conditionalColumns?: string[] | null;
   /** Batch-norm running-statistics momentum (PyTorch convention: new = (1-m)·old + m·batch). */
   batchNormMomentum: number;
+  /**
+   * Auxiliary classifier (CTAB-GAN, Zhao et al. 2021): a network C trained on real rows to predict
+   * this discrete column (the schema's target) from the other columns; the generator's loss adds
+   * classifierWeight · CE(C(generated features), generated label), so the generated rows keep the
+   * label–feature relation that train-on-synthetic models need. null: no classifier.
+   * C reads real rows, so under DP-SGD it is clipped and noised jointly with D (one mechanism).
+   */
+  classifierColumn: string | null;
+  /** Hidden widths of C (LeakyReLU, no dropout, no batch norm); [] = a linear (logistic) classifier. */
+  classifierDims: number[];
+  classifierWeight: number;
 }
 
 export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
@@ -50,6 +61,9 @@ export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
   seed: 0,
   conditionalColumns: null,
   batchNormMomentum: 0.1,
+  classifierColumn: null,
+  classifierDims: [256, 256],
+  classifierWeight: 1,
 }) as ModelConfig;
 
 /** Defaults for the chosen architecture ('ctgan' packs 10 rows and uses WGAN-GP, like CTGAN). */
@@ -93,10 +107,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     }
     return v;
   };
-  const dims = (k: 'generatorDims' | 'discriminatorDims'): number[] => {
+  const dims = (k: 'generatorDims' | 'discriminatorDims' | 'classifierDims'): number[] => {
     const v = get(k);
-    if (!Array.isArray(v) || v.length === 0 || v.length > 16 || v.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 8192)) {
-      throw new Error(`model config: '${k}' must be a non-empty array (at most 16) of integers in [1, 8192], got ${JSON.stringify(v)}`);
+    // The classifier may be linear (no hidden layer); G and D need at least one.
+    const min = k === 'classifierDims' ? 0 : 1;
+    if (!Array.isArray(v) || v.length < min || v.length > 16 || v.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 1 || d > 8192)) {
+      throw new Error(`model config: '${k}' must be a${min ? ' non-empty' : 'n'} array (at most 16) of integers in [1, 8192], got ${JSON.stringify(v)}`);
     }
     return [...(v as number[])];
   };
@@ -116,6 +132,10 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     if (new Set(cc).size !== cc.length) throw new Error(`model config: 'conditionalColumns' lists a column twice`);
     conditionalColumns = [...(cc as string[])];
   }
+  const clf = o.classifierColumn;
+  if (clf !== undefined && clf !== null && (typeof clf !== 'string' || clf === '')) {
+    throw new Error(`model config: 'classifierColumn' must be null or a column name, got ${JSON.stringify(clf)}`);
+  }
   return {
     architecture: oneOf('architecture', ['mlp', 'ctgan'] as const),
     noiseDim: int('noiseDim', 1, 4096),
@@ -130,6 +150,9 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     seed: int('seed', 0, 2 ** 32 - 1),
     conditionalColumns,
     batchNormMomentum: num('batchNormMomentum', 0, 1),
+    classifierColumn: typeof clf === 'string' ? clf : null,
+    classifierDims: dims('classifierDims'),
+    classifierWeight: num('classifierWeight', 0, 1e3),
   };
 }
 
@@ -159,6 +182,18 @@ export interface CondSpan {
   dim: number;
   /** Offset of the span in the conditional vector. */
   condOffset: number;
+}
+
+/** The classifier's label span (the target column's softmax span), or null when there is no classifier. */
+export function classifierSpan(config: ModelConfig, spans: readonly OutputSpan[]): OutputSpan | null {
+  const c = config.classifierColumn;
+  if (c === null) return null;
+  const s = spans.find((x) => x.column === c);
+  if (!s || s.kind !== 'softmax' || spans.some((x) => x.column === c && x.kind === 'tanh')) {
+    throw new Error(`model config: classifier column '${c}' must be a discrete column of the transformer output (one softmax span)`);
+  }
+  if (s.dim === spans.reduce((n, x) => n + x.dim, 0)) throw new Error(`model config: classifier column '${c}' is the only column; nothing to predict it from`);
+  return s;
 }
 
 /** The conditional vector's layout for this config and these spans. */

@@ -29,6 +29,12 @@
 //    clipped sum is Δ = C for pac = 1 and Δ = 2C for pac > 1. We add N(0, (σ·Δ)²), so the noise
 //    multiplier σ keeps its usual meaning for the accountant (ε depends only on q, σ, steps).
 //    The per-pack clipping alone (Δ = C) would over-state the guarantee whenever pac > 1.
+//  - The auxiliary classifier C (models with a classifierColumn) reads the same real rows. Its
+//    per-example gradient (cross-entropy of the row's own label) is concatenated with D's before
+//    clipping, ‖(∇D_r, ∇C_r)‖ ≤ C, and the noise covers both parameter sets, so the pair of updates
+//    is one sampled Gaussian mechanism with the same sensitivity, accounted exactly as D alone. C
+//    trains on real rows only; the generator's classifier term is post-processing. Needs pac = 1
+//    (D's per-example gradient is per pack, C's per record).
 //  - Generated ("fake") rows. Their gradient term does not depend on the private records: G's
 //    weights are themselves outputs of this DP process (post-processing), their cond vectors come
 //    from the DP-noised category counts (or uniform weights), and their number is fixed (the
@@ -199,7 +205,13 @@ export function clipFactors(sqNorms: tf.Tensor1D, maxGradNorm: number): tf.Tenso
  * Σ_r w_r ∇ℓ_r for every D parameter, in model.discriminatorParamNames() order:
  * kernel = aᵀ·(w ⊙ δ), bias = Σ_r w_r δ_r. `weights` [rows] (null: all 1).
  */
-export function weightedGradientSum(model: GanModel, layers: readonly DLayerTrace[], deltas: readonly tf.Tensor2D[], weights: tf.Tensor1D | null): tf.Tensor[] {
+export function weightedGradientSum(
+  model: GanModel,
+  layers: readonly DLayerTrace[],
+  deltas: readonly tf.Tensor2D[],
+  weights: tf.Tensor1D | null,
+  names: readonly string[] = model.discriminatorParamNames(),
+): tf.Tensor[] {
   const byName = new Map<string, tf.Tensor>();
   const w = weights ? tf.expandDims(weights, 1) : null;
   layers.forEach((t, l) => {
@@ -207,9 +219,9 @@ export function weightedGradientSum(model: GanModel, layers: readonly DLayerTrac
     byName.set(`${t.name}/kernel`, tf.matMul(tf.transpose(t.a) as tf.Tensor2D, d as tf.Tensor2D));
     byName.set(`${t.name}/bias`, tf.sum(d, 0));
   });
-  return model.discriminatorParamNames().map((name) => {
+  return names.map((name) => {
     const g = byName.get(name);
-    if (!g) throw new Error(`dp-sgd: no gradient for discriminator parameter '${name}' (unexpected layer layout)`);
+    if (!g) throw new Error(`dp-sgd: no gradient for parameter '${name}' (unexpected layer layout)`);
     return g;
   });
 }
@@ -232,6 +244,9 @@ export interface DpGradientResult {
   realPacks: number;
   /** Fraction of real packs whose gradient was clipped (local diagnostic; not private). */
   clippedFraction: number;
+  /** With a classifier: C's noisy gradient estimate (model.classifierParamNames() order) and its real-row loss (local only). */
+  classifierGrads?: tf.Tensor[];
+  classifierLoss?: number;
 }
 
 export interface DpGradientOptions {
@@ -246,6 +261,12 @@ export interface DpGradientOptions {
   noiseSource?: { readonly n: number; take(sigma: number): Float32Array };
   /** Tests only: skip the noise (σ is then irrelevant). */
   noNoise?: boolean;
+  /**
+   * Models with a classifier: the real rows unpacked ([realPacks, outputDim]; pac must be 1). C's
+   * per-example gradient joins D's in ONE clipping norm, ‖(∇D_r, ∇C_r)‖ ≤ C, and both get noise: one
+   * sampled Gaussian mechanism over the concatenated parameters, accounted exactly as D alone.
+   */
+  realRows?: tf.Tensor2D;
 }
 
 /**
@@ -267,8 +288,20 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
   if (rf === 0) throw new Error('dp-sgd: need at least one packed fake row');
   const names = model.discriminatorParamNames();
   const vars = model.discriminatorVariables();
+  const withClassifier = model.labelSpan !== null;
+  if (withClassifier) {
+    if (cfg.pac !== 1) {
+      throw new Error(
+        `dp-sgd: a model with a classifier needs pac = 1 under DP-SGD (got pac ${cfg.pac}): D's per-example gradient is per pack, ` +
+          "C's per record, and one joint clipping norm needs them per the same record. Use architecture 'mlp' or set classifierColumn null.",
+      );
+    }
+    if (!o.realRows || o.realRows.shape[0] !== rr) throw new Error(`dp-sgd: a model with a classifier needs realRows with ${rr} rows (the real rows unpacked)`);
+  }
   let loss = 0;
   let clippedFraction = 0;
+  let classifierLoss: number | undefined;
+  let classifierGrads: tf.Tensor[] | undefined;
   const grads = tf.tidy(() => {
     const x = rr > 0 ? tf.concat([real, fake], 0) : fake;
     const out = discriminatorForwardWithMasks(model, x, dpDropoutMasks(model, rr, rf, o.rng));
@@ -280,12 +313,26 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
     let lossT: tf.Tensor = tf.mean(softplus(rr > 0 ? tf.slice(logits, [rr, 0], [rf, 1]) : logits));
     if (rr > 0) {
       const sq = perExampleSquaredNorms(out.layers, deltas);
-      const c = clipFactors(tf.slice(sq, [0], [rr]) as tf.Tensor1D, dp.maxGradNorm);
+      let sqReal = tf.slice(sq, [0], [rr]) as tf.Tensor1D;
+      let clf: { layers: DLayerTrace[]; deltas: tf.Tensor2D[] } | undefined;
+      if (withClassifier) {
+        // C on the real rows, cross-entropy against each row's own label: ∂ℓ/∂logits = softmax − label.
+        const c = model.classifierForward(o.realRows!);
+        const label = model.labelOf(o.realRows!);
+        const cDeltas = discriminatorDeltas(model, c.layers, tf.sub(tf.softmax(c.logits), label) as tf.Tensor2D);
+        clf = { layers: c.layers, deltas: cDeltas };
+        sqReal = tf.add(sqReal, perExampleSquaredNorms(c.layers, cDeltas)) as tf.Tensor1D;
+        classifierLoss = tf.neg(tf.mean(tf.sum(tf.mul(label, tf.logSoftmax(c.logits)), 1))).dataSync()[0]!;
+      }
+      const c = clipFactors(sqReal, dp.maxGradNorm);
+      if (clf) classifierGrads = weightedGradientSum(model, clf.layers, clf.deltas, tf.div(c, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));
       clippedFraction = tf.mean(tf.cast(tf.less(c, 1), 'float32')).dataSync()[0]!;
       w = tf.concat([tf.div(c, o.expectedRealPacks), fakeW]) as tf.Tensor1D;
       lossT = tf.add(lossT, tf.mean(softplus(tf.neg(tf.slice(logits, [0, 0], [rr, 1])))));
     } else {
       w = fakeW;
+      // No real rows in this sample: C's clipped sum is zero (noise is still added below).
+      if (withClassifier) classifierGrads = model.classifierVariables().map((v) => tf.keep(tf.zerosLike(v)));
     }
     loss = lossT.dataSync()[0]!;
     return weightedGradientSum(model, out.layers, deltas, w);
@@ -293,17 +340,25 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
   if (!o.noNoise) {
     const std = (dp.noiseMultiplier * recordSensitivity(cfg.pac, dp.maxGradNorm)) / o.expectedRealPacks;
     const total = vars.reduce((s, v) => s + v.size, 0);
-    const noise = o.noiseSource && o.noiseSource.n === total ? o.noiseSource.take(std) : secureGaussian(total, std, o.noiseRng);
-    let off = 0;
-    for (let i = 0; i < grads.length; i++) {
-      const g = grads[i]!;
-      const nz = tf.tensor(noise.subarray(off, off + g.size), g.shape);
-      off += g.size;
-      grads[i] = tf.add(g, nz);
-      g.dispose();
-      nz.dispose();
-    }
+    addNoise(grads, o.noiseSource && o.noiseSource.n === total ? o.noiseSource.take(std) : secureGaussian(total, std, o.noiseRng));
+    if (classifierGrads) addNoise(classifierGrads, secureGaussian(classifierGrads.reduce((s, g) => s + g.size, 0), std, o.noiseRng));
   }
   if (grads.length !== names.length) throw new Error('dp-sgd: gradient count mismatch');
-  return { grads, loss, realPacks: rr, clippedFraction };
+  const result: DpGradientResult = { grads, loss, realPacks: rr, clippedFraction };
+  if (classifierGrads) result.classifierGrads = classifierGrads;
+  if (classifierLoss !== undefined) result.classifierLoss = classifierLoss;
+  return result;
+}
+
+/** grads[i] += the matching slice of `noise` (in order); replaces and disposes the old tensors. */
+function addNoise(grads: tf.Tensor[], noise: Float32Array): void {
+  let off = 0;
+  for (let i = 0; i < grads.length; i++) {
+    const g = grads[i]!;
+    const nz = tf.tensor(noise.subarray(off, off + g.size), g.shape);
+    off += g.size;
+    grads[i] = tf.add(g, nz);
+    g.dispose();
+    nz.dispose();
+  }
 }

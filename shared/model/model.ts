@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { NamedTensor } from '../tensor/named';
 import { sizeOf, validateNamedTensor } from '../tensor/named';
 import { Rng } from '../tensor/random';
-import { conditionalSpans, parseModelConfig, validateSpans, type CondSpan, type ModelConfig, type OutputSpan } from './config';
+import { classifierSpan, conditionalSpans, parseModelConfig, validateSpans, type CondSpan, type ModelConfig, type OutputSpan } from './config';
 import { leakyRelu, linear } from './layers';
 import { modelDims, modelSpec, type ModelDims, type ParamSpec } from './spec';
 
@@ -75,6 +75,8 @@ export class GanModel {
   readonly config: ModelConfig;
   readonly spans: readonly OutputSpan[];
   readonly condSpans: readonly CondSpan[];
+  /** The auxiliary classifier's label span (config.classifierColumn), or null without a classifier. */
+  readonly labelSpan: OutputSpan | null;
   readonly dims: ModelDims;
   readonly spec: readonly ParamSpec[];
   private readonly vars = new Map<string, tf.Variable>();
@@ -91,6 +93,7 @@ export class GanModel {
     validateSpans(spans);
     this.spans = spans.map((s) => ({ ...s }));
     this.condSpans = conditionalSpans(this.config, this.spans);
+    this.labelSpan = classifierSpan(this.config, this.spans);
     this.dims = modelDims(this.config, this.spans);
     this.spec = modelSpec(this.config, this.spans);
     const id = ++modelCounter;
@@ -152,6 +155,15 @@ export class GanModel {
 
   generatorParamNames(): string[] {
     return this.spec.filter((p) => p.trainable && p.name.startsWith('G/')).map((p) => p.name);
+  }
+
+  /** Trainable classifier variables in spec order (empty without a classifier). */
+  classifierVariables(): tf.Variable[] {
+    return this.classifierParamNames().map((n) => this.variable(n));
+  }
+
+  classifierParamNames(): string[] {
+    return this.spec.filter((p) => p.trainable && p.name.startsWith('C/')).map((p) => p.name);
   }
 
   /** All weights (trainable and running statistics) in spec order, copied out (never aliasing a variable). */
@@ -279,6 +291,38 @@ export class GanModel {
     const logits = linear(a, this.variable('D/out/kernel'), this.variable('D/out/bias'));
     layers.push({ name: 'D/out', a, z: logits });
     return { logits, layers };
+  }
+
+  /**
+   * Classifier forward on unpacked rows [n, outputDim] (real, or generated and activated): the
+   * label's span is cut out, then LeakyReLU MLP → label logits [n, label dim]. Layers are traced
+   * like D's (no dropout), so DP-SGD clips C's per-example gradients the same way.
+   */
+  classifierForward(rows: tf.Tensor2D): DiscriminatorOutput {
+    const label = this.labelSpan;
+    if (!label) throw new Error('classifierForward: this model has no classifier (config.classifierColumn is null)');
+    if (rows.shape[1] !== this.outputDim) throw new Error(`classifier input has ${rows.shape[1]} columns, expected ${this.outputDim}`);
+    const parts: tf.Tensor2D[] = [];
+    if (label.offset > 0) parts.push(tf.slice(rows, [0, 0], [-1, label.offset]));
+    const after = label.offset + label.dim;
+    if (after < this.outputDim) parts.push(tf.slice(rows, [0, after], [-1, this.outputDim - after]));
+    let a = (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor2D;
+    const layers: DLayerTrace[] = [];
+    this.config.classifierDims.forEach((_, i) => {
+      const z = linear(a, this.variable(`C/${i}/kernel`), this.variable(`C/${i}/bias`));
+      layers.push({ name: `C/${i}`, a, z });
+      a = leakyRelu(z, this.config.leakySlope) as tf.Tensor2D;
+    });
+    const logits = linear(a, this.variable('C/out/kernel'), this.variable('C/out/bias'));
+    layers.push({ name: 'C/out', a, z: logits });
+    return { logits, layers };
+  }
+
+  /** The label span of rows [n, outputDim] (one-hot for real rows; Gumbel-softmax for generated ones). */
+  labelOf(rows: tf.Tensor2D): tf.Tensor2D {
+    const label = this.labelSpan;
+    if (!label) throw new Error('labelOf: this model has no classifier');
+    return tf.slice(rows, [0, label.offset], [-1, label.dim]);
   }
 
   /** Moves the CTGAN running statistics towards a batch's (PyTorch BatchNorm1d semantics). */

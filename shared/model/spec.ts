@@ -1,6 +1,6 @@
 // Deterministic parameter layout. The order and names here ARE the wire layout of weights and
 // updates: coordinator and banks agree on it by construction from (config, spans).
-import { conditionalSpans, validateSpans, type ModelConfig, type OutputSpan } from './config';
+import { classifierSpan, conditionalSpans, validateSpans, type ModelConfig, type OutputSpan } from './config';
 
 export type InitKind = 'he' | 'glorot' | 'zeros' | 'ones';
 
@@ -41,6 +41,8 @@ function dense(prefix: string, fanIn: number, fanOut: number, init: InitKind): P
  *           concatenated with the block input (residual, as CTGAN); G/out = Linear
  *  D (both): D/i = Linear → LeakyReLU → Dropout;  D/out = Linear to 1 logit (no batch norm: it
  *           would mix examples, breaking PacGAN and per-example DP clipping)
+ *  C (only with config.classifierColumn): C/i = Linear → LeakyReLU; C/out = Linear to the label's
+ *           categories. Input: one row without the label's span (no cond vector: it can name the label).
  */
 export function modelSpec(config: ModelConfig, spans: readonly OutputSpan[]): ParamSpec[] {
   const d = modelDims(config, spans);
@@ -67,5 +69,14 @@ export function modelSpec(config: ModelConfig, spans: readonly OutputSpan[]): Pa
     width = h;
   });
   out.push(...dense('D/out', width, 1, 'glorot'));
+  const label = classifierSpan(config, spans);
+  if (label) {
+    width = d.outputDim - label.dim;
+    config.classifierDims.forEach((h, i) => {
+      out.push(...dense(`C/${i}`, width, h, 'he'));
+      width = h;
+    });
+    out.push(...dense('C/out', width, label.dim, 'glorot'));
+  }
   return out;
 }

@@ -88,6 +88,10 @@ export interface StepLosses {
   condLoss: number;
   /** WGAN-GP only: the λ-weighted gradient penalty included in dLoss. */
   gradientPenalty?: number;
+  /** With a classifier: its cross-entropy on the last D update's real rows (local; not released). */
+  classifierLoss?: number;
+  /** With a classifier: the generator's classifier term (CE of C on generated rows, unweighted). */
+  gClassifierLoss?: number;
 }
 
 export type ProgressFn = (p: StepLosses & { steps: number }) => void;
@@ -100,6 +104,15 @@ export interface DiscriminatorInputs {
   fake: tf.Tensor2D;
   /** Rows of the data array the real rows were drawn from (DP-SGD divides by q·n/pac). */
   n?: number;
+  /** With a classifier: the real rows unpacked, [B, outputDim] (C's training input). */
+  realRows?: tf.Tensor2D;
+}
+
+/** Disposes every tensor of a DiscriminatorInputs. */
+export function disposeInputs(inputs: DiscriminatorInputs): void {
+  inputs.real.dispose();
+  inputs.fake.dispose();
+  inputs.realRows?.dispose();
 }
 
 export interface DiscriminatorGradients {
@@ -107,6 +120,9 @@ export interface DiscriminatorGradients {
   grads: tf.Tensor[];
   loss: number;
   gradientPenalty?: number;
+  /** With a classifier: C's gradients (model.classifierParamNames() order; apply disposes them) and loss. */
+  classifierGrads?: tf.Tensor[];
+  classifierLoss?: number;
 }
 
 /** Per-category row lists of one data array: rows[k][j] = rows whose conditional span k is category j. */
@@ -135,10 +151,16 @@ export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf
   return tf.tidy(() => (loss === 'ns' ? tf.mean(softplus(tf.neg(fakeLogits))) : tf.neg(tf.mean(fakeLogits))) as tf.Scalar);
 }
 
+/** Mean cross-entropy of logits [n, k] against target distributions [n, k] (one-hot labels). */
+export function labelCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), logits.shape[0]) as tf.Scalar);
+}
+
 export class Trainer {
   readonly model: GanModel;
   private readonly optG: Adam;
   private readonly optD: Adam;
+  private readonly optC: Adam | undefined;
   private readonly rng: Rng;
   private readonly freqs: number[][] | undefined;
   private readonly indexCache = new WeakMap<Float32Array, RowIndex>();
@@ -157,6 +179,8 @@ export class Trainer {
     const base = { beta1: opts.beta1 ?? 0.5, beta2: opts.beta2 ?? 0.9, eps: opts.eps ?? 1e-8 };
     this.optG = new Adam(model.generatorVariables(), { ...base, lr: opts.lrG ?? 2e-4, weightDecay: opts.weightDecayG ?? 1e-6 });
     this.optD = new Adam(model.discriminatorVariables(), { ...base, lr: opts.lrD ?? 2e-4, weightDecay: opts.weightDecayD ?? 1e-6 });
+    // The classifier learns like D (it reads the same real rows).
+    if (model.labelSpan) this.optC = new Adam(model.classifierVariables(), { ...base, lr: opts.lrD ?? 2e-4, weightDecay: opts.weightDecayD ?? 1e-6 });
     this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
     this.sampling = opts.sampling ?? (opts.dp ? 'uniform' : 'by-category');
     if (this.sampling !== 'by-category' && this.sampling !== 'uniform') {
@@ -173,6 +197,12 @@ export class Trainer {
         throw new Error(
           "trainer: DP-SGD needs sampling 'uniform' (Poisson-sampled rows); 'by-category' picks rows through local category " +
             'statistics, which the privacy accounting does not cover',
+        );
+      }
+      if (model.labelSpan && model.config.pac !== 1) {
+        throw new Error(
+          `trainer: DP-SGD with a classifier needs pac = 1 (this model packs ${model.config.pac} rows): D's per-example gradient is per ` +
+            "pack and C's per record, and they are clipped jointly per record. Use architecture 'mlp', or classifierColumn null.",
         );
       }
       if (model.config.loss !== 'ns') {
@@ -206,6 +236,7 @@ export class Trainer {
   resetOptimizers(): void {
     this.optG.reset();
     this.optD.reset();
+    this.optC?.reset();
   }
 
   /** Runs `steps` iterations (dSteps D updates, then one G update each) on n × outputDim rows. */
@@ -228,15 +259,16 @@ export class Trainer {
         try {
           d = this.discriminatorGradients(inputs);
         } finally {
-          inputs.real.dispose();
-          inputs.fake.dispose();
+          disposeInputs(inputs);
         }
-        this.applyDiscriminatorGradients(d.grads);
+        this.applyDiscriminatorGradients(d.grads, d.classifierGrads);
       }
       const g = this.generatorStep(batchSize, data, n);
       this.stepCounter++;
       const losses: StepLosses = { step: this.stepCounter, dLoss: d!.loss, gLoss: g.gLoss, condLoss: g.condLoss };
       if (d!.gradientPenalty !== undefined) losses.gradientPenalty = d!.gradientPenalty;
+      if (d!.classifierLoss !== undefined) losses.classifierLoss = d!.classifierLoss;
+      if (g.classifierLoss !== undefined) losses.gClassifierLoss = g.classifierLoss;
       if (!Number.isFinite(losses.dLoss) || !Number.isFinite(losses.gLoss) || !Number.isFinite(losses.condLoss)) {
         throw new Error(`training diverged at step ${this.stepCounter}: dLoss=${losses.dLoss} gLoss=${losses.gLoss} condLoss=${losses.condLoss}`);
       }
@@ -277,13 +309,16 @@ export class Trainer {
     const fakeCond = this.sampleCond(data, n, fakeSize);
     const noise = this.rng.normal(fakeSize * m.config.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
-    const result = tf.tidy(() => {
+    const packed = tf.tidy(() => {
       const fc = m.condDim > 0 ? tf.tensor2d(fakeCond, [fakeSize, m.condDim]) : null;
       const g = m.generatorForward(tf.tensor2d(noise, [fakeSize, m.config.noiseDim]), fc, true, m.gumbelNoise(fakeSize, this.rng));
       stats = g.bnStats.map((s) => ({ index: s.index, mean: tf.keep(s.mean), variance: tf.keep(s.variance) }));
       const rc = m.condDim > 0 ? tf.tensor2d(cond, [batchSize, m.condDim]) : null;
-      return { real: m.packInput(tf.tensor2d(rows, [batchSize, m.outputDim]), rc), fake: m.packInput(g.activated, fc), n };
+      const realRows = tf.tensor2d(rows, [batchSize, m.outputDim]);
+      const both = { real: m.packInput(realRows, rc), fake: m.packInput(g.activated, fc) };
+      return m.labelSpan ? { ...both, realRows } : both;
     });
+    const result: DiscriminatorInputs = { ...packed, n };
     m.updateRunningStats(stats, fakeSize);
     for (const s of stats) {
       s.mean.dispose();
@@ -307,8 +342,12 @@ export class Trainer {
         rng: this.rng,
         noiseRng: this.crypto,
         ...(this.noisePrefetch ? { noiseSource: this.noisePrefetch } : {}),
+        ...(inputs.realRows ? { realRows: inputs.realRows } : {}),
       });
-      return { grads: r.grads, loss: r.loss };
+      const out: DiscriminatorGradients = { grads: r.grads, loss: r.loss };
+      if (r.classifierGrads) out.classifierGrads = r.classifierGrads;
+      if (r.classifierLoss !== undefined) out.classifierLoss = r.classifierLoss;
+      return out;
     }
     const cfg = m.config;
     const vars = m.discriminatorVariables();
@@ -334,7 +373,23 @@ export class Trainer {
       out.gradientPenalty = gp.dataSync()[0]!;
       gp.dispose();
     }
+    if (m.labelSpan) {
+      if (!inputs.realRows) throw new Error('discriminatorGradients: a model with a classifier needs inputs.realRows');
+      const c = this.classifierGradients(inputs.realRows);
+      out.classifierGrads = c.grads;
+      out.classifierLoss = c.loss;
+    }
     return out;
+  }
+
+  /** C's mean cross-entropy on real rows (their own label) and its gradients. */
+  private classifierGradients(realRows: tf.Tensor2D): { grads: tf.Tensor[]; loss: number } {
+    const m = this.model;
+    const vars = m.classifierVariables();
+    const { value, grads } = tf.variableGrads(() => labelCrossEntropy(m.classifierForward(realRows).logits, m.labelOf(realRows)), vars);
+    const loss = value.dataSync()[0]!;
+    value.dispose();
+    return { grads: vars.map((v) => grads[v.name]!), loss };
   }
 
   /**
@@ -351,17 +406,22 @@ export class Trainer {
     return tf.mul(tf.mean(tf.square(tf.sub(norm, 1))), m.config.gpLambda) as tf.Scalar;
   }
 
-  /** Adam step on D; disposes the gradients. */
-  applyDiscriminatorGradients(grads: tf.Tensor[]): void {
+  /** Adam step on D (and on C when its gradients are given); disposes the gradients. */
+  applyDiscriminatorGradients(grads: tf.Tensor[], classifierGrads?: tf.Tensor[]): void {
     try {
       this.optD.apply(grads);
+      if (classifierGrads) {
+        if (!this.optC) throw new Error('applyDiscriminatorGradients: classifier gradients for a model without a classifier');
+        this.optC.apply(classifierGrads);
+      }
     } finally {
       grads.forEach((g) => g.dispose());
+      classifierGrads?.forEach((g) => g.dispose());
     }
   }
 
   /** One generator update: adversarial loss + conditional cross-entropy (CTGAN). */
-  generatorStep(batchSize: number, data?: Float32Array, n?: number): { gLoss: number; condLoss: number } {
+  generatorStep(batchSize: number, data?: Float32Array, n?: number): { gLoss: number; condLoss: number; classifierLoss?: number } {
     this.checkBatchSize(batchSize);
     const m = this.model;
     const cfg = m.config;
@@ -369,6 +429,7 @@ export class Trainer {
     const noise = this.rng.normal(batchSize * cfg.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
     let condLossT: tf.Scalar | undefined;
+    let clfT: tf.Scalar | undefined;
     let advT: tf.Scalar | undefined;
     const gVars = m.generatorVariables();
     const { value, grads } = tf.tidy(() => {
@@ -387,6 +448,14 @@ export class Trainer {
           condLossT = tf.keep(ce);
           loss = tf.add(loss, ce);
         }
+        if (m.labelSpan && cfg.classifierWeight > 0) {
+          // CTAB-GAN's generator term: C should recover each generated row's own label from its
+          // features. The label is the hard draw (no gradient through it); C's weights stay fixed here.
+          const label = tf.oneHot(tf.argMax(m.labelOf(g.activated), 1), m.labelSpan.dim).toFloat() as tf.Tensor2D;
+          const ce = labelCrossEntropy(m.classifierForward(g.activated).logits, label);
+          clfT = tf.keep(ce);
+          loss = tf.add(loss, tf.mul(ce, cfg.classifierWeight));
+        }
         return loss;
       }, gVars);
     });
@@ -394,12 +463,14 @@ export class Trainer {
     m.updateRunningStats(stats, batchSize);
     const gLoss = advT!.dataSync()[0]!;
     const condLoss = condLossT ? condLossT.dataSync()[0]! : 0;
+    const classifierLoss = clfT ? clfT.dataSync()[0]! : undefined;
     // value may be the same tensor as advT (no cond term): dispose each distinct tensor once.
     const owned = new Set<tf.Tensor>([value, advT!, ...Object.values(grads)]);
     if (condLossT) owned.add(condLossT);
+    if (clfT) owned.add(clfT);
     for (const s of stats) owned.add(s.mean).add(s.variance);
     owned.forEach((x) => x.dispose());
-    return { gLoss, condLoss };
+    return classifierLoss === undefined ? { gLoss, condLoss } : { gLoss, condLoss, classifierLoss };
   }
 
   /**
@@ -530,6 +601,7 @@ export class Trainer {
   dispose(): void {
     this.optG.dispose();
     this.optD.dispose();
+    this.optC?.dispose();
     this.noisePrefetch?.close();
   }
 }

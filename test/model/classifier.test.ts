@@ -1,0 +1,192 @@
+// The auxiliary classifier (CTAB-GAN): its layout, its training and generator term, and its DP-SGD
+// path — C's per-example gradient is clipped jointly with D's (one norm per record) and noised.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { defaultModelConfig, parseModelConfig, type ModelConfig } from '../../shared/model/config';
+import { createModel, type GanModel } from '../../shared/model/model';
+import { modelSpec } from '../../shared/model/spec';
+import { createTrainer, labelCrossEntropy } from '../../shared/model/trainer';
+import { dpDiscriminatorGradients } from '../../shared/model/dp-sgd';
+import { leakyRelu, linear, softplus } from '../../shared/model/layers';
+import { selectBackend } from '../../shared/tensor/backend';
+import { Rng } from '../../shared/tensor/random';
+import { condToy } from './helpers';
+
+const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
+const K = 3;
+
+function model(over: Partial<ModelConfig>): GanModel {
+  return createModel(
+    defaultModelConfig({ noiseDim: 6, generatorDims: [16, 16], discriminatorDims: [12, 10], classifierDims: [8, 6], loss: 'ns', dropout: 0, seed: 3, classifierColumn: 'c', ...over }),
+    toy.spans,
+  );
+}
+
+function flat(ts: tf.Tensor[]): Float32Array {
+  const parts = ts.map((t) => t.dataSync() as Float32Array);
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+const norm = (v: Float32Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(d) / Math.max(norm(b), 1e-12);
+}
+
+/** D's logits by plain autodiff-able ops (dropout 0), for the naive per-example reference. */
+function dLogits(m: GanModel, x: tf.Tensor2D): tf.Tensor2D {
+  let a = x;
+  m.config.discriminatorDims.forEach((_, i) => {
+    a = leakyRelu(linear(a, m.variable(`D/${i}/kernel`), m.variable(`D/${i}/bias`)), m.config.leakySlope) as tf.Tensor2D;
+  });
+  return linear(a, m.variable('D/out/kernel'), m.variable('D/out/bias'));
+}
+
+/** Real rows of the toy data with cond vectors naming their own category (as the trainer packs them, pac 1). */
+function realBatch(m: GanModel, idx: number[]): { rows: tf.Tensor2D; packed: tf.Tensor2D } {
+  const d = m.outputDim;
+  const rows = new Float32Array(idx.length * d);
+  idx.forEach((i, r) => rows.set(toy.data.subarray(i * d, (i + 1) * d), r * d));
+  const rowsT = tf.tensor2d(rows, [idx.length, d]);
+  const cond = tf.slice(rowsT, [0, 1], [-1, K]);
+  return { rows: rowsT, packed: m.packInput(rowsT, cond as tf.Tensor2D) };
+}
+
+describe('auxiliary classifier', () => {
+  beforeAll(async () => {
+    await selectBackend({ force: process.env.FEDSYNTH_BACKEND ? undefined : 'wasm', log: () => {} });
+  });
+
+  it('adds C/… parameters that read a row without its label and predict the label', () => {
+    const cfg = defaultModelConfig({ classifierColumn: 'c', classifierDims: [8, 6] });
+    const spec = modelSpec(cfg, toy.spans);
+    const c = spec.filter((p) => p.name.startsWith('C/'));
+    expect(c.map((p) => `${p.name}:${p.shape.join('x')}`)).toEqual(['C/0/kernel:1x8', 'C/0/bias:8', 'C/1/kernel:8x6', 'C/1/bias:6', 'C/out/kernel:6x3', 'C/out/bias:3']);
+    // Without a classifier the layout is unchanged (no C/ tensors travel).
+    expect(modelSpec(defaultModelConfig({}), toy.spans).some((p) => p.name.startsWith('C/'))).toBe(false);
+    // A linear classifier: C/out straight on the row without its label.
+    expect(modelSpec(defaultModelConfig({ classifierColumn: 'c', classifierDims: [] }), toy.spans).filter((p) => p.name.startsWith('C/')).map((p) => p.shape)).toEqual([[1, 3], [3]]);
+    expect(() => modelSpec(defaultModelConfig({ classifierColumn: 'x' }), toy.spans)).toThrow(/classifier column 'x' must be a discrete column/);
+    expect(() => modelSpec(defaultModelConfig({ classifierColumn: 'nope' }), toy.spans)).toThrow(/classifier column 'nope'/);
+    expect(() => parseModelConfig({ classifierColumn: 3 })).toThrow(/classifierColumn/);
+    expect(() => parseModelConfig({ classifierWeight: -1 })).toThrow(/classifierWeight/);
+  });
+
+  it('C learns the label from the features; the generator carries the classifier term; no tensor leaks', () => {
+    const m = model({});
+    const t = createTrainer(m, { lrG: 2e-3, lrD: 2e-3, seed: 4 });
+    t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
+    const before = tf.memory().numTensors;
+    const c0 = flat(m.classifierVariables());
+    const losses = t.trainSteps(toy.data, 400, { steps: 150, batchSize: 40 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(relErr(flat(m.classifierVariables()), c0)).toBeGreaterThan(0.01);
+    const first = losses[0]!;
+    const last = losses.slice(-20).reduce((s, l) => s + l.classifierLoss!, 0) / 20;
+    // x ≈ centre[c] separates the three categories: C goes well below chance (ln 3 ≈ 1.10).
+    expect(first.classifierLoss!).toBeGreaterThan(0.7);
+    expect(last).toBeLessThan(0.35);
+    expect(losses.every((l) => Number.isFinite(l.gClassifierLoss!))).toBe(true);
+    t.dispose();
+    m.dispose();
+  });
+
+  for (const classifierDims of [[8, 6], []]) {
+    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips (∇D_r, ∇C_r) jointly to C and noises both, as naive per-example autodiff`, () => {
+      const m = model({ classifierDims });
+      const dVars = m.discriminatorVariables();
+      const cVars = m.classifierVariables();
+      const idx = [0, 5, 17, 33, 48, 61, 77, 90, 102, 150];
+      const real = realBatch(m, idx);
+      const fake = realBatch(m, [200, 201, 202, 203]); // any fixed rows serve as the (unclipped) fake term
+      const E = 8;
+      // Naive per-example joint gradients.
+      const per: { d: Float32Array; c: Float32Array }[] = idx.map((_, r) => {
+        const xr = tf.slice(real.packed, [r, 0], [1, -1]) as tf.Tensor2D;
+        const rr = tf.slice(real.rows, [r, 0], [1, -1]) as tf.Tensor2D;
+        const gd = tf.variableGrads(() => tf.sum(softplus(tf.neg(dLogits(m, xr)))) as tf.Scalar, dVars);
+        const gc = tf.variableGrads(() => labelCrossEntropy(m.classifierForward(rr).logits, m.labelOf(rr)), cVars);
+        const out = { d: flat(dVars.map((v) => gd.grads[v.name]!)), c: flat(cVars.map((v) => gc.grads[v.name]!)) };
+        tf.dispose([gd.value, gc.value, ...Object.values(gd.grads), ...Object.values(gc.grads)]);
+        return out;
+      });
+      const joint = per.map((p) => Math.sqrt(norm(p.d) ** 2 + norm(p.c) ** 2));
+      const C = [...joint].sort((a, b) => a - b)[joint.length >> 1]!;
+      const wantD = new Float32Array(per[0]!.d.length);
+      const wantC = new Float32Array(per[0]!.c.length);
+      per.forEach((p, r) => {
+        const f = Math.min(1, C / joint[r]!);
+        expect(Math.sqrt((f * norm(p.d)) ** 2 + (f * norm(p.c)) ** 2)).toBeLessThanOrEqual(C * (1 + 1e-6));
+        p.d.forEach((v, j) => (wantD[j] += (f * v) / E));
+        p.c.forEach((v, j) => (wantC[j] += (f * v) / E));
+      });
+      const fakeGrad = tf.variableGrads(() => tf.mean(softplus(dLogits(m, fake.packed))) as tf.Scalar, dVars);
+      flat(dVars.map((v) => fakeGrad.grads[v.name]!)).forEach((v, j) => (wantD[j] += v));
+      const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05 };
+      const opts = { dp, expectedRealPacks: E, rng: new Rng(1), realRows: real.rows };
+      const clean = dpDiscriminatorGradients(m, real.packed, fake.packed, { ...opts, noNoise: true });
+      expect(clean.clippedFraction).toBeGreaterThan(0);
+      expect(relErr(flat(clean.grads), wantD)).toBeLessThan(1e-4);
+      expect(relErr(flat(clean.classifierGrads!), wantC)).toBeLessThan(1e-4);
+      // Noise on C too: N(0, (σC)²)/E per coordinate (pac 1: Δ = C).
+      const reps = 40;
+      let s2 = 0;
+      let n = 0;
+      for (let k = 0; k < reps; k++) {
+        const noisy = dpDiscriminatorGradients(m, real.packed, fake.packed, opts);
+        const g = flat(noisy.classifierGrads!);
+        g.forEach((v, j) => {
+          s2 += ((v - wantC[j]!) * E) ** 2;
+          n++;
+        });
+        tf.dispose([...noisy.grads, ...noisy.classifierGrads!]);
+      }
+      expect(Math.abs(Math.sqrt(s2 / n) / (dp.noiseMultiplier * C) - 1)).toBeLessThan(0.1);
+      tf.dispose([real.rows, real.packed, fake.rows, fake.packed, fakeGrad.value, ...Object.values(fakeGrad.grads), ...clean.grads, ...clean.classifierGrads!]);
+      m.dispose();
+    });
+  }
+
+  it('DP training with a classifier moves C, leaks no tensors, and refuses pac > 1', () => {
+    const m = model({});
+    const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
+    t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
+    const before = tf.memory().numTensors;
+    const c0 = flat(m.classifierVariables());
+    const losses = t.trainSteps(toy.data, 400, { steps: 3, batchSize: 40 });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(losses.every((l) => Number.isFinite(l.classifierLoss!))).toBe(true);
+    expect(relErr(flat(m.classifierVariables()), c0)).toBeGreaterThan(0);
+    t.dispose();
+    m.dispose();
+    const packed = model({ pac: 2 });
+    expect(() => createTrainer(packed, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } })).toThrow(/DP-SGD with a classifier needs pac = 1/);
+    // dp-sgd itself refuses too (a caller that skips the trainer).
+    const real = realBatch(packed, [0, 1]);
+    expect(() =>
+      dpDiscriminatorGradients(packed, real.packed, real.packed, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 }, expectedRealPacks: 1, rng: new Rng(1), realRows: real.rows }),
+    ).toThrow(/classifier needs pac = 1/);
+    tf.dispose([real.rows, real.packed]);
+    packed.dispose();
+  });
+});
+
+describe('consortium model config', () => {
+  it("turns the classifier on for the schema's target, off at weight 0 or without a target", async () => {
+    const { consortiumModelConfig } = await import('../../coordinator/model-config');
+    const { transactionSchema } = await import('../../shared/data/simulate');
+    const schema = transactionSchema();
+    expect(schema.target).toBe('is_fraud');
+    expect(consortiumModelConfig(schema, { seed: 1 })).toMatchObject({ classifierColumn: 'is_fraud', classifierWeight: 1, seed: 1 });
+    expect(consortiumModelConfig(schema, { classifierWeight: 2 })).toMatchObject({ classifierColumn: 'is_fraud', classifierWeight: 2 });
+    expect(consortiumModelConfig(schema, { classifierWeight: 0 }).classifierColumn).toBeNull();
+    const { target: _t, ...noTarget } = schema;
+    expect(consortiumModelConfig({ ...noTarget, columns: schema.columns.map((c) => ({ ...c, role: c.role === 'target' ? 'feature' : c.role })) }, {}).classifierColumn).toBeNull();
+  });
+});
