@@ -16,7 +16,8 @@ export function register(program: Command): void {
     .requiredOption('--out <csv>', 'output CSV; the model card is written beside it as <csv>.model-card.json')
     .option('--where <column=value>', 'only rows with this category of a discrete column, e.g. is_fraud=1')
     .option('--seed <n>', 'random seed for reproducible samples')
-    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string }) => {
+    .option('--no-stratify', "without --where: draw each row's condition as CTGAN does, instead of stratifying by the schema's target (each class's share from the consortium's DP-noised counts)")
+    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean }) => {
       const n = positiveInt(o.rows, '--rows');
       let where: { column: string; value: string } | undefined;
       if (o.where !== undefined) {
@@ -28,14 +29,15 @@ export function register(program: Command): void {
       await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
       const progress = createProgress('sampling', n);
       const t0 = Date.now();
-      const { rows, columns } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, {
+      const { rows, columns, stratifiedBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, {
         where,
+        stratify: o.stratify !== false,
         seed: o.seed === undefined ? undefined : positiveInt(o.seed, '--seed'),
         onProgress: (done) => progress.update(done),
       });
       progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
       writeCsv(o.out, columns, rows);
-      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, ...ckpt.meta, categoryWeights: undefined };
+      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, ...ckpt.meta, categoryWeights: undefined };
       writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
       process.stdout.write(`${o.out}\n`);
     });

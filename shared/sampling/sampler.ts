@@ -1,13 +1,20 @@
-// Sampling a checkpointed global model: generator → transformer.inverse → rows. Unconditional
-// samples draw the conditional vector from the consortium's category weights (merged DP-noised
-// counts); `where` conditions the generator on one category of a discrete column and returns
-// exactly the requested number of rows that satisfy it.
+// Sampling a checkpointed global model: generator → transformer.inverse → rows.
+// - `where` conditions the generator on one category of a discrete column and returns exactly the
+//   requested number of rows that satisfy it (rows that still miss are rejected, bounded tries).
+// - Unconditional, when the schema names a target that is a conditional column: stratified by the
+//   target. Each target class c gets its share of the rows from the consortium's category weights
+//   (merged DP-noised counts, public), generated as `where target = c`. So the target's rate
+//   follows the consortium's counts and every row's features were generated for its own label,
+//   whatever the generator produces for the target when conditioned on other columns (a rare class
+//   such as fraud is otherwise easily over- or under-produced).
+// - Otherwise: the conditional vector is drawn from the category weights as CTGAN does.
 import { createModel, parseModelConfig, type OutputSpan } from '../model';
 import type { Row } from '../data/schema';
 import type { DataTransformer } from '../transformer/types';
 import { SimpleTransformer } from '../transformer/simple';
 import { GmmTransformer } from '../transformer/gmm';
 import { frequenciesInSpanOrder, type ColumnWeights } from './category-weights';
+import { Rng } from '../tensor/random';
 
 export interface SamplableModel {
   modelConfig: unknown;
@@ -22,6 +29,8 @@ export interface SampleOptions {
   seed?: number;
   /** Rejection fallback: at most this many extra batches before giving up. */
   maxTries?: number;
+  /** Unconditional samples: stratify by the schema's target (default true; see the header). */
+  stratify?: boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -40,7 +49,14 @@ export function transformerFromState(state: unknown): DataTransformer {
   throw new SamplingError(`unknown transformer kind ${JSON.stringify(kind)} in the checkpoint`);
 }
 
-export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {}): { rows: Row[]; columns: string[] } {
+export interface SampleResult {
+  rows: Row[];
+  columns: string[];
+  /** The target column the rows were stratified by (absent: not stratified, e.g. `where`, no target, or the fallback). */
+  stratifiedBy?: string;
+}
+
+export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {}): SampleResult {
   if (!Number.isInteger(n) || n < 1) throw new SamplingError(`the number of rows must be a positive integer, got ${n}`);
   const transformer = transformerFromState(m.transformer);
   const model = createModel(parseModelConfig(m.modelConfig), transformer.spans as OutputSpan[]);
@@ -51,8 +67,36 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const batch = 2000;
     const rows: Row[] = [];
     let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const weights = m.meta.categoryWeights;
+    const target = (transformer as SimpleTransformer | GmmTransformer).schema.target;
+    const targetSpan = target === undefined ? -1 : model.condSpans.findIndex((s) => s.column === target);
+    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && weights) {
+      const w = frequenciesInSpanOrder(model, weights)[targetSpan]!;
+      const quotas = apportion(n, w);
+      if (quotas) {
+        const categories = transformer.discreteSpans().find((d) => d.column === target)!.categories;
+        try {
+          let done = 0;
+          quotas.forEach((q, c) => {
+            if (q === 0) return;
+            const part = sampleRows(m, q, { ...opts, seed: seed++, where: { column: target!, value: categories[c]! }, onProgress: (d) => opts.onProgress?.(done + d, n) });
+            rows.push(...part.rows);
+            done += q;
+          });
+          const rng = new Rng(seed);
+          for (let i = rows.length - 1; i > 0; i--) {
+            const j = rng.int(i + 1);
+            [rows[i], rows[j]] = [rows[j]!, rows[i]!];
+          }
+          return { rows, columns, stratifiedBy: target! };
+        } catch (e) {
+          // A class the generator (almost) never produces: sample as CTGAN does instead.
+          if (!(e instanceof SamplingError)) throw e;
+          rows.length = 0;
+        }
+      }
+    }
     if (!opts.where) {
-      const weights = m.meta.categoryWeights;
       if (model.condSpans.length > 0 && !weights) throw new SamplingError('this model has no category weights (no bank summaries were merged before training); it cannot be sampled unconditionally');
       const categoryFrequencies = model.condSpans.length > 0 ? frequenciesInSpanOrder(model, weights!) : undefined;
       while (rows.length < n) {
@@ -74,7 +118,6 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const matches = (r: Row): boolean => String(r[colIndex]) === discrete.categories[category];
     const maxTries = opts.maxTries ?? 50;
     let tries = 0;
-    const weights = m.meta.categoryWeights;
     const categoryFrequencies = model.condSpans.length > 0 && weights ? frequenciesInSpanOrder(model, weights) : undefined;
     while (rows.length < n) {
       if (tries++ > maxTries + Math.ceil(n / batch)) {
@@ -92,6 +135,21 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * n split in proportion to non-negative weights, by largest remainder (exactly n in total), or
+ * null when the weights sum to 0.
+ */
+export function apportion(n: number, weights: readonly number[]): number[] | null {
+  const total = weights.reduce((a, w) => a + Math.max(0, w), 0);
+  if (!(total > 0)) return null;
+  const exact = weights.map((w) => (n * Math.max(0, w)) / total);
+  const out = exact.map(Math.floor);
+  let left = n - out.reduce((a, b) => a + b, 0);
+  const order = exact.map((e, i) => ({ i, r: e - Math.floor(e) })).sort((a, b) => b.r - a.r || a.i - b.i);
+  for (let k = 0; left > 0; k++, left--) out[order[k % order.length]!.i]! += 1;
+  return out;
 }
 
 function normaliseBoolean(type: string, value: string): string {
