@@ -10,7 +10,7 @@ import { dpDiscriminatorGradients } from '../../shared/model/dp-sgd';
 import { leakyRelu, linear, softplus } from '../../shared/model/layers';
 import { selectBackend } from '../../shared/tensor/backend';
 import { Rng } from '../../shared/tensor/random';
-import { condToy } from './helpers';
+import { condToy, flat, norm, relErr } from './helpers';
 
 const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 const K = 3;
@@ -22,22 +22,6 @@ function model(over: Partial<ModelConfig>): GanModel {
   );
 }
 
-function flat(ts: tf.Tensor[]): Float32Array {
-  const parts = ts.map((t) => t.dataSync() as Float32Array);
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-const norm = (v: Float32Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d += (a[i]! - b[i]!) ** 2;
-  return Math.sqrt(d) / Math.max(norm(b), 1e-12);
-}
 
 /** D's logits by plain autodiff-able ops (dropout 0), for the naive per-example reference. */
 function dLogits(m: GanModel, x: tf.Tensor2D): tf.Tensor2D {

@@ -28,7 +28,7 @@ import { Rng } from '../../shared/tensor/random';
 import { BudgetExceededError, PrivacyLedger } from '../../client-node/ledger';
 import { GanLocalTrainer } from '../../client-node/local-trainer';
 import type { TrainingPlan } from '../../client-node/wire';
-import { condToy } from './helpers';
+import { condToy, flat, norm, relErr } from './helpers';
 
 const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 
@@ -47,24 +47,6 @@ function forwardWithMasks(m: GanModel, x: tf.Tensor2D, masks: (tf.Tensor2D | und
   return linear(a, m.variable('D/out/kernel'), m.variable('D/out/bias'));
 }
 
-function flat(ts: tf.Tensor[]): Float32Array {
-  const parts = ts.map((t) => t.dataSync() as Float32Array);
-  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-const norm = (v: Float32Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d += (a[i]! - b[i]!) ** 2;
-  return Math.sqrt(d) / Math.max(norm(b), 1e-12);
-}
 
 function packedBatch(m: GanModel, rows: number, seed: number): tf.Tensor2D {
   const r = new Rng(seed);

@@ -1,4 +1,5 @@
 // Toy data sets for model tests (small, fast to learn).
+import type * as tf from '@tensorflow/tfjs';
 import type { OutputSpan } from '../../shared/model/config';
 import { Rng } from '../../shared/tensor/random';
 
@@ -45,4 +46,25 @@ export function std(xs: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < xs.length; i++) s += (xs[i]! - m) ** 2;
   return Math.sqrt(s / xs.length);
+}
+
+/** Tensors' values concatenated in order (e.g. a gradient list as one vector). */
+export function flat(ts: tf.Tensor[]): Float32Array {
+  const parts = ts.map((t) => t.dataSync() as Float32Array);
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+export const norm = (v: Float32Array): number => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+
+/** ‖a − b‖ / ‖b‖. */
+export function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d += (a[i]! - b[i]!) ** 2;
+  return Math.sqrt(d) / Math.max(norm(b), 1e-12);
 }
