@@ -3,10 +3,11 @@
 //   requested number of rows that satisfy it (rows that still miss are rejected, bounded tries).
 // - Unconditional, when the schema names a target that is a conditional column: stratified by the
 //   target. Each target class c gets its share of the rows from the consortium's category weights
-//   (merged DP-noised counts, public), generated as `where target = c`. So the target's rate
-//   follows the consortium's counts and every row's features were generated for its own label,
-//   whatever the generator produces for the target when conditioned on other columns (a rare class
-//   such as fraud is otherwise easily over- or under-produced).
+//   (merged DP-noised counts, public). Rows are sampled as CTGAN does and kept while their class
+//   has room; a class the generator under-produces is topped up with rows generated for it
+//   (`where target = c`). So the target's rate follows the consortium's counts, whatever the
+//   generator's own rate (a rare class such as fraud is easily over- or under-produced), and rows
+//   keep the label the generator chose with their features where it can.
 // - Otherwise: the conditional vector is drawn from the category weights as CTGAN does.
 import { createModel, parseModelConfig, type OutputSpan } from '../model';
 import type { Row } from '../data/schema';
@@ -75,14 +76,35 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       const quotas = apportion(n, w);
       if (quotas) {
         const categories = transformer.discreteSpans().find((d) => d.column === target)!.categories;
+        const classOf = new Map(categories.map((c, k) => [c, k]));
+        const ti = columns.indexOf(target!);
+        const byClass: Row[][] = quotas.map(() => []);
+        let have = 0;
+        // 1. Rows sampled as CTGAN does (the generator picks each row's label together with its
+        //    features), kept while their class still has room.
+        const free = frequenciesInSpanOrder(model, weights);
+        for (let b = 0; have < n && b < Math.ceil((2 * n) / batch) + 2; b++) {
+          const data = model.generate(batch, { categoryFrequencies: free, seed: seed++ });
+          for (const r of transformer.inverse(data, batch)) {
+            const c = classOf.get(String(r[ti]));
+            if (c !== undefined && byClass[c]!.length < quotas[c]!) {
+              byClass[c]!.push(r);
+              have++;
+            }
+          }
+          opts.onProgress?.(have, n);
+        }
         try {
-          let done = 0;
+          // 2. A class the generator under-produces: the rest generated for it (`where`).
           quotas.forEach((q, c) => {
-            if (q === 0) return;
-            const part = sampleRows(m, q, { ...opts, seed: seed++, where: { column: target!, value: categories[c]! }, onProgress: (d) => opts.onProgress?.(done + d, n) });
-            rows.push(...part.rows);
-            done += q;
+            const missing = q - byClass[c]!.length;
+            if (missing <= 0) return;
+            const part = sampleRows(m, missing, { ...opts, seed: seed++, where: { column: target!, value: categories[c]! }, onProgress: undefined });
+            byClass[c]!.push(...part.rows);
+            have += missing;
+            opts.onProgress?.(have, n);
           });
+          rows.push(...byClass.flat());
           const rng = new Rng(seed);
           for (let i = rows.length - 1; i > 0; i--) {
             const j = rng.int(i + 1);
@@ -92,7 +114,6 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
         } catch (e) {
           // A class the generator (almost) never produces: sample as CTGAN does instead.
           if (!(e instanceof SamplingError)) throw e;
-          rows.length = 0;
         }
       }
     }

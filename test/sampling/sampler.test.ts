@@ -6,7 +6,7 @@ import type { Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { createModel } from '../../shared/model/model';
 import { consortiumModelConfig } from '../../coordinator/model-config';
-import { apportion, sampleRows, type SamplableModel } from '../../shared/sampling/sampler';
+import { apportion, sampleRows, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
 import { selectBackend } from '../../shared/tensor/backend';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
@@ -55,16 +55,19 @@ describe('sampling', () => {
     expect(fraudOf(plain.rows)).not.toBe(300);
   });
 
-  it('falls back to CTGAN-style sampling when a class cannot be reached within the tries', () => {
-    const allFraud = { ...ckpt, meta: { categoryWeights: (ckpt.meta.categoryWeights as { column: string; values: number[] }[]).map((w) => (w.column === 'is_fraud' ? { ...w, values: [0, 1] } : w)) } };
-    // 6000 fraud rows from an untrained generator within ceil(6000 / 2000) batches: out of reach.
-    const r = sampleRows(allFraud, 6000, { seed: 1, maxTries: 0 });
-    expect(r.rows).toHaveLength(6000);
-    expect(r.stratifiedBy).toBeUndefined();
-    const f = fraudOf(r.rows);
-    expect(f).toBeGreaterThan(0);
-    expect(f).toBeLessThan(6000);
-    // With tries to spare, it is exact.
-    expect(fraudOf(sampleRows(allFraud, 500, { seed: 1 }).rows)).toBe(500);
+  it('tops up a class the generator under-produces; falls back to CTGAN-style sampling when it never produces it', () => {
+    const weightsWith = (values: number[]) => (ckpt.meta.categoryWeights as { column: string; values: number[] }[]).map((w) => (w.column === 'is_fraud' ? { ...w, values } : w));
+    // All fraud: more than the CTGAN-style phase yields, so the rest is generated for the class.
+    const allFraud = sampleRows({ ...ckpt, meta: { categoryWeights: weightsWith([0, 1]) } }, 3000, { seed: 1 });
+    expect(fraudOf(allFraud.rows)).toBe(3000);
+    expect(allFraud.stratifiedBy).toBe('is_fraud');
+    // A generator that never outputs fraud (its logit pushed to -30): stratifying is impossible.
+    const t = transformerFromState(ckpt.transformer);
+    const span = t.spans.find((s) => s.column === 'is_fraud')!;
+    const tensors = ckpt.tensors.map((x) => (x.name === 'G/out/bias' ? { ...x, data: x.data.map((v, j) => (j === span.offset + 1 ? -30 : v)) } : x));
+    const never = sampleRows({ ...ckpt, tensors }, 500, { seed: 1, maxTries: 2 });
+    expect(never.rows).toHaveLength(500);
+    expect(never.stratifiedBy).toBeUndefined();
+    expect(fraudOf(never.rows)).toBe(0);
   });
 });
