@@ -59,7 +59,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CryptoRandom, secureGaussian } from '../privacy/secure-noise';
 import { Rng } from '../tensor/random';
 import type { DiscriminatorOutput, DLayerTrace, GanModel } from './model';
-import { leakyRelu, linear, softplus } from './layers';
+import { labelCrossEntropy, leakyRelu, linear, softplus } from './layers';
 
 export interface DpSgdOptions {
   /** σ: noise standard deviation in units of the record-level sensitivity Δ (see recordSensitivity). */
@@ -84,6 +84,19 @@ export function parseDpSgdOptions(dp: unknown, where = 'dp'): DpSgdOptions {
     maxGradNorm: num('maxGradNorm', (v) => v > 0, 'a finite number > 0'),
     sampleRate: num('sampleRate', (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
   };
+}
+
+/**
+ * Throws unless a model with a classifier packs one row per discriminator input: C's per-example
+ * gradient is per record and D's per pack, and DP-SGD clips them jointly per record.
+ */
+export function checkClassifierPacking(model: GanModel, where: string): void {
+  if (model.labelSpan && model.config.pac !== 1) {
+    throw new Error(
+      `${where}: DP-SGD with a classifier needs pac = 1 (this model packs ${model.config.pac} rows): D's per-example gradient is per ` +
+        "pack and C's per record, and they are clipped jointly per record. Use architecture 'mlp', or classifierColumn null.",
+    );
+  }
 }
 
 /** Record-level L2 sensitivity of the clipped gradient sum: C for pac = 1, 2C for pac > 1 (see the header). */
@@ -290,12 +303,7 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
   const vars = model.discriminatorVariables();
   const withClassifier = model.labelSpan !== null;
   if (withClassifier) {
-    if (cfg.pac !== 1) {
-      throw new Error(
-        `dp-sgd: a model with a classifier needs pac = 1 under DP-SGD (got pac ${cfg.pac}): D's per-example gradient is per pack, ` +
-          "C's per record, and one joint clipping norm needs them per the same record. Use architecture 'mlp' or set classifierColumn null.",
-      );
-    }
+    checkClassifierPacking(model, 'dp-sgd');
     if (!o.realRows || o.realRows.shape[0] !== rr) throw new Error(`dp-sgd: a model with a classifier needs realRows with ${rr} rows (the real rows unpacked)`);
   }
   let loss = 0;
@@ -322,7 +330,7 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
         const cDeltas = discriminatorDeltas(model, c.layers, tf.sub(tf.softmax(c.logits), label) as tf.Tensor2D);
         clf = { layers: c.layers, deltas: cDeltas };
         sqReal = tf.add(sqReal, perExampleSquaredNorms(c.layers, cDeltas)) as tf.Tensor1D;
-        classifierLoss = tf.neg(tf.mean(tf.sum(tf.mul(label, tf.logSoftmax(c.logits)), 1))).dataSync()[0]!;
+        classifierLoss = labelCrossEntropy(c.logits, label).dataSync()[0]!;
       }
       const c = clipFactors(sqReal, dp.maxGradNorm);
       if (clf) classifierGrads = weightedGradientSum(model, clf.layers, clf.deltas, tf.div(c, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));

@@ -3,7 +3,7 @@ export * from './spec';
 export * from './model';
 export * from './trainer';
 export { Adam, type AdamOptions } from './adam';
-export { leakyRelu, linear, softplus } from './layers';
+export { labelCrossEntropy, leakyRelu, linear, softplus } from './layers';
 export {
   clipFactors,
   discriminatorDeltas,

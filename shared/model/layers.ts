@@ -18,6 +18,11 @@ export function linear(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Ten
   return tf.add(tf.matMul(x as tf.Tensor2D, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
 }
 
+/** Mean cross-entropy of logits [n, k] against target distributions [n, k] (one-hot labels). */
+export function labelCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), logits.shape[0]) as tf.Scalar);
+}
+
 /** softplus(x) = log(1 + e^x), computed stably as max(x, 0) + log(1 + e^-|x|). */
 export function softplus(x: tf.Tensor): tf.Tensor {
   return tf.add(tf.relu(x), tf.log1p(tf.exp(tf.neg(tf.abs(x)))));

@@ -19,10 +19,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../tensor/random';
 import { Adam } from './adam';
 import { categoryCdfs, drawFromCdf, type GanModel } from './model';
-import { softplus } from './layers';
+import { labelCrossEntropy, softplus } from './layers';
 import { CryptoRandom } from '../privacy/secure-noise';
 import { SecureNoisePrefetcher } from '../privacy/noise-prefetch';
-import { dpDiscriminatorGradients, expectedPacks, packSample, parseDpSgdOptions, poissonSample, type DpSgdOptions } from './dp-sgd';
+import { checkClassifierPacking, dpDiscriminatorGradients, expectedPacks, packSample, parseDpSgdOptions, poissonSample, type DpSgdOptions } from './dp-sgd';
 
 /** Discriminators with at least this many parameters get their DP noise drawn ahead on a worker thread. */
 export const NOISE_PREFETCH_MIN_PARAMS = 100_000;
@@ -151,11 +151,6 @@ export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf
   return tf.tidy(() => (loss === 'ns' ? tf.mean(softplus(tf.neg(fakeLogits))) : tf.neg(tf.mean(fakeLogits))) as tf.Scalar);
 }
 
-/** Mean cross-entropy of logits [n, k] against target distributions [n, k] (one-hot labels). */
-export function labelCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.div(tf.neg(tf.sum(tf.mul(target, tf.logSoftmax(logits)))), logits.shape[0]) as tf.Scalar);
-}
-
 export class Trainer {
   readonly model: GanModel;
   private readonly optG: Adam;
@@ -199,12 +194,7 @@ export class Trainer {
             'statistics, which the privacy accounting does not cover',
         );
       }
-      if (model.labelSpan && model.config.pac !== 1) {
-        throw new Error(
-          `trainer: DP-SGD with a classifier needs pac = 1 (this model packs ${model.config.pac} rows): D's per-example gradient is per ` +
-            "pack and C's per record, and they are clipped jointly per record. Use architecture 'mlp', or classifierColumn null.",
-        );
-      }
+      checkClassifierPacking(model, 'trainer');
       if (model.config.loss !== 'ns') {
         throw new Error(
           `trainer: DP-SGD supports the 'ns' loss only, this model uses '${model.config.loss}' (the WGAN-GP gradient penalty ` +

@@ -5,9 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelConfig, parseModelConfig, type ModelConfig } from '../../shared/model/config';
 import { createModel, type GanModel } from '../../shared/model/model';
 import { modelSpec } from '../../shared/model/spec';
-import { createTrainer, labelCrossEntropy } from '../../shared/model/trainer';
+import { createTrainer } from '../../shared/model/trainer';
 import { dpDiscriminatorGradients } from '../../shared/model/dp-sgd';
-import { leakyRelu, linear, softplus } from '../../shared/model/layers';
+import { labelCrossEntropy, leakyRelu, linear, softplus } from '../../shared/model/layers';
 import { selectBackend } from '../../shared/tensor/backend';
 import { Rng } from '../../shared/tensor/random';
 import { condToy, flat, norm, relErr } from './helpers';
@@ -155,7 +155,7 @@ describe('auxiliary classifier', () => {
     const real = realBatch(packed, [0, 1]);
     expect(() =>
       dpDiscriminatorGradients(packed, real.packed, real.packed, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 }, expectedRealPacks: 1, rng: new Rng(1), realRows: real.rows }),
-    ).toThrow(/classifier needs pac = 1/);
+    ).toThrow(/dp-sgd: DP-SGD with a classifier needs pac = 1/);
     tf.dispose([real.rows, real.packed]);
     packed.dispose();
   });
