@@ -69,11 +69,37 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const rows: Row[] = [];
     let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
     const weights = m.meta.categoryWeights;
+    const freqs = model.condSpans.length > 0 && weights ? frequenciesInSpanOrder(model, weights) : undefined;
+    /**
+     * `count` rows whose column `colIndex` is `category`: generated conditioned on it when it is a
+     * conditional column, else drawn as CTGAN does; rows that miss are rejected (bounded tries).
+     * Seeds run from `firstSeed`.
+     */
+    const rowsWhere = (column: string, colIndex: number, category: number, label: string, count: number, firstSeed: number, onProgress?: (done: number) => void): Row[] => {
+      const discrete = transformer.discreteSpans().find((d) => d.column === column)!;
+      const conditioned = model.condSpans.some((s) => s.column === column);
+      const matches = (r: Row): boolean => String(r[colIndex]) === discrete.categories[category];
+      const maxTries = opts.maxTries ?? 50;
+      const out: Row[] = [];
+      let tries = 0;
+      let s = firstSeed;
+      while (out.length < count) {
+        if (tries++ > maxTries + Math.ceil(count / batch)) {
+          throw new SamplingError(`only ${out.length} of ${count} rows with ${column}=${label} after ${tries - 1} batches: the model rarely produces this category`);
+        }
+        const data = conditioned
+          ? model.generate(batch, { cond: { column, category }, seed: s++ })
+          : model.generate(batch, { categoryFrequencies: freqs, seed: s++ });
+        // Conditioning makes nearly every row match; the check keeps the guarantee exact.
+        for (const r of transformer.inverse(data, batch)) if (matches(r) && out.length < count) out.push(r);
+        onProgress?.(out.length);
+      }
+      return out;
+    };
     const target = (transformer as SimpleTransformer | GmmTransformer).schema.target;
     const targetSpan = target === undefined ? -1 : model.condSpans.findIndex((s) => s.column === target);
-    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && weights) {
-      const w = frequenciesInSpanOrder(model, weights)[targetSpan]!;
-      const quotas = apportion(n, w);
+    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs) {
+      const quotas = apportion(n, freqs[targetSpan]!);
       if (quotas) {
         const categories = transformer.discreteSpans().find((d) => d.column === target)!.categories;
         const classOf = new Map(categories.map((c, k) => [c, k]));
@@ -82,9 +108,8 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
         let have = 0;
         // 1. Rows sampled as CTGAN does (the generator picks each row's label together with its
         //    features), kept while their class still has room.
-        const free = frequenciesInSpanOrder(model, weights);
         for (let b = 0; have < n && b < Math.ceil((2 * n) / batch) + 2; b++) {
-          const data = model.generate(batch, { categoryFrequencies: free, seed: seed++ });
+          const data = model.generate(batch, { categoryFrequencies: freqs, seed: seed++ });
           for (const r of transformer.inverse(data, batch)) {
             const c = classOf.get(String(r[ti]));
             if (c !== undefined && byClass[c]!.length < quotas[c]!) {
@@ -95,12 +120,11 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
           opts.onProgress?.(have, n);
         }
         try {
-          // 2. A class the generator under-produces: the rest generated for it (`where`).
+          // 2. A class the generator under-produces: the rest generated for it (as `where`).
           quotas.forEach((q, c) => {
             const missing = q - byClass[c]!.length;
             if (missing <= 0) return;
-            const part = sampleRows(m, missing, { ...opts, seed: seed++, where: { column: target!, value: categories[c]! }, onProgress: undefined });
-            byClass[c]!.push(...part.rows);
+            byClass[c]!.push(...rowsWhere(target!, ti, c, categories[c]!, missing, seed++));
             have += missing;
             opts.onProgress?.(have, n);
           });
@@ -119,10 +143,9 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     }
     if (!opts.where) {
       if (model.condSpans.length > 0 && !weights) throw new SamplingError('this model has no category weights (no bank summaries were merged before training); it cannot be sampled unconditionally');
-      const categoryFrequencies = model.condSpans.length > 0 ? frequenciesInSpanOrder(model, weights!) : undefined;
       while (rows.length < n) {
         const k = Math.min(batch, n - rows.length);
-        const data = model.generate(k, { categoryFrequencies, seed: seed++ });
+        const data = model.generate(k, { categoryFrequencies: freqs, seed: seed++ });
         rows.push(...transformer.inverse(data, k));
         opts.onProgress?.(rows.length, n);
       }
@@ -135,24 +158,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     if (!discrete) throw new SamplingError(`--where needs a discrete (categorical or boolean) column; '${column}' is not one`);
     const category = discrete.categories.indexOf(normaliseBoolean(schemaColumns[colIndex]!.type, value));
     if (category < 0) throw new SamplingError(`'${value}' is not a category of '${column}' (categories: ${discrete.categories.filter((c) => c !== '').join(', ')})`);
-    const conditioned = model.condSpans.some((s) => s.column === column);
-    const matches = (r: Row): boolean => String(r[colIndex]) === discrete.categories[category];
-    const maxTries = opts.maxTries ?? 50;
-    let tries = 0;
-    const categoryFrequencies = model.condSpans.length > 0 && weights ? frequenciesInSpanOrder(model, weights) : undefined;
-    while (rows.length < n) {
-      if (tries++ > maxTries + Math.ceil(n / batch)) {
-        throw new SamplingError(`only ${rows.length} of ${n} rows with ${column}=${value} after ${tries - 1} batches: the model rarely produces this category`);
-      }
-      const k = batch;
-      const data = conditioned
-        ? model.generate(k, { cond: { column, category }, seed: seed++ })
-        : model.generate(k, { categoryFrequencies, seed: seed++ });
-      // Conditioning makes nearly every row match; the check keeps the guarantee exact.
-      for (const r of transformer.inverse(data, k)) if (matches(r) && rows.length < n) rows.push(r);
-      opts.onProgress?.(rows.length, n);
-    }
-    return { rows, columns };
+    return { rows: rowsWhere(column, colIndex, category, value, n, seed, (done) => opts.onProgress?.(done, n)), columns };
   } finally {
     model.dispose();
   }
