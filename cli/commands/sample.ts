@@ -17,7 +17,8 @@ export function register(program: Command): void {
     .option('--where <column=value>', 'only rows with this category of a discrete column, e.g. is_fraud=1')
     .option('--seed <n>', 'random seed for reproducible samples')
     .option('--no-stratify', "without --where: draw each row's condition as CTGAN does, instead of stratifying by the schema's target (each class's share from the consortium's DP-noised counts)")
-    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean }) => {
+    .option('--generator-labels', "keep the generator's own labels of the schema's target instead of drawing them from the consortium's classifier of the target (models trained with one)")
+    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean; generatorLabels?: boolean }) => {
       const n = positiveInt(o.rows, '--rows');
       let where: { column: string; value: string } | undefined;
       if (o.where !== undefined) {
@@ -29,15 +30,16 @@ export function register(program: Command): void {
       await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
       const progress = createProgress('sampling', n);
       const t0 = Date.now();
-      const { rows, columns, stratifiedBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, {
+      const { rows, columns, stratifiedBy, labelledBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, {
         where,
         stratify: o.stratify !== false,
+        labels: o.generatorLabels ? 'generator' : 'classifier',
         seed: o.seed === undefined ? undefined : positiveInt(o.seed, '--seed'),
         onProgress: (done) => progress.update(done),
       });
       progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
       writeCsv(o.out, columns, rows);
-      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, ...ckpt.meta, categoryWeights: undefined };
+      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, ...ckpt.meta, categoryWeights: undefined };
       writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
       process.stdout.write(`${o.out}\n`);
     });

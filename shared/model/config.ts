@@ -39,7 +39,8 @@ export interface ModelConfig {
    * this discrete column (the schema's target) from the other columns; the generator's loss adds
    * classifierWeight · CE(C(generated features), generated label), so the generated rows keep the
    * label–feature relation that train-on-synthetic models need. null: no classifier.
-   * C reads real rows, so under DP-SGD it is clipped and noised jointly with D (one mechanism).
+   * C reads real rows, so under DP-SGD it is clipped (its own share of the norm) and noised with D:
+   * one mechanism. The sampler draws generated rows' labels from C (shared/sampling).
    */
   classifierColumn: string | null;
   /**
@@ -48,6 +49,12 @@ export interface ModelConfig {
    */
   classifierDims: number[];
   classifierWeight: number;
+  /**
+   * C's Adam learning rate. Higher than the GAN's 2e-4: C is a small supervised model with a fixed
+   * target, and under DP-SGD Adam moves each weight by at most about lr per step, so at 2e-4 a few
+   * hundred private steps cannot take a logistic weight anywhere near where it belongs.
+   */
+  classifierLr: number;
 }
 
 export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
@@ -67,6 +74,7 @@ export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
   classifierColumn: null,
   classifierDims: [128],
   classifierWeight: 1,
+  classifierLr: 1e-3,
 }) as ModelConfig;
 
 /** Defaults for the chosen architecture ('ctgan' packs 10 rows and uses WGAN-GP, like CTGAN). */
@@ -156,6 +164,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     classifierColumn: typeof clf === 'string' ? clf : null,
     classifierDims: dims('classifierDims'),
     classifierWeight: num('classifierWeight', 0, 1e3),
+    classifierLr: num('classifierLr', 0, 1, true),
   };
 }
 

@@ -30,11 +30,14 @@
 //    multiplier σ keeps its usual meaning for the accountant (ε depends only on q, σ, steps).
 //    The per-pack clipping alone (Δ = C) would over-state the guarantee whenever pac > 1.
 //  - The auxiliary classifier C (models with a classifierColumn) reads the same real rows. Its
-//    per-example gradient (cross-entropy of the row's own label) is concatenated with D's before
-//    clipping, ‖(∇D_r, ∇C_r)‖ ≤ C, and the noise covers both parameter sets, so the pair of updates
-//    is one sampled Gaussian mechanism with the same sensitivity, accounted exactly as D alone. C
-//    trains on real rows only; the generator's classifier term is post-processing. Needs pac = 1
-//    (D's per-example gradient is per pack, C's per record).
+//    per-example gradient (cross-entropy of the row's own label) is clipped per group with D's
+//    (McMahan et al. 2018, per-layer clipping): ‖∇D_r‖ ≤ C·√(1−s) and ‖∇C_r‖ ≤ C·√s, s the
+//    classifier's share, so ‖(∇D_r, ∇C_r)‖ ≤ C. The noise N(0, (σC)²) covers both parameter sets, so
+//    the pair of updates is one sampled Gaussian mechanism with the same sensitivity, accounted
+//    exactly as D alone. Separate budgets matter: one joint norm lets D's much larger per-example
+//    gradient take nearly all of it, and C, whose labels the sampler uses, learns nothing under the
+//    noise. C trains on real rows only; the generator's classifier term is post-processing. Needs
+//    pac = 1 (D's per-example gradient is per pack, C's per record).
 //  - Generated ("fake") rows. Their gradient term does not depend on the private records: G's
 //    weights are themselves outputs of this DP process (post-processing), their cond vectors come
 //    from the DP-noised category counts (or uniform weights), and their number is fixed (the
@@ -68,7 +71,15 @@ export interface DpSgdOptions {
   maxGradNorm: number;
   /** q: Poisson sampling rate of local records per D update, in (0, 1]. */
   sampleRate: number;
+  /**
+   * s: models with a classifier, the share of C² that bounds C's per-example gradient (‖∇C_r‖ ≤ C√s,
+   * ‖∇D_r‖ ≤ C√(1−s)); in (0, 1), default DEFAULT_CLASSIFIER_CLIP_SHARE.
+   */
+  classifierClipShare?: number;
 }
+
+/** Default classifierClipShare: C's clipping norm C/2, D's C·√3/2 (a small C needs little of the norm). */
+export const DEFAULT_CLASSIFIER_CLIP_SHARE = 0.25;
 
 /** Validates DP-SGD options (throws naming the bad field); returns a copy. */
 export function parseDpSgdOptions(dp: unknown, where = 'dp'): DpSgdOptions {
@@ -83,6 +94,7 @@ export function parseDpSgdOptions(dp: unknown, where = 'dp'): DpSgdOptions {
     noiseMultiplier: num('noiseMultiplier', (v) => v >= 0, 'a finite number ≥ 0'),
     maxGradNorm: num('maxGradNorm', (v) => v > 0, 'a finite number > 0'),
     sampleRate: num('sampleRate', (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
+    ...(o.classifierClipShare !== undefined ? { classifierClipShare: num('classifierClipShare', (v) => v > 0 && v < 1, 'a number in (0, 1)') } : {}),
   };
 }
 
@@ -321,19 +333,18 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
     let lossT: tf.Tensor = tf.mean(softplus(rr > 0 ? tf.slice(logits, [rr, 0], [rf, 1]) : logits));
     if (rr > 0) {
       const sq = perExampleSquaredNorms(out.layers, deltas);
-      let sqReal = tf.slice(sq, [0], [rr]) as tf.Tensor1D;
-      let clf: { layers: DLayerTrace[]; deltas: tf.Tensor2D[] } | undefined;
+      const sqReal = tf.slice(sq, [0], [rr]) as tf.Tensor1D;
+      const share = withClassifier ? (dp.classifierClipShare ?? DEFAULT_CLASSIFIER_CLIP_SHARE) : 0;
       if (withClassifier) {
         // C on the real rows, cross-entropy against each row's own label: ∂ℓ/∂logits = softmax − label.
-        const c = model.classifierForward(o.realRows!);
+        const cl = model.classifierForward(o.realRows!);
         const label = model.labelOf(o.realRows!);
-        const cDeltas = discriminatorDeltas(model, c.layers, tf.sub(tf.softmax(c.logits), label) as tf.Tensor2D);
-        clf = { layers: c.layers, deltas: cDeltas };
-        sqReal = tf.add(sqReal, perExampleSquaredNorms(c.layers, cDeltas)) as tf.Tensor1D;
-        classifierLoss = labelCrossEntropy(c.logits, label).dataSync()[0]!;
+        const cDeltas = discriminatorDeltas(model, cl.layers, tf.sub(tf.softmax(cl.logits), label) as tf.Tensor2D);
+        const cClip = clipFactors(perExampleSquaredNorms(cl.layers, cDeltas), dp.maxGradNorm * Math.sqrt(share));
+        classifierGrads = weightedGradientSum(model, cl.layers, cDeltas, tf.div(cClip, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));
+        classifierLoss = labelCrossEntropy(cl.logits, label).dataSync()[0]!;
       }
-      const c = clipFactors(sqReal, dp.maxGradNorm);
-      if (clf) classifierGrads = weightedGradientSum(model, clf.layers, clf.deltas, tf.div(c, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));
+      const c = clipFactors(sqReal, dp.maxGradNorm * Math.sqrt(1 - share));
       clippedFraction = tf.mean(tf.cast(tf.less(c, 1), 'float32')).dataSync()[0]!;
       w = tf.concat([tf.div(c, o.expectedRealPacks), fakeW]) as tf.Tensor1D;
       lossT = tf.add(lossT, tf.mean(softplus(tf.neg(tf.slice(logits, [0, 0], [rr, 1])))));

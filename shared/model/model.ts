@@ -318,6 +318,15 @@ export class GanModel {
     return { logits, layers };
   }
 
+  /**
+   * C's class probabilities for encoded rows (n·outputDim values, e.g. generate()'s output) →
+   * n·labelDim values, row-major. Used to label generated rows (shared/sampling).
+   */
+  classifierProbabilities(data: Float32Array, n: number): Float32Array {
+    if (data.length !== n * this.outputDim) throw new Error(`classifierProbabilities: expected ${n}×${this.outputDim} values, got ${data.length}`);
+    return tf.tidy(() => tf.softmax(this.classifierForward(tf.tensor2d(data, [n, this.outputDim])).logits).dataSync() as Float32Array);
+  }
+
   /** The label span of rows [n, outputDim] (one-hot for real rows; Gumbel-softmax for generated ones). */
   labelOf(rows: tf.Tensor2D): tf.Tensor2D {
     const label = this.labelSpan;

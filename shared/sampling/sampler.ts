@@ -1,13 +1,23 @@
-// Sampling a checkpointed global model: generator → transformer.inverse → rows.
+// Sampling a checkpointed global model: generator → (classifier labels) → transformer.inverse → rows.
+// - Labels of the schema's target. When the model has the auxiliary classifier C of the target
+//   (config.classifierColumn), generated rows get their label from C, drawn from C's class
+//   probabilities given the generated features: x from the generator, y ~ C(y | x). C is trained
+//   on the banks' real rows (under DP-SGD when the consortium trains privately) and carries the
+//   target's relation to the other columns far more directly than the generator's own label
+//   choice, which a GAN learns slowly and, under DP noise, hardly at all. `labels: 'generator'`
+//   keeps the generator's labels. Post-processing of released weights: no privacy cost.
 // - `where` conditions the generator on one category of a discrete column and returns exactly the
 //   requested number of rows that satisfy it (rows that still miss are rejected, bounded tries).
+//   On the target itself the rows keep the label they were generated for.
 // - Unconditional, when the schema names a target that is a conditional column: stratified by the
 //   target. Each target class c gets its share of the rows from the consortium's category weights
-//   (merged DP-noised counts, public). Rows are sampled as CTGAN does and kept while their class
-//   has room; a class the generator under-produces is topped up with rows generated for it
-//   (`where target = c`). So the target's rate follows the consortium's counts, whatever the
-//   generator's own rate (a rare class such as fraud is easily over- or under-produced), and rows
-//   keep the label the generator chose with their features where it can.
+//   (merged DP-noised counts, public). With C's labels: each chunk of rows sampled as CTGAN does
+//   gets exactly its classes' shares, the rows of each class drawn without replacement with
+//   weights C(c | x), rarest class first (a prior shift of C to the consortium's class shares).
+//   With the generator's labels: rows are kept while their class has room; a class the generator
+//   under-produces is topped up with rows generated for it (`where target = c`).
+//   So the target's rate follows the consortium's counts, whatever the model's own rate (a rare
+//   class such as fraud is easily over- or under-produced).
 // - Otherwise: the conditional vector is drawn from the category weights as CTGAN does.
 import { createModel, parseModelConfig, type OutputSpan } from '../model';
 import type { Row } from '../data/schema';
@@ -32,6 +42,8 @@ export interface SampleOptions {
   maxTries?: number;
   /** Unconditional samples: stratify by the schema's target (default true; see the header). */
   stratify?: boolean;
+  /** Where the target's labels come from: the classifier C (default, when the model has one) or the generator. */
+  labels?: 'classifier' | 'generator';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,6 +67,8 @@ export interface SampleResult {
   columns: string[];
   /** The target column the rows were stratified by (absent: not stratified, e.g. `where`, no target, or the fallback). */
   stratifiedBy?: string;
+  /** The target column whose labels were drawn from the classifier C (absent: the generator's labels). */
+  labelledBy?: string;
 }
 
 export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {}): SampleResult {
@@ -70,6 +84,20 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     let seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
     const weights = m.meta.categoryWeights;
     const freqs = model.condSpans.length > 0 && weights ? frequenciesInSpanOrder(model, weights) : undefined;
+    const labelSpan = opts.labels !== 'generator' ? model.labelSpan : null;
+    // Label draws have their own stream (generation seeds run seed, seed+1, …).
+    const labelRng = new Rng(seed + 0x40000000);
+    /** Overwrites the label span of k generated rows with C's draws (exact class counts when `quotas`). */
+    const labelRows = (data: Float32Array, k: number, quotas?: number[]): void => {
+      const span = labelSpan!;
+      const probs = model.classifierProbabilities(data, k);
+      const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng) : labelsByDraw(probs, span.dim, labelRng);
+      const d = model.outputDim;
+      for (let r = 0; r < k; r++) {
+        data.fill(0, r * d + span.offset, r * d + span.offset + span.dim);
+        data[r * d + span.offset + labels[r]!] = 1;
+      }
+    };
     /**
      * `count` rows whose column `colIndex` is `category`: generated conditioned on it when it is a
      * conditional column, else drawn as CTGAN does; rows that miss are rejected (bounded tries).
@@ -90,6 +118,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
         const data = conditioned
           ? model.generate(batch, { cond: { column, category }, seed: s++ })
           : model.generate(batch, { categoryFrequencies: freqs, seed: s++ });
+        if (labelSpan && column !== labelSpan.column) labelRows(data, batch);
         // Conditioning makes nearly every row match; the check keeps the guarantee exact.
         for (const r of transformer.inverse(data, batch)) if (matches(r) && out.length < count) out.push(r);
         onProgress?.(out.length);
@@ -98,7 +127,24 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     };
     const target = (transformer as SimpleTransformer | GmmTransformer).schema.target;
     const targetSpan = target === undefined ? -1 : model.condSpans.findIndex((s) => s.column === target);
-    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs) {
+    const labelledBy = labelSpan ? { labelledBy: labelSpan.column } : {};
+    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs && labelSpan?.column === target && labelSpan!.dim === freqs[targetSpan]!.length) {
+      const remaining = apportion(n, freqs[targetSpan]!);
+      if (remaining) {
+        // Each chunk takes its share of the classes' remaining quotas, so the totals are exact.
+        while (rows.length < n) {
+          const k = Math.min(batch, n - rows.length);
+          const quotas = apportion(k, remaining)!;
+          quotas.forEach((q, c) => (remaining[c]! -= q));
+          const data = model.generate(k, { categoryFrequencies: freqs, seed: seed++ });
+          labelRows(data, k, quotas);
+          rows.push(...transformer.inverse(data, k));
+          opts.onProgress?.(rows.length, n);
+        }
+        return { rows, columns, stratifiedBy: target!, ...labelledBy };
+      }
+    }
+    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs && !labelSpan) {
       const quotas = apportion(n, freqs[targetSpan]!);
       if (quotas) {
         const categories = transformer.discreteSpans().find((d) => d.column === target)!.categories;
@@ -146,10 +192,11 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       while (rows.length < n) {
         const k = Math.min(batch, n - rows.length);
         const data = model.generate(k, { categoryFrequencies: freqs, seed: seed++ });
+        if (labelSpan) labelRows(data, k);
         rows.push(...transformer.inverse(data, k));
         opts.onProgress?.(rows.length, n);
       }
-      return { rows, columns };
+      return { rows, columns, ...labelledBy };
     }
     const { column, value } = opts.where;
     const colIndex = columns.indexOf(column);
@@ -158,10 +205,53 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     if (!discrete) throw new SamplingError(`--where needs a discrete (categorical or boolean) column; '${column}' is not one`);
     const category = discrete.categories.indexOf(normaliseBoolean(schemaColumns[colIndex]!.type, value));
     if (category < 0) throw new SamplingError(`'${value}' is not a category of '${column}' (categories: ${discrete.categories.filter((c) => c !== '').join(', ')})`);
-    return { rows: rowsWhere(column, colIndex, category, value, n, seed, (done) => opts.onProgress?.(done, n)), columns };
+    const whereRows = rowsWhere(column, colIndex, category, value, n, seed, (done) => opts.onProgress?.(done, n));
+    return { rows: whereRows, columns, ...(labelSpan && column !== labelSpan.column ? labelledBy : {}) };
   } finally {
     model.dispose();
   }
+}
+
+/** One label per row drawn from its class probabilities (probs: rows·k values, row-major). */
+export function labelsByDraw(probs: Float32Array, k: number, rng: Rng): Int32Array {
+  const n = probs.length / k;
+  const out = new Int32Array(n);
+  for (let r = 0; r < n; r++) {
+    let total = 0;
+    for (let c = 0; c < k; c++) total += probs[r * k + c]!;
+    let u = rng.next() * total;
+    let c = 0;
+    while (c < k - 1 && (u -= probs[r * k + c]!) >= 0) c++;
+    out[r] = c;
+  }
+  return out;
+}
+
+/**
+ * Labels with exact class counts (quotas, summing to the row count): for each class, rarest first,
+ * quotas[c] of the rows not yet labelled, drawn without replacement with weights probs[r][c]
+ * (Efraimidis & Spirakis 2006: the largest keys log(u)/w); the most frequent class takes the rest.
+ */
+export function labelsForQuotas(probs: Float32Array, k: number, quotas: readonly number[], rng: Rng): Int32Array {
+  const n = probs.length / k;
+  if (quotas.length !== k) throw new Error(`labelsForQuotas: ${quotas.length} quotas for ${k} classes`);
+  if (quotas.reduce((a, b) => a + b, 0) !== n) throw new Error(`labelsForQuotas: quotas sum to ${quotas.reduce((a, b) => a + b, 0)}, not the ${n} rows`);
+  const out = new Int32Array(n).fill(-1);
+  const order = quotas.map((_, c) => c).sort((a, b) => quotas[a]! - quotas[b]! || a - b);
+  const last = order.pop()!;
+  for (const c of order) {
+    if (quotas[c] === 0) continue;
+    const keys: { r: number; key: number }[] = [];
+    for (let r = 0; r < n; r++) {
+      if (out[r] !== -1) continue;
+      const w = probs[r * k + c]!;
+      keys.push({ r, key: w > 0 ? Math.log(rng.nextOpen()) / w : -Infinity });
+    }
+    keys.sort((a, b) => b.key - a.key || a.r - b.r);
+    for (let j = 0; j < quotas[c]!; j++) out[keys[j]!.r] = c;
+  }
+  for (let r = 0; r < n; r++) if (out[r] === -1) out[r] = last;
+  return out;
 }
 
 /**

@@ -1,5 +1,5 @@
 // The auxiliary classifier (CTAB-GAN): its layout, its training and generator term, and its DP-SGD
-// path — C's per-example gradient is clipped jointly with D's (one norm per record) and noised.
+// path — C's per-example gradient is clipped per group with D's (‖(∇D_r, ∇C_r)‖ ≤ C per record) and noised.
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelConfig, parseModelConfig, type ModelConfig } from '../../shared/model/config';
@@ -60,10 +60,12 @@ describe('auxiliary classifier', () => {
     expect(() => modelSpec(defaultModelConfig({ classifierColumn: 'nope' }), toy.spans)).toThrow(/classifier column 'nope'/);
     expect(() => parseModelConfig({ classifierColumn: 3 })).toThrow(/classifierColumn/);
     expect(() => parseModelConfig({ classifierWeight: -1 })).toThrow(/classifierWeight/);
+    expect(() => parseModelConfig({ classifierLr: 0 })).toThrow(/'classifierLr' must be a number in \(0, 1\]/);
+    expect(parseModelConfig({}).classifierLr).toBe(1e-3);
   });
 
   it('C learns the label from the features; the generator carries the classifier term; no tensor leaks', () => {
-    const m = model({});
+    const m = model({ classifierLr: 2e-3 });
     const t = createTrainer(m, { lrG: 2e-3, lrD: 2e-3, seed: 4 });
     t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
     const before = tf.memory().numTensors;
@@ -82,7 +84,7 @@ describe('auxiliary classifier', () => {
   });
 
   for (const classifierDims of [[8, 6], []]) {
-    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips (∇D_r, ∇C_r) jointly to C and noises both, as naive per-example autodiff`, () => {
+    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips ∇D_r to C√(1−s) and ∇C_r to C√s (so ‖(∇D_r, ∇C_r)‖ ≤ C) and noises both, as naive per-example autodiff`, () => {
       const m = model({ classifierDims });
       const dVars = m.discriminatorVariables();
       const cVars = m.classifierVariables();
@@ -100,19 +102,29 @@ describe('auxiliary classifier', () => {
         tf.dispose([gd.value, gc.value, ...Object.values(gd.grads), ...Object.values(gc.grads)]);
         return out;
       });
-      const joint = per.map((p) => Math.sqrt(norm(p.d) ** 2 + norm(p.c) ** 2));
-      const C = [...joint].sort((a, b) => a - b)[joint.length >> 1]!;
+      // Per-group clipping: D to C·√(1−s), C to C·√s. C and s put both groups' medians at their
+      // clipping norms, so some rows are clipped in each group and some are not.
+      const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+      const mD = median(per.map((p) => norm(p.d)));
+      const mC = median(per.map((p) => norm(p.c)));
+      const C = Math.sqrt(mD ** 2 + mC ** 2);
+      const share = mC ** 2 / C ** 2;
       const wantD = new Float32Array(per[0]!.d.length);
       const wantC = new Float32Array(per[0]!.c.length);
-      per.forEach((p, r) => {
-        const f = Math.min(1, C / joint[r]!);
-        expect(Math.sqrt((f * norm(p.d)) ** 2 + (f * norm(p.c)) ** 2)).toBeLessThanOrEqual(C * (1 + 1e-6));
-        p.d.forEach((v, j) => (wantD[j] += (f * v) / E));
-        p.c.forEach((v, j) => (wantC[j] += (f * v) / E));
+      let clippedC = 0;
+      per.forEach((p) => {
+        const fD = Math.min(1, (C * Math.sqrt(1 - share)) / norm(p.d));
+        const fC = Math.min(1, (C * Math.sqrt(share)) / norm(p.c));
+        if (fC < 1) clippedC++;
+        expect(Math.sqrt((fD * norm(p.d)) ** 2 + (fC * norm(p.c)) ** 2)).toBeLessThanOrEqual(C * (1 + 1e-6));
+        p.d.forEach((v, j) => (wantD[j] += (fD * v) / E));
+        p.c.forEach((v, j) => (wantC[j] += (fC * v) / E));
       });
+      expect(clippedC).toBeGreaterThan(0);
+      expect(clippedC).toBeLessThan(per.length);
       const fakeGrad = tf.variableGrads(() => tf.mean(softplus(dLogits(m, fake.packed))) as tf.Scalar, dVars);
       flat(dVars.map((v) => fakeGrad.grads[v.name]!)).forEach((v, j) => (wantD[j] += v));
-      const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05 };
+      const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05, classifierClipShare: share };
       const opts = { dp, expectedRealPacks: E, rng: new Rng(1), realRows: real.rows };
       const clean = dpDiscriminatorGradients(m, real.packed, fake.packed, { ...opts, noNoise: true });
       expect(clean.clippedFraction).toBeGreaterThan(0);
@@ -137,7 +149,7 @@ describe('auxiliary classifier', () => {
     });
   }
 
-  it('DP training with a classifier moves C, leaks no tensors, and refuses pac > 1', () => {
+  it('DP training with a classifier moves C, leaks no tensors, and refuses pac > 1 or a bad clipping share', () => {
     const m = model({});
     const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
     t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
@@ -147,6 +159,9 @@ describe('auxiliary classifier', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(losses.every((l) => Number.isFinite(l.classifierLoss!))).toBe(true);
     expect(relErr(flat(m.classifierVariables()), c0)).toBeGreaterThan(0);
+    for (const bad of [0, 1, -0.5, Number.NaN]) {
+      expect(() => createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1, classifierClipShare: bad } })).toThrow(/classifierClipShare must be a number in \(0, 1\)/);
+    }
     t.dispose();
     m.dispose();
     const packed = model({ pac: 2 });

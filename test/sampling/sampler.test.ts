@@ -1,12 +1,14 @@
-// Sampling a model: stratified by the schema's target (each class's share from the consortium's
-// DP-noised category weights, every row generated for its own label), reproducible by seed, with the
-// CTGAN-style fallback when a class cannot be reached; apportioning is exact.
+// Sampling a model: the target's labels drawn from the classifier C given the generated features
+// (or the generator's own), stratified by the target (each class's share from the consortium's
+// DP-noised category weights), reproducible by seed, with the CTGAN-style fallback when a class
+// cannot be reached (generator labels); apportioning and quota labelling are exact.
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { createModel } from '../../shared/model/model';
 import { consortiumModelConfig } from '../../coordinator/model-config';
-import { apportion, sampleRows, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
+import { apportion, labelsByDraw, labelsForQuotas, sampleRows, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
+import { Rng } from '../../shared/tensor/random';
 import { selectBackend } from '../../shared/tensor/backend';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
@@ -40,32 +42,105 @@ describe('sampling', () => {
     for (const n of [1, 17, 1000]) expect(apportion(n, [3, 0.2, 7, 1e-3])!.reduce((a, b) => a + b, 0)).toBe(n);
   });
 
-  it("unconditional samples are stratified by the target: each class's share from the category weights, reproducible", () => {
-    const a = sampleRows(ckpt, 1000, { seed: 9 });
+  it('draws labels from class probabilities: independently, or with exact class counts weighted by the probabilities', () => {
+    const rng = new Rng(3);
+    // Independent draws follow the probabilities.
+    const n = 20000;
+    const probs = new Float32Array(n * 3);
+    for (let r = 0; r < n; r++) probs.set(r % 2 ? [0.7, 0.2, 0.1] : [0.1, 0.1, 0.8], r * 3);
+    const drawn = labelsByDraw(probs, 3, rng);
+    const share = (parity: number, c: number): number => drawn.filter((l, r) => r % 2 === parity && l === c).length / (n / 2);
+    expect(share(1, 0)).toBeCloseTo(0.7, 1);
+    expect(share(1, 2)).toBeCloseTo(0.1, 1);
+    expect(share(0, 2)).toBeCloseTo(0.8, 1);
+    // Quotas: exact counts; the rare class goes to the rows most likely to carry it.
+    const m = 1000;
+    const p2 = new Float32Array(m * 2);
+    for (let r = 0; r < m; r++) p2.set(r < 20 ? [0.05, 0.95] : [0.999, 0.001], r * 2);
+    const q = labelsForQuotas(p2, 2, [980, 20], rng);
+    expect(q.filter((l) => l === 1).length).toBe(20);
+    expect(q.slice(0, 20).filter((l) => l === 1).length).toBeGreaterThanOrEqual(15);
+    // A quota larger than the likely rows takes the rest by weight, still exactly.
+    const q2 = labelsForQuotas(p2, 2, [900, 100], rng);
+    expect(q2.filter((l) => l === 1).length).toBe(100);
+    expect(q2.slice(0, 20).every((l) => l === 1)).toBe(true);
+    expect(() => labelsForQuotas(p2, 2, [10, 20], rng)).toThrow(/quotas sum to 30, not the 1000 rows/);
+  });
+
+  it("labels come from the classifier C: stratified counts exact, the rows C deems likelier carry the rare class; --where on the target keeps the generator's label", () => {
+    const a = sampleRows(ckpt, 1000, { seed: 4 });
+    expect(fraudOf(a.rows)).toBe(300);
+    expect(a.stratifiedBy).toBe('is_fraud');
+    expect(a.labelledBy).toBe('is_fraud');
+    expect(sampleRows(ckpt, 1000, { seed: 4 }).rows).toEqual(a.rows);
+    // A classifier that says "fraud" exactly for online transactions: labels follow it.
+    const t = transformerFromState(ckpt.transformer);
+    const channel = t.spans.find((s) => s.column === 'channel')!;
+    const label = t.spans.find((s) => s.column === 'is_fraud')!;
+    const online = t.discreteSpans().find((d) => d.column === 'channel')!.categories.indexOf('online');
+    const hidden = ckpt.tensors.find((x) => x.name === 'C/0/kernel')!.shape[1]!;
+    const at = (channel.offset < label.offset ? channel.offset : channel.offset - label.dim) + online; // C's input skips the label span
+    const tensors = ckpt.tensors.map((x) => {
+      if (!x.name.startsWith('C/')) return x;
+      const data = new Float32Array(x.data.length);
+      if (x.name === 'C/0/kernel') data[at * hidden] = 1; // unit 0 = "channel is online"
+      if (x.name === 'C/out/kernel') data.set([-20, 20], 0); // logit(fraud) − logit(legit) = 40 · unit 0 − 4
+      if (x.name === 'C/out/bias') data.set([0, -4]);
+      return { ...x, data };
+    });
+    expect(online).toBeGreaterThanOrEqual(0);
+    const sharp = { ...ckpt, tensors };
+    const plain = sampleRows(sharp, 2000, { seed: 5, stratify: false });
+    expect(plain.labelledBy).toBe('is_fraud');
+    const ci = plain.columns.indexOf('channel');
+    const j = plain.columns.indexOf('is_fraud');
+    const fraudRate = (rows: Row[]): number => rows.filter((r) => Number(r[j]) === 1).length / rows.length;
+    expect(fraudRate(plain.rows.filter((r) => r[ci] === 'online'))).toBeGreaterThan(0.95);
+    expect(fraudRate(plain.rows.filter((r) => r[ci] !== 'online'))).toBeLessThan(0.05);
+    // Stratified at 30% fraud: the fraud quota goes to online rows first.
+    const strat = sampleRows(sharp, 2000, { seed: 5 });
+    expect(fraudOf(strat.rows)).toBe(600);
+    const onlineShare = strat.rows.filter((r) => r[ci] === 'online').length / 2000;
+    expect(fraudRate(strat.rows.filter((r) => r[ci] === 'online'))).toBeGreaterThan(Math.min(0.9, 0.3 / onlineShare - 0.05));
+    const gen = sampleRows(sharp, 2000, { seed: 5, stratify: false, labels: 'generator' });
+    expect(gen.labelledBy).toBeUndefined();
+    expect(gen.rows).not.toEqual(plain.rows);
+    // --where on the target: the generator's label (all rows match); on another column: C's labels.
+    const fraudOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '1' } });
+    expect(fraudOf(fraudOnly.rows)).toBe(300);
+    expect(fraudOnly.labelledBy).toBeUndefined();
+    const onlineOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'channel', value: 'online' } });
+    expect(onlineOnly.labelledBy).toBe('is_fraud');
+    expect(onlineOnly.rows.every((r) => r[ci] === 'online')).toBe(true);
+    expect(fraudRate(onlineOnly.rows)).toBeGreaterThan(0.95);
+  });
+
+  it("with the generator's labels, unconditional samples are stratified by the target: each class's share from the category weights, reproducible", () => {
+    const a = sampleRows(ckpt, 1000, { seed: 9, labels: 'generator' });
     expect(a.rows).toHaveLength(1000);
     expect(fraudOf(a.rows)).toBe(300);
     expect(a.stratifiedBy).toBe('is_fraud');
     // Classes are interleaved, not in blocks.
     const j = a.columns.indexOf('is_fraud');
     expect(a.rows.slice(0, 100).some((r) => Number(r[j]) === 1) && a.rows.slice(0, 100).some((r) => Number(r[j]) === 0)).toBe(true);
-    expect(sampleRows(ckpt, 1000, { seed: 9 }).rows).toEqual(a.rows);
+    expect(sampleRows(ckpt, 1000, { seed: 9, labels: 'generator' }).rows).toEqual(a.rows);
     // Without stratification the untrained generator's own fraud rate shows through.
-    const plain = sampleRows(ckpt, 1000, { seed: 9, stratify: false });
+    const plain = sampleRows(ckpt, 1000, { seed: 9, stratify: false, labels: 'generator' });
     expect(plain.stratifiedBy).toBeUndefined();
     expect(fraudOf(plain.rows)).not.toBe(300);
   });
 
-  it('tops up a class the generator under-produces; falls back to CTGAN-style sampling when it never produces it', () => {
+  it('generator labels: tops up a class the generator under-produces; falls back to CTGAN-style sampling when it never produces it', () => {
     const weightsWith = (values: number[]) => (ckpt.meta.categoryWeights as { column: string; values: number[] }[]).map((w) => (w.column === 'is_fraud' ? { ...w, values } : w));
     // All fraud: more than the CTGAN-style phase yields, so the rest is generated for the class.
-    const allFraud = sampleRows({ ...ckpt, meta: { categoryWeights: weightsWith([0, 1]) } }, 3000, { seed: 1 });
+    const allFraud = sampleRows({ ...ckpt, meta: { categoryWeights: weightsWith([0, 1]) } }, 3000, { seed: 1, labels: 'generator' });
     expect(fraudOf(allFraud.rows)).toBe(3000);
     expect(allFraud.stratifiedBy).toBe('is_fraud');
     // A generator that never outputs fraud (its logit pushed to -30): stratifying is impossible.
     const t = transformerFromState(ckpt.transformer);
     const span = t.spans.find((s) => s.column === 'is_fraud')!;
     const tensors = ckpt.tensors.map((x) => (x.name === 'G/out/bias' ? { ...x, data: x.data.map((v, j) => (j === span.offset + 1 ? -30 : v)) } : x));
-    const never = sampleRows({ ...ckpt, tensors }, 500, { seed: 1, maxTries: 2 });
+    const never = sampleRows({ ...ckpt, tensors }, 500, { seed: 1, maxTries: 2, labels: 'generator' });
     expect(never.rows).toHaveLength(500);
     expect(never.stratifiedBy).toBeUndefined();
     expect(fraudOf(never.rows)).toBe(0);
