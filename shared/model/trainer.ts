@@ -174,8 +174,11 @@ export class Trainer {
     const base = { beta1: opts.beta1 ?? 0.5, beta2: opts.beta2 ?? 0.9, eps: opts.eps ?? 1e-8 };
     this.optG = new Adam(model.generatorVariables(), { ...base, lr: opts.lrG ?? 2e-4, weightDecay: opts.weightDecayG ?? 1e-6 });
     this.optD = new Adam(model.discriminatorVariables(), { ...base, lr: opts.lrD ?? 2e-4, weightDecay: opts.weightDecayD ?? 1e-6 });
-    // The classifier reads the same real rows as D; its own learning rate (ModelConfig.classifierLr).
-    if (model.labelSpan) this.optC = new Adam(model.classifierVariables(), { ...base, lr: model.config.classifierLr, weightDecay: opts.weightDecayD ?? 1e-6 });
+    // The classifier reads the same real rows as D; its own learning rate (ModelConfig.classifierLr, classifierLrDp).
+    if (model.labelSpan) {
+      const lr = opts.dp ? model.config.classifierLrDp : model.config.classifierLr;
+      this.optC = new Adam(model.classifierVariables(), { ...base, lr, weightDecay: opts.weightDecayD ?? 1e-6 });
+    }
     this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
     this.sampling = opts.sampling ?? (opts.dp ? 'uniform' : 'by-category');
     if (this.sampling !== 'by-category' && this.sampling !== 'uniform') {

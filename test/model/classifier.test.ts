@@ -62,6 +62,22 @@ describe('auxiliary classifier', () => {
     expect(() => parseModelConfig({ classifierWeight: -1 })).toThrow(/classifierWeight/);
     expect(() => parseModelConfig({ classifierLr: 0 })).toThrow(/'classifierLr' must be a number in \(0, 1\]/);
     expect(parseModelConfig({}).classifierLr).toBe(1e-3);
+    expect(() => parseModelConfig({ classifierLrDp: 2 })).toThrow(/'classifierLrDp' must be a number in \(0, 1\]/);
+  });
+
+  it("C learns at classifierLr, or at classifierLrDp under DP-SGD (Adam's first step moves each weight by about lr)", () => {
+    for (const dp of [undefined, { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 }]) {
+      const m = model({ classifierLr: 1e-4, classifierLrDp: 1e-2 });
+      const t = createTrainer(m, { seed: 2, weightDecayD: 0, ...(dp ? { dp } : {}) });
+      const c0 = flat(m.classifierVariables());
+      t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
+      const moved = flat(m.classifierVariables()).reduce((mx, v, j) => Math.max(mx, Math.abs(v - c0[j]!)), 0);
+      const lr = dp ? 1e-2 : 1e-4;
+      expect(moved).toBeGreaterThan(0.9 * lr);
+      expect(moved).toBeLessThan(1.01 * lr);
+      t.dispose();
+      m.dispose();
+    }
   });
 
   it('C learns the label from the features; the generator carries the classifier term; no tensor leaks', () => {
