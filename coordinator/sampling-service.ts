@@ -251,7 +251,7 @@ export class SamplingService {
     const t0 = Date.now();
     try {
       const ckpt = this.checkpoint(this.load(row));
-      const { rows, columns } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, { where, seed: seedRaw === null ? undefined : Number(seedRaw) });
+      const { rows, columns, stratifiedBy, labelledBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, { where, seed: seedRaw === null ? undefined : Number(seedRaw) });
       const lines = [formatCsvLine(columns)];
       for (const r of rows) lines.push(formatCsvLine(r));
       const body = Buffer.from(lines.join('\n') + '\n', 'utf8');
@@ -261,6 +261,10 @@ export class SamplingService {
         'content-length': String(body.length),
         'x-fedsynth-model-card': `/models/${row.version}/card`,
         link: `</models/${row.version}/card>; rel="describedby"`,
+        // How the rows were drawn (see shared/sampling/sampler.ts): the target column they were
+        // stratified by, and the one whose labels the consortium's classifier drew.
+        ...(stratifiedBy ? { 'x-fedsynth-stratified-by': stratifiedBy } : {}),
+        ...(labelledBy ? { 'x-fedsynth-labels-from-classifier': labelledBy } : {}),
       });
       res.end(body);
       this.opts.log.info('sample_served', { modelVersion: row.version, rows: n, where: w ?? undefined, seconds: Number(((Date.now() - t0) / 1000).toFixed(2)) });

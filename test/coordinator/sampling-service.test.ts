@@ -169,6 +169,9 @@ describe('GET /sample', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     expect(res.headers.get('x-fedsynth-model-card')).toBe('/models/1/card');
+    // The schema names is_fraud as its target: stratified by it, labels drawn by its classifier.
+    expect(res.headers.get('x-fedsynth-stratified-by')).toBe('is_fraud');
+    expect(res.headers.get('x-fedsynth-labels-from-classifier')).toBe('is_fraud');
     const body = new Uint8Array(await res.arrayBuffer());
     expect(verifyBody('sample', body, res.headers.get('x-fedsynth-signature')!, key)).toBe(true);
     const lines = Buffer.from(body).toString('utf8').trimEnd().split('\n');
@@ -183,6 +186,7 @@ describe('GET /sample', () => {
     const c = header!.split(',').indexOf('channel');
     expect(rows).toHaveLength(20);
     expect(rows.every((r) => r.split(',')[c] === 'online')).toBe(true);
+    expect(res.headers.get('x-fedsynth-stratified-by')).toBeNull();
     const capped = await get('/sample?rows=5001');
     expect(capped.status).toBe(400);
     expect(((await capped.json()) as { error: string }).error).toMatch(/capped at 5000/);
