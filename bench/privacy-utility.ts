@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const body = [
     `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr} --ema ${ema} --classifier-weight ${classifierWeight}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms), 80% on DP-SGD for the discriminator (σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off).`,
+    `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms), 80% on DP-SGD for the discriminator and the target's classifier C (one mechanism; σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
     '| data | ε per bank | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
     '|---|---|---|---|---|---|---|---|---|',

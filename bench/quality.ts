@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   const body = [
     `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --loss ${arg('--loss', 'ns')} --lr ${lr}${args.includes('--keep-optimizer') ? ' --keep-optimizer' : ''}${extraFlags}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows; judged by \`fedsynth evaluate\` against the real holdout.`,
+    `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows, sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from the classifier C); judged by \`fedsynth evaluate\` against the real holdout.`,
     '',
     '| data | column shapes | column pairs | detection AUC | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | closer-to-train / MIA AUC | ms per local step | wall |',
     '|---|---|---|---|---|---|---|---|---|',
