@@ -135,7 +135,7 @@ export interface FederatedOptions {
   keepOptimizer?: boolean;
   seed: number;
   /** Record-level DP per bank: total ε (summary + DP-SGD) at δ; absent = non-private. */
-  dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number };
+  dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number; classifierClipShare?: number };
   /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
@@ -197,13 +197,13 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   let sampleRate = 0;
   let sgdEpsilon = 0;
   const trainers = models.map((m, b) => {
-    let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number } | undefined;
+    let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number; classifierClipShare?: number } | undefined;
     if (o.dp) {
       sampleRate = Math.min(1, o.batchSize / data[b]!.n);
       sgdEpsilon = o.dp.epsilon * (1 - o.dp.summaryShare);
       const s = noiseMultiplierFor({ targetEpsilon: sgdEpsilon, delta: o.dp.delta, sampleRate, steps: o.rounds * o.localSteps });
       sigma = Math.max(sigma, s);
-      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate };
+      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}) };
     }
     return createTrainer(m, {
       lrG: o.lr,

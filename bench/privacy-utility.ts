@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--model JSON] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--model JSON] [--no-write]
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +22,7 @@ const steps = Number(arg('--steps', '50'));
 const lr = Number(arg('--lr', '2e-4'));
 const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generator-ema
 const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordinator's default --classifier-weight
+const clipShare = args.includes('--classifier-clip-share') ? Number(arg('--classifier-clip-share', '')) : undefined; // DP-SGD's classifierClipShare (default 0.25)
 const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const write = !args.includes('--no-write');
 const work = resolve('.tmp/bench-privacy');
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     for (const eps of epsilons) {
       const t0 = performance.now();
       log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1 }, log });
+      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       const tstr = metric(report, 'utility.gbdt.tstr.auc');

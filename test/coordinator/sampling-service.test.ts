@@ -236,3 +236,21 @@ describe('fedsynth fetch-model', () => {
     expect(badErr).toMatch(/does not verify against the pinned coordinator key/);
   });
 });
+
+describe('fedsynth sample', () => {
+  it("writes the rows and a model card that says how they were drawn; --generator-labels keeps the generator's labels", async () => {
+    const run = async (extra: string[]): Promise<{ code: number | null; card: Record<string, unknown>; lines: string[] }> => {
+      const out = join(dir, `cli-sample${extra.length}.csv`);
+      const child = spawn(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '40', '--out', out, '--seed', '3', ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      return { code, card: JSON.parse(readFileSync(`${out}.model-card.json`, 'utf8')), lines: readFileSync(out, 'utf8').trimEnd().split('\n') };
+    };
+    const plain = await run([]);
+    expect(plain.code).toBe(0);
+    expect(plain.lines).toHaveLength(41);
+    expect(plain.card).toMatchObject({ rows: 40, stratifiedBy: 'is_fraud', labelsFromClassifier: 'is_fraud' });
+    const gen = await run(['--generator-labels']);
+    expect(gen.code).toBe(0);
+    expect(gen.card).toMatchObject({ rows: 40, labelsFromClassifier: null });
+  });
+});
