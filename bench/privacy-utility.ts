@@ -1,7 +1,8 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--model JSON] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--model JSON] [--also-unstratified] [--no-write]
+// --also-unstratified: also scores rows sampled from the same model without stratifying (fedsynth sample --no-stratify), printed only.
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,6 +40,10 @@ async function main(): Promise<void> {
       const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
+      if (args.includes('--also-unstratified')) {
+        const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
+        log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+      }
       const tstr = metric(report, 'utility.gbdt.tstr.auc');
       const trtr = metric(report, 'utility.gbdt.trtr.auc');
       const p = res.privacy!;
