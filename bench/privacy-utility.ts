@@ -40,6 +40,8 @@ async function main(): Promise<void> {
       const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
+      // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
+      log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
       if (args.includes('--also-unstratified')) {
         const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
         log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
