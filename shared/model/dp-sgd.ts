@@ -288,8 +288,8 @@ export interface DpGradientOptions {
   noNoise?: boolean;
   /**
    * Models with a classifier: the real rows unpacked ([realPacks, outputDim]; pac must be 1). C's
-   * per-example gradient joins D's in ONE clipping norm, ‖(∇D_r, ∇C_r)‖ ≤ C, and both get noise: one
-   * sampled Gaussian mechanism over the concatenated parameters, accounted exactly as D alone.
+   * per-example gradient is clipped to C√s and D's to C√(1−s), so ‖(∇D_r, ∇C_r)‖ ≤ C, and both get
+   * noise: one sampled Gaussian mechanism over the concatenated parameters, accounted as D alone.
    */
   realRows?: tf.Tensor2D;
 }

@@ -19,7 +19,7 @@
 //   So the target's rate follows the consortium's counts, whatever the model's own rate (a rare
 //   class such as fraud is easily over- or under-produced).
 // - Otherwise: the conditional vector is drawn from the category weights as CTGAN does.
-import { createModel, parseModelConfig, type OutputSpan } from '../model';
+import { createModel, drawFromCdf, parseModelConfig, type OutputSpan } from '../model';
 import type { Row } from '../data/schema';
 import type { DataTransformer } from '../transformer/types';
 import { SimpleTransformer } from '../transformer/simple';
@@ -128,7 +128,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const target = (transformer as SimpleTransformer | GmmTransformer).schema.target;
     const targetSpan = target === undefined ? -1 : model.condSpans.findIndex((s) => s.column === target);
     const labelledBy = labelSpan ? { labelledBy: labelSpan.column } : {};
-    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs && labelSpan?.column === target && labelSpan!.dim === freqs[targetSpan]!.length) {
+    if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs && labelSpan?.column === target) {
       const remaining = apportion(n, freqs[targetSpan]!);
       if (remaining) {
         // Each chunk takes its share of the classes' remaining quotas, so the totals are exact.
@@ -216,13 +216,12 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
 export function labelsByDraw(probs: Float32Array, k: number, rng: Rng): Int32Array {
   const n = probs.length / k;
   const out = new Int32Array(n);
+  const cdf = new Float64Array(k);
   for (let r = 0; r < n; r++) {
-    let total = 0;
-    for (let c = 0; c < k; c++) total += probs[r * k + c]!;
-    let u = rng.next() * total;
-    let c = 0;
-    while (c < k - 1 && (u -= probs[r * k + c]!) >= 0) c++;
-    out[r] = c;
+    let acc = 0;
+    for (let c = 0; c < k; c++) cdf[c] = acc += probs[r * k + c]!;
+    for (let c = 0; c < k; c++) cdf[c]! /= acc;
+    out[r] = drawFromCdf(cdf, rng.next());
   }
   return out;
 }
