@@ -41,9 +41,15 @@
 //  - Generated ("fake") rows. Their gradient term does not depend on the private records: G's
 //    weights are themselves outputs of this DP process (post-processing), their cond vectors come
 //    from the DP-noised category counts (or uniform weights), and their number is fixed (the
-//    configured batch size, not the sampled real count). So the fake term is added unclipped and
-//    un-noised, computed in the same backward pass with weight 1/(fake packs). Clipping it too
-//    would change nothing for privacy and only bias the update.
+//    configured batch size, not the sampled real count). So the fake term needs no noise; it is
+//    computed in the same backward pass with weight 1/(fake packs). It IS clipped, to the same norm
+//    as the real packs' D gradients, for the optimisation's sake, not privacy's. With only the real
+//    term clipped, a fake pack's gradient at the start (norm ≈ 8-10 on bank-marketing) outweighs a
+//    clipped real one (≤ 0.87) about tenfold, so D pushes every logit down until σ(D(fake)) has
+//    shrunk the fake gradients to the clipped real ones' size: bench/privacy-utility.ts at ε = 1
+//    showed D(real) ≈ D(fake) ≈ −3.4 and D's ns loss ≈ 3.4 (chance: 2·ln 2 ≈ 1.39), a D that tells
+//    the generator little beyond a constant. Clipping both (in Opacus' DP-GAN example every example of
+//    D's batch passes the clipping too) kept the logits near 0 and D's loss at 1.6-1.7 in the same run.
 //  - Randomness other than the noise. The coupling above compares S and S ∪ {x} under the same
 //    per-position randomness, and the fake term must not depend on the sample size |S|. So the
 //    real packs' dropout masks come from fresh per-step, per-layer streams (row r always gets the
@@ -296,7 +302,7 @@ export interface DpGradientOptions {
 
 /**
  * One DP-SGD gradient for D's 'ns' loss on packed real rows (a Poisson sample) and packed fake rows
- * (fixed count): (Σ_real clip_C(∇ℓ_r) + N(0, (σΔ)² I)) / E[real packs] + mean_fake ∇ℓ_f.
+ * (fixed count): (Σ_real clip_C(∇ℓ_r) + N(0, (σΔ)² I)) / E[real packs] + mean_fake clip_C(∇ℓ_f).
  */
 export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fake: tf.Tensor2D, o: DpGradientOptions): DpGradientResult {
   const cfg = model.config;
@@ -327,14 +333,15 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
     const out = discriminatorForwardWithMasks(model, x, dpDropoutMasks(model, rr, rf, o.rng));
     const logits = out.logits;
     const deltas = discriminatorDeltas(model, out.layers, nsLogitGradients(logits, rr));
-    // Weights: real rows c_r / E, fake rows 1 / rf.
+    // Weights: real rows c_r / E, fake rows c_f / rf (both clipped to D's norm; see the header).
     let w: tf.Tensor1D;
-    const fakeW = tf.fill([rf], 1 / rf) as tf.Tensor1D;
+    const share = withClassifier ? (dp.classifierClipShare ?? DEFAULT_CLASSIFIER_CLIP_SHARE) : 0;
+    const dNorm = dp.maxGradNorm * Math.sqrt(1 - share);
+    const sq = perExampleSquaredNorms(out.layers, deltas);
+    const fakeW = tf.div(clipFactors(rr > 0 ? (tf.slice(sq, [rr], [rf]) as tf.Tensor1D) : sq, dNorm), rf) as tf.Tensor1D;
     let lossT: tf.Tensor = tf.mean(softplus(rr > 0 ? tf.slice(logits, [rr, 0], [rf, 1]) : logits));
     if (rr > 0) {
-      const sq = perExampleSquaredNorms(out.layers, deltas);
       const sqReal = tf.slice(sq, [0], [rr]) as tf.Tensor1D;
-      const share = withClassifier ? (dp.classifierClipShare ?? DEFAULT_CLASSIFIER_CLIP_SHARE) : 0;
       if (withClassifier) {
         // C on the real rows, cross-entropy against each row's own label: ∂ℓ/∂logits = softmax − label.
         const cl = model.classifierForward(o.realRows!);
@@ -344,7 +351,7 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
         classifierGrads = weightedGradientSum(model, cl.layers, cDeltas, tf.div(cClip, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));
         classifierLoss = labelCrossEntropy(cl.logits, label).dataSync()[0]!;
       }
-      const c = clipFactors(sqReal, dp.maxGradNorm * Math.sqrt(1 - share));
+      const c = clipFactors(sqReal, dNorm);
       clippedFraction = tf.mean(tf.cast(tf.less(c, 1), 'float32')).dataSync()[0]!;
       w = tf.concat([tf.div(c, o.expectedRealPacks), fakeW]) as tf.Tensor1D;
       lossT = tf.add(lossT, tf.mean(softplus(tf.neg(tf.slice(logits, [0, 0], [rr, 1])))));

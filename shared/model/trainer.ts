@@ -323,7 +323,7 @@ export class Trainer {
   /**
    * Loss and mean gradients of D over the packed batch. Real and fake rows go through one forward
    * pass (one larger matMul instead of two). With dp options: the DP-SGD estimate instead
-   * (per-pack clipped real sum + secure Gaussian noise, divided by q·n/pac, plus the fake mean).
+   * (per-pack clipped real sum + secure Gaussian noise, divided by q·n/pac, plus the mean of the clipped fake gradients).
    */
   discriminatorGradients(inputs: DiscriminatorInputs): DiscriminatorGradients {
     const m = this.model;

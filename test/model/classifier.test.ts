@@ -106,7 +106,7 @@ describe('auxiliary classifier', () => {
       const cVars = m.classifierVariables();
       const idx = [0, 5, 17, 33, 48, 61, 77, 90, 102, 150];
       const real = realBatch(m, idx);
-      const fake = realBatch(m, [200, 201, 202, 203]); // any fixed rows serve as the (unclipped) fake term
+      const fake = realBatch(m, [200, 201, 202, 203]); // any fixed rows serve as the fake term (clipped to D's norm, not noised)
       const E = 8;
       // Naive per-example joint gradients.
       const per: { d: Float32Array; c: Float32Array }[] = idx.map((_, r) => {
@@ -138,8 +138,19 @@ describe('auxiliary classifier', () => {
       });
       expect(clippedC).toBeGreaterThan(0);
       expect(clippedC).toBeLessThan(per.length);
-      const fakeGrad = tf.variableGrads(() => tf.mean(softplus(dLogits(m, fake.packed))) as tf.Scalar, dVars);
-      flat(dVars.map((v) => fakeGrad.grads[v.name]!)).forEach((v, j) => (wantD[j] += v));
+      // Fake packs: each one's D gradient clipped to the same C·√(1−s), then averaged.
+      const nFake = fake.packed.shape[0];
+      let clippedFake = 0;
+      for (let f = 0; f < nFake; f++) {
+        const xf = tf.slice(fake.packed, [f, 0], [1, -1]) as tf.Tensor2D;
+        const gf = tf.variableGrads(() => tf.sum(softplus(dLogits(m, xf))) as tf.Scalar, dVars);
+        const g = flat(dVars.map((v) => gf.grads[v.name]!));
+        const fF = Math.min(1, (C * Math.sqrt(1 - share)) / norm(g));
+        if (fF < 1) clippedFake++;
+        g.forEach((v, j) => (wantD[j] += (fF * v) / nFake));
+        tf.dispose([xf, gf.value, ...Object.values(gf.grads)]);
+      }
+      expect(clippedFake).toBeGreaterThan(0);
       const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05, classifierClipShare: share };
       const opts = { dp, expectedRealPacks: E, rng: new Rng(1), realRows: real.rows };
       const clean = dpDiscriminatorGradients(m, real.packed, fake.packed, { ...opts, noNoise: true });
@@ -160,7 +171,7 @@ describe('auxiliary classifier', () => {
         tf.dispose([...noisy.grads, ...noisy.classifierGrads!]);
       }
       expect(Math.abs(Math.sqrt(s2 / n) / (dp.noiseMultiplier * C) - 1)).toBeLessThan(0.1);
-      tf.dispose([real.rows, real.packed, fake.rows, fake.packed, fakeGrad.value, ...Object.values(fakeGrad.grads), ...clean.grads, ...clean.classifierGrads!]);
+      tf.dispose([real.rows, real.packed, fake.rows, fake.packed, ...clean.grads, ...clean.classifierGrads!]);
       m.dispose();
     });
   }

@@ -133,6 +133,39 @@ describe('DP-SGD for the discriminator', () => {
     m.dispose();
   });
 
+  it('fake packs are clipped to the same norm as real ones (no noise): Σ clip(∇ℓ_r)/E + mean clip(∇ℓ_f), as naive autodiff', () => {
+    // Only the real term needs clipping for privacy; the fake term is clipped too so that it cannot
+    // outweigh the clipped real term and drag every logit down (see dp-sgd.ts).
+    const m = model({ pac: 2 });
+    const vars = m.discriminatorVariables();
+    const real = packedBatch(m, 6, 21);
+    const fake = tf.mul(packedBatch(m, 5, 22), 3) as tf.Tensor2D; // larger inputs, larger gradients
+    const masks = dpDropoutMasks(m, 6, 5, new Rng(4));
+    const perRow = (x: tf.Tensor2D, rowMasks: (tf.Tensor2D | undefined)[], sign: number): Float32Array => {
+      const { value, grads } = tf.variableGrads(() => tf.sum(softplus(tf.mul(forwardWithMasks(m, x, rowMasks), sign))) as tf.Scalar, vars);
+      const g = flat(vars.map((v) => grads[v.name]!));
+      tf.dispose([value, ...Object.values(grads)]);
+      return g;
+    };
+    const rowOf = (t: tf.Tensor2D, i: number): tf.Tensor2D => tf.slice(t, [i, 0], [1, -1]) as tf.Tensor2D;
+    const realG = Array.from({ length: 6 }, (_, i) => perRow(rowOf(real, i), masks.map((k) => k && rowOf(k, i)), -1));
+    const fakeG = Array.from({ length: 5 }, (_, i) => perRow(rowOf(fake, i), masks.map((k) => k && rowOf(k, 6 + i)), 1));
+    const C = [...realG, ...fakeG].map(norm).sort((a, b) => a - b)[5]!; // the median: some of each side clipped, some not
+    expect(fakeG.some((g) => norm(g) > C)).toBe(true);
+    const E = 4.5;
+    const want = new Float32Array(realG[0]!.length);
+    for (const g of realG) g.forEach((v, j) => (want[j] += (Math.min(1, C / norm(g)) * v) / E));
+    for (const g of fakeG) g.forEach((v, j) => (want[j] += (Math.min(1, C / norm(g)) * v) / 5));
+    const unclippedFake = new Float32Array(want.length);
+    for (const g of realG) g.forEach((v, j) => (unclippedFake[j] += (Math.min(1, C / norm(g)) * v) / E));
+    for (const g of fakeG) g.forEach((v, j) => (unclippedFake[j] += v / 5));
+    const r1 = dpDiscriminatorGradients(m, real, fake, { dp: { noiseMultiplier: 1, maxGradNorm: C, sampleRate: 0.1 }, expectedRealPacks: E, rng: new Rng(4), noNoise: true });
+    expect(relErr(flat(r1.grads), want)).toBeLessThan(1e-4);
+    expect(relErr(flat(r1.grads), unclippedFake)).toBeGreaterThan(1e-2); // the old, unclipped fake term differs
+    tf.dispose([real, fake, ...masks.filter((k): k is tf.Tensor2D => k !== undefined), ...r1.grads]);
+    m.dispose();
+  });
+
   for (const pac of [1, 2]) {
     it(`pac ${pac}: the added noise is N(0, (σ·Δ)²) with Δ = ${pac === 1 ? 'C' : '2C'}, scaled by 1/E`, () => {
       const m = model({ pac, discriminatorDims: [64, 64] });
