@@ -1,8 +1,11 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--model JSON] [--also-unstratified] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--batch B] [--model JSON] [--work DIR] [--also-unstratified] [--no-write]
 // --also-unstratified: also scores rows sampled from the same model without stratifying (fedsynth sample --no-stratify), printed only.
+// --oracle-labels (diagnostic, printed only): relabels the synthetic rows with a GBDT fitted on the REAL
+//   train split (same positive count, weighted draw) and scores TSTR again: near TRTR means the DP generator's
+//   features suffice and the labels are what is lost; far below means the features are.
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -10,6 +13,8 @@ import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
+import { dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
+import { rng as evalRng } from '../shared/eval/random';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -26,7 +31,9 @@ const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordin
 const clipShare = args.includes('--classifier-clip-share') ? Number(arg('--classifier-clip-share', '')) : undefined; // DP-SGD's classifierClipShare (default 0.25)
 const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const write = !args.includes('--no-write');
-const work = resolve('.tmp/bench-privacy');
+const batchSize = Number(arg('--batch', '500'));
+const lrD = args.includes('--lr-d') ? Number(arg('--lr-d', '')) : undefined; // D's rate when it differs from --lr
+const work = resolve(arg('--work', '.tmp/bench-privacy')); // separate dirs let runs go side by side
 
 async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
@@ -37,11 +44,15 @@ async function main(): Promise<void> {
     for (const eps of epsilons) {
       const t0 = performance.now();
       log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize: 500, lr, generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
+      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
       log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
+      if (args.includes('--oracle-labels')) {
+        const o = await oracleRelabelled(split.trainPath, split.holdoutPath, join(work, `${split.name}-synthetic.csv`), split.schemaPath, split.target);
+        log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
+      }
       if (args.includes('--also-unstratified')) {
         const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
         log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
@@ -55,7 +66,7 @@ async function main(): Promise<void> {
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr} --ema ${ema} --classifier-weight ${classifierWeight}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms), 80% on DP-SGD for the discriminator and the target's classifier C (one mechanism; σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
@@ -67,6 +78,28 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(body + '\n');
   if (write) writeBenchmarkSection('bench:privacy utility', `## bench:privacy utility\n\n${body}`);
+}
+
+/** Diagnostic only (reads real rows freely): see --oracle-labels. */
+async function oracleRelabelled(real: string, holdout: string, synthetic: string, schemaPath: string, target: string): Promise<{ auc: number; recall: number; positives: number; labelAgreementAuc: number }> {
+  const input = await loadEvaluationInput({ real, holdout, synthetic }, { schema: await readSchemaFile(schemaPath), target });
+  const pc = positiveClassOf(input.real.columns.find((c) => c.name === target)!);
+  const X = dropColumn(input.real, target);
+  const Xs = dropColumn(input.synthetic, target);
+  const Xh = dropColumn(input.holdout, target);
+  const ys = pc.is(input.synthetic);
+  const p = trainGbdt(X, pc.is(input.real), { seed: 3 }).predictProba(Xs);
+  let k = 0;
+  for (const v of ys) k += v;
+  // Efraimidis–Spirakis: the k largest u^(1/p) are a weighted draw without replacement.
+  const r = evalRng(5);
+  const keys = Array.from(p, (w, i) => ({ i, key: Math.log(r()) / Math.max(w, 1e-12) }));
+  keys.sort((a, b) => b.key - a.key);
+  const yo = new Uint8Array(ys.length);
+  for (let j = 0; j < k; j++) yo[keys[j]!.i] = 1;
+  const f = fitAndScore('gbdt', Xs, yo, Xh, pc.is(input.holdout), 42);
+  const { aucRoc } = await import('../shared/eval/auc');
+  return { auc: f.metrics.auc, recall: f.metrics.recall, positives: k, labelAgreementAuc: aucRoc(p, ys) };
 }
 
 main().catch((e) => {
