@@ -162,7 +162,8 @@ export interface FederatedResult extends ModelSnapshot {
   trainSeconds: number;
   msPerStep: number;
   /** DP only: noise multiplier of DP-SGD and ε per part. */
-  privacy?: { sigma: number; sampleRate: number; summaryEpsilon: number; sgdEpsilon: number; delta: number };
+  /** summaryNoiseStd: each bank's Gaussian noise sd on every summary count (z·√columns). */
+  privacy?: { sigma: number; sampleRate: number; summaryEpsilon: number; summaryNoiseStd: number; sgdEpsilon: number; delta: number };
 }
 
 export async function trainFederated(split: Split, o: FederatedOptions): Promise<FederatedResult> {
@@ -173,12 +174,14 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const cols = summaryColumns(schema);
   let noiseStd = 0;
   let summaryEpsilon = 0;
+  let summaryNoiseStd = 0;
   const released = banks.map((rows) => {
     const raw = summaryCounts(schema, rows);
     if (!o.dp) return raw;
     summaryEpsilon = o.dp.epsilon * o.dp.summaryShare;
     const z = noiseMultiplierFor({ targetEpsilon: summaryEpsilon, delta: o.dp.delta, sampleRate: 1, steps: 1 });
     const sigma = z * Math.sqrt(cols.length);
+    summaryNoiseStd = sigma;
     noiseStd = Math.sqrt(noiseStd ** 2 + sigma ** 2);
     return raw.map((v) => {
       const noise = secureGaussian(v.length, sigma);
@@ -265,7 +268,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     categoryWeights: merged,
     trainSeconds,
     msPerStep: (trainSeconds * 1000) / steps,
-    ...(o.dp ? { privacy: { sigma, sampleRate, summaryEpsilon, sgdEpsilon, delta: o.dp.delta } } : {}),
+    ...(o.dp ? { privacy: { sigma, sampleRate, summaryEpsilon, summaryNoiseStd, sgdEpsilon, delta: o.dp.delta } } : {}),
   };
 }
 

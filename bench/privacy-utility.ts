@@ -57,10 +57,14 @@ async function main(): Promise<void> {
         const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
         log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
       }
+      // How many minority rows the sample has against the real train split: stratified sampling
+      // follows the consortium's DP-noised class counts, and for a class of a few dozen rows per
+      // bank the noise can be as large as the count.
+      const minority = await minorityRows(split.trainPath, split.holdoutPath, join(work, `${split.name}-synthetic.csv`), split.schemaPath, split.target);
       const tstr = metric(report, 'utility.gbdt.tstr.auc');
       const trtr = metric(report, 'utility.gbdt.trtr.auc');
       const p = res.privacy!;
-      const line = `| ${split.name} | ${eps} | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+      const line = `| ${split.name} | ${eps} | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
       log(line);
       lines.push(line);
     }
@@ -68,16 +72,24 @@ async function main(): Promise<void> {
   const body = [
     `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms), 80% on DP-SGD for the discriminator and the target's classifier C (one mechanism; σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
+    `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms; the noise sd each bank adds to every count is given with the minority rows), 80% on DP-SGD for the discriminator and the target's classifier C (one mechanism; σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
-    '| data | ε per bank | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| data | ε per bank | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...lines,
     '',
     'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55.',
   ].join('\n');
   process.stdout.write(body + '\n');
   if (write) writeBenchmarkSection('bench:privacy utility', `## bench:privacy utility\n\n${body}`);
+}
+
+/** Minority-class rows (the least frequent target value of the real train split) in the sample and in the train split. */
+async function minorityRows(real: string, holdout: string, synthetic: string, schemaPath: string, target: string): Promise<{ synthetic: number; real: number }> {
+  const input = await loadEvaluationInput({ real, holdout, synthetic }, { schema: await readSchemaFile(schemaPath), target });
+  const pc = positiveClassOf(input.real.columns.find((c) => c.name === target)!);
+  const count = (y: Uint8Array): number => y.reduce((s, v) => s + v, 0);
+  return { synthetic: count(pc.is(input.synthetic)), real: count(pc.is(input.real)) };
 }
 
 /** Diagnostic only (reads real rows freely): see --oracle-labels. */
