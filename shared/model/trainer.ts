@@ -161,8 +161,18 @@ export class Trainer {
   private readonly indexCache = new WeakMap<Float32Array, RowIndex>();
   private stepCounter = 0;
   readonly sampling: 'by-category' | 'uniform';
-  /** 'uniform' mode with categoryFrequencies: cond distribution for generated rows (∝ frequency). */
+  /** 'uniform' mode with categoryFrequencies: cond distribution for D's generated rows (∝ frequency). */
   private readonly freqCdfs: (Float64Array | null)[] | undefined;
+  /**
+   * 'uniform' mode with categoryFrequencies: cond distribution of the generator's own step, ∝
+   * log(1 + max(frequency, 1)) as CTGAN's training-by-sampling. D's generated rows must follow the
+   * real rows' category shares (∝ frequency), or D would learn that a rare category means "fake";
+   * the G step reads no real row and may use any distribution. At ∝ frequency a class of 0.4% of
+   * the rows, or one whose DP-noised count came out ≤ 0, almost never conditions the generator, so
+   * it never learns to produce it and `fedsynth sample --where` cannot oversample it. The floor of
+   * 1 keeps every category the schema declares in training.
+   */
+  private readonly genCdfs: (Float64Array | null)[] | undefined;
   /** DP-SGD settings (absent: ordinary training). */
   readonly dp: DpSgdOptions | undefined;
   /** Poisson sampling and privacy noise: node:crypto, never the seeded Rng. */
@@ -211,7 +221,10 @@ export class Trainer {
       // Validate shape and values now, so a bad input fails before any training.
       categoryCdfs(model.condSpans, opts.categoryFrequencies, Math.log1p, 'trainer');
       this.freqs = opts.categoryFrequencies.map((f) => [...f]);
-      if (this.sampling === 'uniform') this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
+      if (this.sampling === 'uniform') {
+        this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
+        this.genCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => Math.log1p(Math.max(f, 1)), 'trainer');
+      }
     } else if (this.dp && model.condDim > 0) {
       // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
       this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer');
@@ -420,7 +433,7 @@ export class Trainer {
     this.checkBatchSize(batchSize);
     const m = this.model;
     const cfg = m.config;
-    const cond = this.sampleCond(data, n, batchSize);
+    const cond = this.generatorConds(batchSize, data, n);
     const noise = this.rng.normal(batchSize * cfg.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
     let condLossT: tf.Scalar | undefined;
@@ -482,17 +495,22 @@ export class Trainer {
     return tf.div(tf.neg(tf.addN(terms)), raw.shape[0]) as tf.Scalar;
   }
 
-  /** Cond vectors for generated rows (see TrainerOptions.sampling). */
-  private sampleCond(data: Float32Array | undefined, n: number | undefined, batchSize: number): Float32Array {
+  /** Cond vectors for the generator's own step (see genCdfs); otherwise as for D's generated rows. */
+  generatorConds(batchSize: number, data?: Float32Array, n?: number): Float32Array {
+    return this.sampleCond(data, n, batchSize, this.genCdfs);
+  }
+
+  /** Cond vectors for generated rows (see TrainerOptions.sampling); `weights` (category CDFs) overrides freqCdfs. */
+  private sampleCond(data: Float32Array | undefined, n: number | undefined, batchSize: number, weights = this.freqCdfs): Float32Array {
     const m = this.model;
     const out = new Float32Array(batchSize * m.condDim);
     if (m.condDim === 0) return out;
     if (this.sampling === 'uniform') {
-      if (this.freqCdfs) {
-        const usable = this.freqCdfs.map((c, k) => (c ? k : -1)).filter((k) => k >= 0);
+      if (weights) {
+        const usable = weights.map((c, k) => (c ? k : -1)).filter((k) => k >= 0);
         for (let r = 0; r < batchSize; r++) {
           const k = usable[this.rng.int(usable.length)]!;
-          out[r * m.condDim + m.condSpans[k]!.condOffset + drawFromCdf(this.freqCdfs[k]!, this.rng.next())] = 1;
+          out[r * m.condDim + m.condSpans[k]!.condOffset + drawFromCdf(weights[k]!, this.rng.next())] = 1;
         }
         return out;
       }

@@ -248,6 +248,33 @@ describe('DP-SGD for the discriminator', () => {
     expect(Math.abs(noisy)).toBeLessThan(0.25 * clean);
   });
 
+  it("with DP-noised category weights, D's generated rows follow them while the generator's step draws ∝ log(1 + max(w, 1)), so a class whose count came out 0 is still trained", () => {
+    const m = model({});
+    const freqs = [[1000, 0, 3]]; // one conditional column ('c'); its middle category's noisy count clamped to 0
+    const t = createTrainer(m, { seed: 5, categoryFrequencies: freqs, dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
+    const share = (cond: Float32Array): number[] => {
+      const c = [0, 0, 0];
+      for (let r = 0; r < cond.length / 3; r++) for (let j = 0; j < 3; j++) c[j] += cond[r * 3 + j]!;
+      const total = c.reduce((a, b) => a + b, 0);
+      return c.map((v) => v / total);
+    };
+    const rows = 6000;
+    const g = share(t.generatorConds(rows));
+    const w = [Math.log1p(1000), Math.log1p(1), Math.log1p(3)];
+    const sw = w.reduce((a, b) => a + b, 0);
+    g.forEach((v, j) => expect(Math.abs(v - w[j]! / sw)).toBeLessThan(0.03));
+    expect(g[1]!).toBeGreaterThan(0.05);
+    // D's generated rows: the cond part of the (pac 1) D input, ∝ the weights themselves.
+    const inputs = t.discriminatorInputs(toy.data, 400, rows, t.samplePrivateRows(400), rows);
+    const fake = inputs.fake.arraySync() as number[][];
+    const d = share(Float32Array.from(fake.flatMap((r) => r.slice(-3))));
+    expect(d[1]).toBe(0);
+    expect(d[0]!).toBeGreaterThan(0.99);
+    tf.dispose([inputs.real, inputs.fake]);
+    t.dispose();
+    m.dispose();
+  });
+
   it('trainSteps with DP leaks no tensors and changes D', () => {
     const m = model({ pac: 2 });
     const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
