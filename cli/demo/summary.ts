@@ -21,10 +21,11 @@ export interface ComparisonSummary {
   columns: Record<string, { real: ColumnStats; synthetic: ColumnStats }>;
 }
 
-export async function summarizeComparison(schemaPath: string, realFiles: string[], syntheticFile: string): Promise<ComparisonSummary> {
+/** `where`: only rows whose column has this value (e.g. the fraud rows), in both the real and the synthetic files. */
+export async function summarizeComparison(schemaPath: string, realFiles: string[], syntheticFile: string, where?: { column: string; value: string }): Promise<ComparisonSummary> {
   const schema = validateSchema(JSON.parse(readFileSync(schemaPath, 'utf8')));
-  const real = await columnStats(schema, realFiles);
-  const synthetic = await columnStats(schema, [syntheticFile]);
+  const real = await columnStats(schema, realFiles, where);
+  const synthetic = await columnStats(schema, [syntheticFile], where);
   const columns: ComparisonSummary['columns'] = {};
   for (const c of schema.columns) {
     if (c.role === 'id' || c.role === 'pii') continue;
@@ -45,7 +46,14 @@ export async function summarizeComparison(schemaPath: string, realFiles: string[
   };
 }
 
-async function columnStats(schema: ConsortiumSchema, files: string[]): Promise<{ rows: number; stats: Map<string, ColumnStats> }> {
+/** The least frequent value of the schema's target among `s`'s real rows (the fraud class), if any. */
+export function minorityClass(s: ComparisonSummary): string | undefined {
+  const f = s.target ? s.columns[s.target]?.real.frequencies : undefined;
+  if (!f || Object.keys(f).length < 2) return undefined;
+  return Object.entries(f).sort((a, b) => a[1] - b[1])[0]![0];
+}
+
+async function columnStats(schema: ConsortiumSchema, files: string[], where?: { column: string; value: string }): Promise<{ rows: number; stats: Map<string, ColumnStats> }> {
   const modelled = schema.columns.filter((c) => c.role !== 'id' && c.role !== 'pii');
   const numeric = new Map<string, { s: number; s2: number; n: number }>();
   const counts = new Map<string, Map<string, number>>();
@@ -57,7 +65,10 @@ async function columnStats(schema: ConsortiumSchema, files: string[]): Promise<{
   for (const file of files) {
     const csv = await openCsv(file);
     const index = new Map(csv.header.map((h, i) => [h, i]));
+    const whereAt = where ? index.get(where.column) : undefined;
+    if (where && whereAt === undefined) throw new Error(`${file} has no column '${where.column}'`);
     for await (const rec of csv.rows) {
+      if (where && rec.values[whereAt!] !== where.value) continue;
       rows += 1;
       for (const c of modelled) {
         const i = index.get(c.name);
