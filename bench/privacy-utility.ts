@@ -13,8 +13,10 @@ import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
-import { dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
-import { rng as evalRng } from '../shared/eval/random';
+import { aucRoc, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
+import { labelsForQuotas } from '../shared/sampling/sampler';
+import { Rng } from '../shared/tensor/random';
+import type { Split } from './federated';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -49,8 +51,10 @@ async function main(): Promise<void> {
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
       log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
+      // The sample just evaluated, loaded once more for the minority count (and the diagnostic).
+      const sample = await loadSample(split, join(work, `${split.name}-synthetic.csv`));
       if (args.includes('--oracle-labels')) {
-        const o = await oracleRelabelled(split.trainPath, split.holdoutPath, join(work, `${split.name}-synthetic.csv`), split.schemaPath, split.target);
+        const o = oracleRelabelled(sample);
         log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
       }
       if (args.includes('--also-unstratified')) {
@@ -60,7 +64,7 @@ async function main(): Promise<void> {
       // How many minority rows the sample has against the real train split: stratified sampling
       // follows the consortium's DP-noised class counts, and for a class of a few dozen rows per
       // bank the noise can be as large as the count.
-      const minority = await minorityRows(split.trainPath, split.holdoutPath, join(work, `${split.name}-synthetic.csv`), split.schemaPath, split.target);
+      const minority = { synthetic: count(sample.ys), real: count(sample.y) };
       const tstr = metric(report, 'utility.gbdt.tstr.auc');
       const trtr = metric(report, 'utility.gbdt.trtr.auc');
       const p = res.privacy!;
@@ -84,34 +88,40 @@ async function main(): Promise<void> {
   if (write) writeBenchmarkSection('bench:privacy utility', `## bench:privacy utility\n\n${body}`);
 }
 
-/** Minority-class rows (the least frequent target value of the real train split) in the sample and in the train split. */
-async function minorityRows(real: string, holdout: string, synthetic: string, schemaPath: string, target: string): Promise<{ synthetic: number; real: number }> {
-  const input = await loadEvaluationInput({ real, holdout, synthetic }, { schema: await readSchemaFile(schemaPath), target });
-  const pc = positiveClassOf(input.real.columns.find((c) => c.name === target)!);
-  const count = (y: Uint8Array): number => y.reduce((s, v) => s + v, 0);
-  return { synthetic: count(pc.is(input.synthetic)), real: count(pc.is(input.real)) };
+interface LoadedSample {
+  input: Awaited<ReturnType<typeof loadEvaluationInput>>;
+  target: string;
+  /** 1 for the minority class (the least frequent target value of the real train split). */
+  y: Uint8Array;
+  ys: Uint8Array;
+  yh: Uint8Array;
 }
 
-/** Diagnostic only (reads real rows freely): see --oracle-labels. */
-async function oracleRelabelled(real: string, holdout: string, synthetic: string, schemaPath: string, target: string): Promise<{ auc: number; recall: number; positives: number; labelAgreementAuc: number }> {
-  const input = await loadEvaluationInput({ real, holdout, synthetic }, { schema: await readSchemaFile(schemaPath), target });
-  const pc = positiveClassOf(input.real.columns.find((c) => c.name === target)!);
-  const X = dropColumn(input.real, target);
+/** The split's train, holdout and a synthetic CSV as evaluation tables, with minority-class indicators. */
+async function loadSample(split: Split, synthetic: string): Promise<LoadedSample> {
+  const input = await loadEvaluationInput({ real: split.trainPath, holdout: split.holdoutPath, synthetic }, { schema: await readSchemaFile(split.schemaPath), target: split.target });
+  const pc = positiveClassOf(input.real.columns.find((c) => c.name === split.target)!);
+  return { input, target: split.target, y: pc.is(input.real), ys: pc.is(input.synthetic), yh: pc.is(input.holdout) };
+}
+
+function count(y: Uint8Array): number {
+  return y.reduce((s, v) => s + v, 0);
+}
+
+/**
+ * Diagnostic only (reads real rows freely): see --oracle-labels. The relabelling is the sampler's
+ * own quota draw (labelsForQuotas) with a real-fitted GBDT's probabilities in place of C's.
+ */
+function oracleRelabelled(s: LoadedSample): { auc: number; recall: number; positives: number; labelAgreementAuc: number } {
+  const { input, target } = s;
   const Xs = dropColumn(input.synthetic, target);
-  const Xh = dropColumn(input.holdout, target);
-  const ys = pc.is(input.synthetic);
-  const p = trainGbdt(X, pc.is(input.real), { seed: 3 }).predictProba(Xs);
-  let k = 0;
-  for (const v of ys) k += v;
-  // Efraimidis–Spirakis: the k largest u^(1/p) are a weighted draw without replacement.
-  const r = evalRng(5);
-  const keys = Array.from(p, (w, i) => ({ i, key: Math.log(r()) / Math.max(w, 1e-12) }));
-  keys.sort((a, b) => b.key - a.key);
-  const yo = new Uint8Array(ys.length);
-  for (let j = 0; j < k; j++) yo[keys[j]!.i] = 1;
-  const f = fitAndScore('gbdt', Xs, yo, Xh, pc.is(input.holdout), 42);
-  const { aucRoc } = await import('../shared/eval/auc');
-  return { auc: f.metrics.auc, recall: f.metrics.recall, positives: k, labelAgreementAuc: aucRoc(p, ys) };
+  const p = trainGbdt(dropColumn(input.real, target), s.y, { seed: 3 }).predictProba(Xs);
+  const k = count(s.ys);
+  const probs = new Float32Array(2 * p.length);
+  p.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
+  const yo = Uint8Array.from(labelsForQuotas(probs, 2, [p.length - k, k], new Rng(5)));
+  const f = fitAndScore('gbdt', Xs, yo, dropColumn(input.holdout, target), s.yh, 42);
+  return { auc: f.metrics.auc, recall: f.metrics.recall, positives: k, labelAgreementAuc: aucRoc(p, s.ys) };
 }
 
 main().catch((e) => {

@@ -191,7 +191,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       try {
         await runToEnd(children, ['sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', String(OVERSAMPLED_ROWS), '--where', `${where.column}=${where.value}`, '--out', path, '--seed', String(opts.seed)]);
         const cls = await summarizeComparison(join(dataDir, 'schema.json'), banks, path, where);
-        process.stdout.write(formatSummary(cls).replace(/^real rows/, `${where.column} = ${minority} rows: real`).replace('   synthetic rows', ', synthetic') + '\n');
+        process.stdout.write(formatSummary(cls, `${where.column} = ${minority}`) + '\n');
         oversampled = path;
       } catch (e) {
         // Not fatal: the plain sample above is the demo's result; say why this part is missing.

@@ -104,11 +104,14 @@ async function columnStats(schema: ConsortiumSchema, files: string[], where?: { 
   return { rows, stats };
 }
 
-/** A compact text table for the terminal. */
-export function formatSummary(s: ComparisonSummary): string {
+/**
+ * A compact text table for the terminal. `only`: the rows were restricted to this description
+ * (e.g. "is_fraud = 1"), which then heads the table instead of the target's rate.
+ */
+export function formatSummary(s: ComparisonSummary, only?: string): string {
   const lines: string[] = [];
-  lines.push(`real rows: ${s.realRows}   synthetic rows: ${s.syntheticRows}`);
-  if (s.target && s.targetRate) {
+  lines.push(only ? `${only} rows: real ${s.realRows}   synthetic ${s.syntheticRows}` : `real rows: ${s.realRows}   synthetic rows: ${s.syntheticRows}`);
+  if (!only && s.target && s.targetRate) {
     lines.push(`${s.target} rate: real ${(100 * s.targetRate.real).toFixed(2)}%   synthetic ${(100 * s.targetRate.synthetic).toFixed(2)}%`);
   }
   lines.push('');

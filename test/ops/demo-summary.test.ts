@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { minorityClass, summarizeComparison } from '../../cli/demo/summary';
+import { formatSummary, minorityClass, summarizeComparison } from '../../cli/demo/summary';
 
 describe('demo summary', () => {
   const dir = mkdtempSync(join(tmpdir(), 'demo-summary-'));
@@ -24,6 +24,8 @@ describe('demo summary', () => {
     expect(fraud.syntheticRows).toBe(2);
     expect(fraud.columns.amount!.real.mean).toBe(500);
     expect(fraud.columns.amount!.synthetic.mean).toBe(800);
+    expect(formatSummary(fraud, 'is_fraud = 1').split('\n')[0]).toBe('is_fraud = 1 rows: real 1   synthetic 2');
+    expect(formatSummary(all)).toMatch(/^real rows: 4   synthetic rows: 3\nis_fraud rate: real 25.00%   synthetic 66.67%/);
     await expect(summarizeComparison(schema, [real], syn, { column: 'nope', value: '1' })).rejects.toThrow(/no column 'nope'/);
   });
 });
