@@ -12,8 +12,8 @@
 // - Unconditional, when the schema names a target that is a conditional column: stratified by the
 //   target. Each target class c gets its share of the rows from the consortium's category weights
 //   (merged DP-noised counts, public). With C's labels: each chunk of rows sampled as CTGAN does
-//   gets exactly its classes' shares, the rows of each class drawn without replacement with
-//   weights C(c | x), rarest class first (a prior shift of C to the consortium's class shares).
+//   gets exactly its classes' shares, rarest class first, each row joining a class with C's
+//   probability shifted to the consortium's class share (QuotaDraw 'prior-shift').
 //   With the generator's labels: rows are kept while their class has room; a class the generator
 //   under-produces is topped up with rows generated for it (`where target = c`).
 //   So the target's rate follows the consortium's counts, whatever the model's own rate (a rare
@@ -44,6 +44,8 @@ export interface SampleOptions {
   stratify?: boolean;
   /** Where the target's labels come from: the classifier C (default, when the model has one) or the generator. */
   labels?: 'classifier' | 'generator';
+  /** Stratified with C's labels: how each class's rows are picked (default 'prior-shift'; see QuotaDraw). */
+  quotaDraw?: QuotaDraw;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -91,7 +93,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const labelRows = (data: Float32Array, k: number, quotas?: number[]): void => {
       const span = labelSpan!;
       const probs = model.classifierProbabilities(data, k);
-      const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng) : labelsByDraw(probs, span.dim, labelRng);
+      const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng, opts.quotaDraw) : labelsByDraw(probs, span.dim, labelRng);
       const d = model.outputDim;
       for (let r = 0; r < k; r++) {
         data.fill(0, r * d + span.offset, r * d + span.offset + span.dim);
@@ -227,30 +229,102 @@ export function labelsByDraw(probs: Float32Array, k: number, rng: Rng): Int32Arr
 }
 
 /**
- * Labels with exact class counts (quotas, summing to the row count): for each class, rarest first,
- * quotas[c] of the rows not yet labelled, drawn without replacement with weights probs[r][c]
- * (Efraimidis & Spirakis 2006: the largest keys log(u)/w); the most frequent class takes the rest.
+ * How labelsForQuotas picks each class's rows.
+ * 'prior-shift' (default): row r joins class c with probability σ(logit p_rc + λ), λ set so the
+ *   probabilities sum to the quota: C's posterior under the consortium's class share (a shift of
+ *   the class prior, Saerens et al. 2002), then exactly the quota drawn with those inclusion
+ *   probabilities (systematic sampling over a random order, Madow 1949). With a calibrated C and its
+ *   own class share the labels are plain draws from C.
+ * 'weighted': without replacement with weights p_rc (Efraimidis & Spirakis 2006). Row r's
+ *   inclusion probability is then 1 − t^p_rc, which flattens C's posterior: rows C deems unlikely
+ *   are over-included and likely ones under-included (kept for comparison in bench:privacy).
  */
-export function labelsForQuotas(probs: Float32Array, k: number, quotas: readonly number[], rng: Rng): Int32Array {
+export type QuotaDraw = 'prior-shift' | 'weighted';
+
+/**
+ * Labels with exact class counts (quotas, summing to the row count): for each class, rarest first,
+ * quotas[c] of the rows not yet labelled (see QuotaDraw); the most frequent class takes the rest.
+ */
+export function labelsForQuotas(probs: Float32Array, k: number, quotas: readonly number[], rng: Rng, draw: QuotaDraw = 'prior-shift'): Int32Array {
   const n = probs.length / k;
   if (quotas.length !== k) throw new Error(`labelsForQuotas: ${quotas.length} quotas for ${k} classes`);
   if (quotas.reduce((a, b) => a + b, 0) !== n) throw new Error(`labelsForQuotas: quotas sum to ${quotas.reduce((a, b) => a + b, 0)}, not the ${n} rows`);
   const out = new Int32Array(n).fill(-1);
   const order = quotas.map((_, c) => c).sort((a, b) => quotas[a]! - quotas[b]! || a - b);
   const last = order.pop()!;
+  const open = new Set(quotas.map((_, c) => c));
   for (const c of order) {
-    if (quotas[c] === 0) continue;
-    const keys: { r: number; key: number }[] = [];
-    for (let r = 0; r < n; r++) {
-      if (out[r] !== -1) continue;
-      const w = probs[r * k + c]!;
-      keys.push({ r, key: w > 0 ? Math.log(rng.nextOpen()) / w : -Infinity });
-    }
-    keys.sort((a, b) => b.key - a.key || a.r - b.r);
-    for (let j = 0; j < quotas[c]!; j++) out[keys[j]!.r] = c;
+    const free: number[] = [];
+    for (let r = 0; r < n; r++) if (out[r] === -1) free.push(r);
+    // C's probability of c among the classes still open (earlier, rarer ones are assigned).
+    const p = free.map((r) => {
+      let rest = 0;
+      for (const o of open) rest += Math.max(0, probs[r * k + o]!);
+      return rest > 0 ? Math.max(0, probs[r * k + c]!) / rest : 0;
+    });
+    open.delete(c);
+    const picked = draw === 'weighted' ? weightedDraw(p, quotas[c]!, rng) : priorShiftDraw(p, quotas[c]!, rng);
+    for (const j of picked) out[free[j]!] = c;
   }
   for (let r = 0; r < n; r++) if (out[r] === -1) out[r] = last;
   return out;
+}
+
+/** m of p.length indices without replacement, weights p (Efraimidis–Spirakis keys log(u)/w). */
+function weightedDraw(p: readonly number[], m: number, rng: Rng): number[] {
+  const keys = p.map((w, j) => ({ j, key: w > 0 ? Math.log(rng.nextOpen()) / w : -Infinity }));
+  keys.sort((a, b) => b.key - a.key || a.j - b.j);
+  return keys.slice(0, m).map((e) => e.j);
+}
+
+/**
+ * Exactly m of p.length indices, index j with probability π_j = σ(logit p_j + λ), Σ π = m
+ * (λ by bisection; p clamped to [1e-12, 1 − 1e-12] so every row keeps a chance either way).
+ */
+function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
+  const n = p.length;
+  if (m <= 0) return [];
+  if (m >= n) return p.map((_, j) => j);
+  const logit = p.map((x) => {
+    const q = Math.min(1 - 1e-12, Math.max(1e-12, x));
+    return Math.log(q / (1 - q));
+  });
+  const total = (lam: number): number => logit.reduce((s, l) => s + 1 / (1 + Math.exp(-(l + lam))), 0);
+  let lo = -60;
+  let hi = 60;
+  for (let it = 0; it < 100 && hi - lo > 1e-10; it++) {
+    const mid = (lo + hi) / 2;
+    if (total(mid) < m) lo = mid;
+    else hi = mid;
+  }
+  const lam = (lo + hi) / 2;
+  const pi = logit.map((l) => 1 / (1 + Math.exp(-(l + lam))));
+  // Systematic sampling in a random order: a uniform start u, then the rows whose running sum of
+  // π crosses u, u + 1, … Each row is taken with probability π_j, and Σ π = m rows in all.
+  const perm = Array.from({ length: n }, (_, j) => j);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+  }
+  const scale = m / pi.reduce((a, b) => a + b, 0); // removes the bisection's rounding from Σ π
+  const picked: number[] = [];
+  const taken = new Uint8Array(n);
+  let next = rng.next();
+  let run = 0;
+  for (const j of perm) {
+    run += pi[j]! * scale;
+    if (run > next && picked.length < m) {
+      picked.push(j);
+      taken[j] = 1;
+      next += 1;
+    }
+  }
+  // Floating-point shortfall (at most one row): the likeliest rows not yet taken.
+  if (picked.length < m) {
+    const rest = perm.filter((j) => !taken[j]).sort((a, b) => pi[b]! - pi[a]! || a - b);
+    picked.push(...rest.slice(0, m - picked.length));
+  }
+  return picked;
 }
 
 /**

@@ -67,6 +67,47 @@ describe('sampling', () => {
     expect(() => labelsForQuotas(p2, 2, [10, 20], rng)).toThrow(/quotas sum to 30, not the 1000 rows/);
   });
 
+  it("quota labels shift C's prior: a calibrated C at its own class share gives plain draws, the weighted draw flattens them", () => {
+    // A tenth of the rows have p(1) = 0.9, the rest 0.02; the quota is Σ p = 108 of 1000. Prior
+    // shift: λ = 0, so each row is labelled 1 with its own p. The weighted draw (Efraimidis–Spirakis)
+    // takes each row with 1 − t^p instead (t ≈ 0.19 here): ≈ 0.78 of the likely rows, ≈ 0.033 of the others.
+    const m = 1000;
+    const probs = new Float32Array(m * 2);
+    const likely = (r: number): boolean => r % 10 === 0;
+    for (let r = 0; r < m; r++) probs.set(likely(r) ? [0.1, 0.9] : [0.98, 0.02], r * 2);
+    const reps = 300;
+    const rate = (draw: 'prior-shift' | 'weighted'): [number, number] => {
+      const rng = new Rng(draw === 'weighted' ? 11 : 12);
+      let hi = 0;
+      let lo = 0;
+      for (let i = 0; i < reps; i++) {
+        const l = labelsForQuotas(probs, 2, [892, 108], rng, draw);
+        expect(l.filter((x) => x === 1).length).toBe(108);
+        l.forEach((x, r) => (likely(r) ? (hi += x) : (lo += x)));
+      }
+      return [lo / (reps * 900), hi / (reps * 100)];
+    };
+    const [low, high] = rate('prior-shift');
+    expect(high).toBeCloseTo(0.9, 2);
+    expect(low).toBeCloseTo(0.02, 2);
+    const [wLow, wHigh] = rate('weighted');
+    expect(wHigh).toBeLessThan(0.82);
+    expect(wLow).toBeGreaterThan(0.028);
+    // A smaller quota shifts the prior down: both groups lose, the likelier group keeps more.
+    const rng = new Rng(5);
+    const l = labelsForQuotas(probs, 2, [900, 100], rng);
+    const h = l.filter((x, r) => likely(r) && x === 1).length;
+    expect(l.filter((x) => x === 1).length).toBe(100);
+    expect(h).toBeGreaterThan(80);
+    // Three classes, rarest first: exact counts, and each class goes mostly to the rows likeliest to carry it.
+    const p3 = new Float32Array(m * 3);
+    for (let r = 0; r < m; r++) p3.set(r < 50 ? [0.1, 0.1, 0.8] : r < 250 ? [0.19, 0.8, 0.01] : [0.975, 0.01, 0.015], r * 3);
+    const l3 = labelsForQuotas(p3, 3, [750, 200, 50], new Rng(6));
+    expect([0, 1, 2].map((c) => l3.filter((x) => x === c).length)).toEqual([750, 200, 50]);
+    expect(l3.slice(0, 50).filter((x) => x === 2).length).toBeGreaterThan(30);
+    expect(l3.slice(50, 250).filter((x) => x === 1).length).toBeGreaterThan(150);
+  });
+
   it("labels come from the classifier C: stratified counts exact, the rows C deems likelier carry the rare class; --where on the target keeps the generator's label", () => {
     const a = sampleRows(ckpt, 1000, { seed: 4 });
     expect(fraudOf(a.rows)).toBe(300);
