@@ -28,6 +28,13 @@ export interface LocalDpOptions {
    * once with noiseMultiplierFor for plannedRounds × localSteps × dSteps steps at rate q.
    */
   targetEpsilon?: number;
+  /**
+   * The bank's total ε (at budget.delta) after `plannedRounds` rounds, composed in RDP with what
+   * the ledger already holds when training starts (the DP summary, earlier sessions): σ is
+   * calibrated once so that ledger ⊕ DP-SGD reaches it (noiseMultiplierFor's priorRdp). The agent's
+   * default, with --epsilon-max. targetEpsilon takes precedence.
+   */
+  totalEpsilon?: number;
   /** Rounds the target ε is spread over (default 1). */
   plannedRounds?: number;
   /** Per-example clipping norm C (default 1). */
@@ -81,7 +88,7 @@ export class GanLocalTrainer implements LocalTrainer {
       this.model.dispose();
       throw new Error(`the consortium model expects ${this.model.outputDim} encoded columns, this bank's transformer produces ${expectedDim}`);
     }
-    if (dp && (dp.noiseMultiplier !== undefined || dp.targetEpsilon !== undefined) && this.model.config.loss !== 'ns') {
+    if (dp && (dp.noiseMultiplier !== undefined || dp.targetEpsilon !== undefined || dp.totalEpsilon !== undefined) && this.model.config.loss !== 'ns') {
       const loss = this.model.config.loss;
       this.model.dispose();
       throw new Error(
@@ -95,20 +102,30 @@ export class GanLocalTrainer implements LocalTrainer {
   private activeDp(plan: TrainingPlan, rows: number, batchSize: number): ActiveDp | undefined {
     const local = this.dp;
     const remote = plan.dp && plan.dp.enabled ? plan.dp : undefined;
-    const wanted = (local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined)) || remote;
+    const wanted = (local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined || local.totalEpsilon !== undefined)) || remote;
     if (!wanted) return undefined;
     if (!local) throw new Error('the coordinator requires DP-SGD but this agent has no privacy ledger configured');
     const q = local.sampleRate ?? Math.min(1, batchSize / rows);
     const maxGradNorm = local.maxGradNorm ?? (remote && remote.maxGradNorm > 0 ? remote.maxGradNorm : 1);
     const stepsPerRound = plan.localSteps * plan.dSteps;
-    let sigma = local.noiseMultiplier ?? (local.targetEpsilon === undefined && remote && remote.noiseMultiplier > 0 ? remote.noiseMultiplier : undefined);
+    const localTarget = local.targetEpsilon !== undefined || local.totalEpsilon !== undefined;
+    let sigma = local.noiseMultiplier ?? (!localTarget && remote && remote.noiseMultiplier > 0 ? remote.noiseMultiplier : undefined);
     if (sigma === undefined) {
-      const target = local.targetEpsilon ?? (remote && remote.targetEpsilon > 0 ? remote.targetEpsilon : undefined);
+      // A total composes with the ledger's earlier charges; a target ε is DP-SGD's alone.
+      const total = local.targetEpsilon === undefined ? local.totalEpsilon : undefined;
+      const target = local.targetEpsilon ?? total ?? (remote && remote.targetEpsilon > 0 ? remote.targetEpsilon : undefined);
       if (target === undefined) throw new Error('DP-SGD is enabled but neither a noise multiplier nor a target ε is set (--noise-multiplier or --target-epsilon)');
       const rounds = local.plannedRounds ?? 1;
-      const key = `${q}:${stepsPerRound}:${rounds}:${target}:${local.budget.delta}`;
+      const key = `${q}:${stepsPerRound}:${rounds}:${target}:${total !== undefined}:${local.budget.delta}`;
+      // Calibrated once (the first round): the ledger's charges at that moment are the prior.
       if (this.calibrated?.key !== key) {
-        const s = noiseMultiplierFor({ targetEpsilon: target, delta: local.budget.delta, sampleRate: q, steps: Math.max(1, rounds * stepsPerRound) });
+        const s = noiseMultiplierFor({
+          targetEpsilon: target,
+          delta: local.budget.delta,
+          sampleRate: q,
+          steps: Math.max(1, rounds * stepsPerRound),
+          ...(total !== undefined ? { priorRdp: local.ledger.rdp() } : {}),
+        });
         this.calibrated = { key, sigma: s };
       }
       sigma = this.calibrated.sigma;

@@ -29,6 +29,12 @@ export interface RunAgentOptions {
   epsilonMax: number;
   /** Part of the budget spent on the DP category-count summary. */
   summaryEpsilon: number;
+  /**
+   * Share of the summary's privacy loss spent on the schema's target column (its class counts set
+   * the sampler's quotas and the rare class's weights); default DEFAULT_SUMMARY_TARGET_SHARE. See
+   * shared/privacy/summary-noise.ts.
+   */
+  summaryTargetShare?: number;
   delta?: number;
   /**
    * DP-SGD on the discriminator, charged to the ledger per round. On when noiseMultiplier or
@@ -125,7 +131,14 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       const cached = readCachedSummary(summaryCache, requested);
       if (cached) return cached;
       const raw = encoder.rawSummary(requested, condSpans);
-      const released = releaseNoisyCounts(raw, requested, { epsilon: opts.summaryEpsilon, delta: budget.delta, ledger, budget });
+      const target = data.schema.target;
+      const released = releaseNoisyCounts(raw, requested, {
+        epsilon: opts.summaryEpsilon,
+        delta: budget.delta,
+        ledger,
+        budget,
+        ...(target !== undefined ? { target, ...(opts.summaryTargetShare !== undefined ? { targetShare: opts.summaryTargetShare } : {}) } : {}),
+      });
       writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
       return released;
     },
@@ -186,7 +199,8 @@ function readCachedSummary(path: string, spans: { column: string; dim: number }[
   if (!existsSync(path)) return undefined;
   const s = JSON.parse(readFileSync(path, 'utf8')) as NoisyCounts;
   const same = s.counts.length === spans.length && s.counts.every((c, i) => c.column === spans[i]!.column && c.values.length === spans[i]!.dim);
-  return same ? s : undefined;
+  // A cache written before per-column noise sds: every column had the summary's one sd.
+  return same ? { ...s, counts: s.counts.map((c) => ({ ...c, noiseStd: c.noiseStd ?? s.noiseStd })) } : undefined;
 }
 
 function loadOrCreateIdentity(path: string, bankId: string, log: Logger): Identity {

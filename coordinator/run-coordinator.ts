@@ -104,9 +104,9 @@ export async function runCoordinator(
     summaryColumns,
     ...(kind === 'gmm'
       ? {
-          fitTransformer: (merged: { column: string; values: number[] }[], noiseStd: number) => {
+          fitTransformer: (merged: { column: string; values: number[] }[], noiseStd: number[]) => {
             const t = GmmTransformer.fit(schema, merged, { noiseStd });
-            log.info('transformer_fitted', { kind: 'gmm', noiseStd: Number(noiseStd.toFixed(2)), modes: t.toJSON().columns.filter((c) => c.kind === 'numeric').map((c) => `${c.column}:${(c as { mixture: { means: number[] } }).mixture.means.length}`) });
+            log.info('transformer_fitted', { kind: 'gmm', noiseStd: Number(Math.max(0, ...noiseStd).toFixed(2)), modes: t.toJSON().columns.filter((c) => c.kind === 'numeric').map((c) => `${c.column}:${(c as { mixture: { means: number[] } }).mixture.means.length}`) });
             return t.toJSON();
           },
         }

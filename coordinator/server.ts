@@ -45,7 +45,8 @@ export interface CoordinatorOptions {
    * the first round starts; its state travels in every RoundStart and checkpoint. Absent: the
    * transformer follows from the schema alone.
    */
-  fitTransformer?: (merged: ColumnCounts[], noiseStd: number) => unknown;
+  /** noiseStd: per merged column, the sd of the noise in its counts. */
+  fitTransformer?: (merged: ColumnCounts[], noiseStd: number[]) => unknown;
   maxFrameBytes: number;
   /** Committed model versions, for the signed model and sampling endpoints (/models, /sample); absent = not served. */
   models?: ModelSource;
@@ -203,7 +204,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         if (opts.summaryColumns.length > 0 && !summaries.weights) {
           const weights = summaries.freeze(participants);
           const noiseStd = summaries.noiseStd(participants);
-          const fitted = opts.fitTransformer?.(weights, noiseStd);
+          const fitted = opts.fitTransformer?.(weights, summaries.columnNoiseStd(participants));
           if (fitted !== undefined) transformerJson = JSON.stringify(fitted);
           opts.persistence.saveCategoryWeights(weights, fitted);
           log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column), noiseStd: Number(noiseStd.toFixed(2)), transformerFitted: fitted !== undefined });
@@ -362,7 +363,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
             log.info('summary_after_freeze', { bank: bankId, note: 'category weights already fixed; kept for the record only' });
           } else {
             summaries.add(bankId, msg.counts, msg.noiseStd);
-            log.info('summary_received', { bank: bankId, epsilon: msg.epsilon, noiseStd: Number(msg.noiseStd.toFixed(3)) });
+            log.info('summary_received', { bank: bankId, epsilon: msg.epsilon, noiseStd: msg.counts.map((c) => Number((c.noiseStd ?? msg.noiseStd).toFixed(3))) });
           }
           rounds.bankConnected(bankId);
           return;

@@ -4,7 +4,8 @@ import type { ColumnCounts } from '../protocol';
 
 export class SummaryBook {
   private readonly byBank = new Map<string, ColumnCounts[]>();
-  private readonly noiseByBank = new Map<string, number>();
+  /** Per bank, per summary column: the noise sd on that column's counts. */
+  private readonly noiseByBank = new Map<string, number[]>();
   private frozen: ColumnCounts[] | undefined;
 
   constructor(initial?: ColumnCounts[]) {
@@ -20,14 +21,22 @@ export class SummaryBook {
     return this.frozen !== undefined || this.byBank.has(bankId);
   }
 
+  /** A bank's summary; `noiseStd` is the sd of any column that does not carry its own. */
   add(bankId: string, counts: ColumnCounts[], noiseStd = 0): void {
-    this.byBank.set(bankId, counts);
-    this.noiseByBank.set(bankId, noiseStd);
+    this.byBank.set(bankId, counts.map(({ column, values }) => ({ column, values })));
+    this.noiseByBank.set(bankId, counts.map((c) => c.noiseStd ?? noiseStd));
   }
 
-  /** Std of the noise in the merged counts of these banks: √Σ σ_bank² (independent Gaussians). */
+  /** Per column: std of the noise in the merged counts of these banks, √Σ σ_bank² (independent Gaussians). */
+  columnNoiseStd(banks: readonly string[]): number[] {
+    const per = banks.map((b) => this.noiseByBank.get(b)).filter((v): v is number[] => v !== undefined);
+    if (per.length === 0) return [];
+    return per[0]!.map((_, k) => Math.sqrt(per.reduce((s, v) => s + (v[k] ?? 0) ** 2, 0)));
+  }
+
+  /** The largest per-column noise std of the merged counts (for logs). */
   noiseStd(banks: readonly string[]): number {
-    return Math.sqrt(banks.reduce((s, b) => s + (this.noiseByBank.get(b) ?? 0) ** 2, 0));
+    return Math.max(0, ...this.columnNoiseStd(banks));
   }
 
   /** Freezes the merge of the given banks' summaries (idempotent once frozen). */

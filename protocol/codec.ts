@@ -151,6 +151,8 @@ export interface WelcomeMessage {
 export interface ColumnCounts {
   column: string;
   values: number[];
+  /** In a summary: the Gaussian noise sd on this column's counts (absent: the summary's noiseStd). */
+  noiseStd?: number;
 }
 /**
  * Public parameters of a secure-aggregation round (RoundStart.secagg). Each bank of `cohort` clips
@@ -1071,7 +1073,10 @@ function columnCounts(v: unknown, path: string): ColumnCounts[] {
       if (typeof x !== 'number' || !Number.isFinite(x)) throw new ProtocolError('NON_FINITE', `${path}[${i}].values[${j}] (${quote(column)}) is not a finite number`);
       return x;
     });
-    return { column, values: out };
+    const sd = raw?.noiseStd;
+    if (sd === undefined || sd === null || sd === 0) return { column, values: out };
+    if (typeof sd !== 'number' || !(sd > 0 && Number.isFinite(sd))) throw new ProtocolError('INVALID_FIELD', `${path}[${i}].noiseStd (${quote(column)}) must be a positive finite number (got ${String(sd)})`);
+    return { column, values: out, noiseStd: sd };
   });
 }
 

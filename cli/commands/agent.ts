@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runAgent } from '../../client-node/run-agent';
+import { DEFAULT_SUMMARY_TARGET_SHARE } from '../../shared/privacy/summary-noise';
 
 export function register(program: Command): void {
   program
@@ -20,9 +21,10 @@ export function register(program: Command): void {
     .option('--exit-when-finished', 'exit once the coordinator announces that training is finished')
     .option('--max-row-problems <n>', 'refuse the CSV if more rows than this are invalid', '1000')
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
-    .option('--summary-epsilon <eps>', 'part of the budget spent on the DP category-count summary', '0.2')
+    .option('--summary-epsilon <eps>', 'ε of the DP summary (category counts and histograms) on its own; DP-SGD then calibrates to what composes with it to --epsilon-max', '0.4')
+    .option('--summary-target-share <share>', "share of the summary's privacy loss spent on the target column's class counts (the rest is split evenly over the other columns)", String(DEFAULT_SUMMARY_TARGET_SHARE))
     .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
-    .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend over --dp-rounds rounds (default: --epsilon-max minus --summary-epsilon)')
+    .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend on its own over --dp-rounds rounds (default: σ calibrated so the ledger, summary included, composes to --epsilon-max after --dp-rounds rounds)')
     .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
@@ -45,15 +47,15 @@ export function register(program: Command): void {
         maxRowProblems: positiveInt(o.maxRowProblems, '--max-row-problems'),
         epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
+        summaryTargetShare: share(o.summaryTargetShare, '--summary-target-share'),
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
         ...(o.clientDpNoise !== undefined ? { clientDp: { noiseMultiplier: positiveNumber(o.clientDpNoise, '--client-dp-noise'), banks: Math.max(1, positiveInt(o.clientDpBanks, '--client-dp-banks')) } } : {}),
         dp: o.dp === false ? undefined : {
-          targetEpsilon:
-            o.targetEpsilon !== undefined
-              ? positiveNumber(o.targetEpsilon, '--target-epsilon')
-              : o.noiseMultiplier !== undefined
-                ? undefined
-                : defaultTrainingEpsilon(positiveNumber(o.epsilonMax, '--epsilon-max'), positiveNumber(o.summaryEpsilon, '--summary-epsilon')),
+          ...(o.targetEpsilon !== undefined
+            ? { targetEpsilon: positiveNumber(o.targetEpsilon, '--target-epsilon') }
+            : o.noiseMultiplier !== undefined
+              ? {}
+              : { totalEpsilon: defaultTotalEpsilon(positiveNumber(o.epsilonMax, '--epsilon-max'), positiveNumber(o.summaryEpsilon, '--summary-epsilon')) }),
           noiseMultiplier: o.noiseMultiplier === undefined ? undefined : positiveNumber(o.noiseMultiplier, '--noise-multiplier'),
           plannedRounds: Math.max(1, positiveInt(o.dpRounds, '--dp-rounds')),
           maxGradNorm: positiveNumber(o.maxGradNorm, '--max-grad-norm'),
@@ -63,11 +65,10 @@ export function register(program: Command): void {
     });
 }
 
-/** By default DP-SGD may spend what the summary leaves of the budget. */
-function defaultTrainingEpsilon(epsilonMax: number, summaryEpsilon: number): number {
-  const rest = epsilonMax - summaryEpsilon;
-  if (!(rest > 0)) throw new Error(`--summary-epsilon (${summaryEpsilon}) leaves nothing of --epsilon-max (${epsilonMax}) for training; raise the budget or lower the summary's share`);
-  return rest;
+/** By default DP-SGD may spend what composes with the summary (and any earlier charge) to the whole budget. */
+function defaultTotalEpsilon(epsilonMax: number, summaryEpsilon: number): number {
+  if (!(summaryEpsilon < epsilonMax)) throw new Error(`--summary-epsilon (${summaryEpsilon}) leaves nothing of --epsilon-max (${epsilonMax}) for training; raise the budget or lower the summary's ε`);
+  return epsilonMax;
 }
 
 interface AgentCliOptions {
@@ -87,12 +88,19 @@ interface AgentCliOptions {
   maxRowProblems: string;
   epsilonMax: string;
   summaryEpsilon: string;
+  summaryTargetShare: string;
   delta?: string;
   targetEpsilon?: string;
   noiseMultiplier?: string;
   dpRounds: string;
   maxGradNorm: string;
   sampleRate?: string;
+}
+
+function share(raw: string, flag: string): number {
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0 || v >= 1) throw new Error(`${flag} must be a number in (0, 1), got '${raw}'`);
+  return v;
 }
 
 function sampleRate(raw: string): number {

@@ -3,3 +3,4 @@ export * from './calibrate';
 export * from './secure-noise';
 export * from './clip';
 export * from './skellam';
+export * from './summary-noise';

@@ -263,9 +263,12 @@ interface Plan {
 export interface FitOptions {
   maxModes?: number;
   bins?: number;
-  /** Std of the noise in the merged counts (√Σ σ_bank²): bins below 2σ are treated as empty. */
-  noiseStd?: number;
-  /** Merge categories whose merged noisy count is below this into one slot (default 3·noiseStd). */
+  /**
+   * Std of the noise in the merged counts (√Σ σ_bank²), one for all columns or one per summary
+   * column: bins below 2σ are treated as empty.
+   */
+  noiseStd?: number | readonly number[];
+  /** Merge categories whose merged noisy count is below this into one slot (default 3·the column's noiseStd). */
   rareThreshold?: number;
 }
 
@@ -328,15 +331,21 @@ export class GmmTransformer implements DataTransformer {
     const bins = opts.bins ?? DEFAULT_BINS;
     const expected = summaryColumns(schema, bins);
     if (merged.length !== expected.length) throw new Error(`summary has ${merged.length} columns, the schema summarises ${expected.length}`);
-    const noise = opts.noiseStd ?? 0;
-    const emptyBelow = 2 * noise;
-    const rare = opts.rareThreshold ?? 3 * noise;
+    const noiseOf = (k: number): number => {
+      const n = opts.noiseStd ?? 0;
+      if (typeof n === 'number') return n;
+      if (n.length !== expected.length) throw new Error(`noiseStd has ${n.length} entries, the schema summarises ${expected.length} columns`);
+      return n[k]!;
+    };
     const states: ColumnState[] = [];
     const modelled = schema.columns.filter(isModelled);
     modelled.forEach((col, k) => {
       const m = merged[k]!;
       const e = expected[k]!;
       if (m.column !== e.column || m.values.length !== e.dim) throw new Error(`summary column ${k} is '${m.column}' with ${m.values.length} counts, expected '${e.column}' with ${e.dim}`);
+      const noise = noiseOf(k);
+      const emptyBelow = 2 * noise;
+      const rare = opts.rareThreshold ?? 3 * noise;
       if (isDiscrete(col)) {
         const st: DiscreteState = { kind: 'discrete', column: col.name };
         const cats = categoriesOf(col);

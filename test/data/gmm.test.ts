@@ -153,4 +153,23 @@ describe('GMM transformer', () => {
     expect(new Set(back.map((r) => r[0]))).toEqual(new Set(['r1', 'r2', 'r3']));
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
   });
+
+  it("reads each column's own noise sd: the same counts merge under a large sd and stay apart under a small one", () => {
+    const s = validateSchema({
+      version: 1,
+      columns: [
+        { name: 'c', type: 'categorical', categories: ['a', 'b', 'r1', 'r2', 'r3'] },
+        { name: 'd', type: 'categorical', categories: ['a', 'b', 'r1', 'r2', 'r3'] },
+        { name: 'x', type: 'continuous', min: 0, max: 1 },
+      ],
+    });
+    const sc = summaryColumns(s);
+    const counts = [5000, 3000, 40, 25, 30];
+    const merged = [{ column: 'c', values: counts }, { column: 'd', values: counts }, { column: 'x', values: new Array(sc[2]!.dim).fill(100) }];
+    const t = GmmTransformer.fit(s, merged, { noiseStd: [20, 5, 5] });
+    const cols = t.toJSON().columns as { column: string; merged?: { categories: number[] } }[];
+    expect(cols.find((c) => c.column === 'c')!.merged?.categories).toEqual([2, 3, 4]);
+    expect(cols.find((c) => c.column === 'd')!.merged).toBeUndefined();
+    expect(() => GmmTransformer.fit(s, merged, { noiseStd: [20, 5] })).toThrow(/noiseStd has 2 entries, the schema summarises 3 columns/);
+  });
 });

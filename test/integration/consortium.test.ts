@@ -86,6 +86,16 @@ describe('consortium over real sockets', () => {
       expect(ledger2.filter((e) => e.kind === 'client-level').every((e) => e.params.sigma === 4)).toBe(true);
       const ledger1 = readFileSync(join(dir, 'bank-1-state', 'privacy-ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
       expect(ledger1.some((e) => e.kind === 'client-level')).toBe(false);
+      // The summary reached the coordinator with a noise sd per column: the target's (is_fraud,
+      // half the summary's privacy loss) the smallest, at the ledger's one charge for the summary.
+      const received = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'summary_received' && e.bank === 'bank-1');
+      expect(received).toHaveLength(1);
+      const sds = received[0].noiseStd as number[];
+      const counts = ledger1.filter((e) => e.kind === 'counts');
+      expect(counts).toHaveLength(1);
+      const z = counts[0].params.sigma / counts[0].params.sensitivity;
+      expect(Math.min(...sds)).toBeCloseTo(z * Math.SQRT2, 2);
+      expect(Math.max(...sds)).toBeCloseTo(z * Math.sqrt(2 * (sds.length - 1)), 2);
       const committed = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'round_committed');
       expect(committed.map((e) => e.round)).toEqual([1, 2]);
       expect(committed.every((e) => e.banks === 2)).toBe(true);

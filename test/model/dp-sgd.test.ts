@@ -22,7 +22,7 @@ import {
   weightedGradientSum,
 } from '../../shared/model/dp-sgd';
 import { CryptoRandom } from '../../shared/privacy/secure-noise';
-import { epsilonFor } from '../../shared/privacy/calibrate';
+import { epsilonFor, noiseMultiplierFor } from '../../shared/privacy/calibrate';
 import { selectBackend } from '../../shared/tensor/backend';
 import { Rng } from '../../shared/tensor/random';
 import { BudgetExceededError, PrivacyLedger } from '../../client-node/ledger';
@@ -397,6 +397,26 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const full = epsilonFor({ sampleRate: q, noiseMultiplier: sigma, steps: steps * 4, delta: 1e-5 });
     expect(full).toBeLessThanOrEqual(2);
     expect(full).toBeGreaterThan(1.9);
+    lt.dispose();
+  });
+
+  it("calibrates σ to a total ε composed with the ledger's earlier charges (the agent's default)", async () => {
+    const ledger = PrivacyLedger.open(join(dir, 'ledger4.jsonl'));
+    const budget = { epsilonMax: 2, delta: 1e-5 };
+    // The DP summary, charged before training starts: ε ≈ 0.5 on its own.
+    const z = noiseMultiplierFor({ targetEpsilon: 0.5, delta: 1e-5, sampleRate: 1, steps: 1 });
+    ledger.charge({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, budget);
+    const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 3, sampleRate: 0.05 });
+    for (let r = 0; r < 3; r++) await lt.train(data, plan, undefined, () => false);
+    // After the planned rounds the ledger is at the total, not at 0.5 + (2 − 0.5) split apart.
+    expect(ledger.spent(1e-5)).toBeLessThanOrEqual(2);
+    expect(ledger.spent(1e-5)).toBeGreaterThan(1.97);
+    const sgd = ledger.entries().filter((e) => e.kind === 'dp-sgd');
+    expect(sgd).toHaveLength(3);
+    const { sigma, steps } = sgd[0]!.params as { sigma: number; steps: number };
+    expect(epsilonFor({ sampleRate: 0.05, noiseMultiplier: sigma, steps: 3 * steps, delta: 1e-5 })).toBeGreaterThan(1.5 + 0.05);
+    // A fourth round would pass the budget: refused.
+    await expect(lt.train(data, plan, undefined, () => false)).rejects.toThrow(BudgetExceededError);
     lt.dispose();
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ORDERS, computeRdp, dpSgdEpsilon, logGamma, logNormalCdf, rdpSampledGaussian, rdpToEpsilon } from '../../shared/privacy/rdp';
+import { DEFAULT_ORDERS, composeRdp, computeRdp, dpSgdEpsilon, logGamma, logNormalCdf, rdpGaussian, rdpSampledGaussian, rdpToEpsilon } from '../../shared/privacy/rdp';
 import { ImpossibleBudgetError, epsilonFor, noiseMultiplierFor } from '../../shared/privacy/calibrate';
 
 // Independent check: A_α = E_{z~N(0,σ²)} [(1 − q + q·exp((2z − 1)/(2σ²)))^α] (Mironov-Talwar-Zhang
@@ -99,6 +99,26 @@ describe('calibration', () => {
       expect(reached).toBeLessThanOrEqual(eps);
       expect(eps - reached).toBeLessThanOrEqual(Math.max(0.01, 1e-3 * eps) + 1e-12);
     }
+  });
+
+  it('calibrates against a prior RDP curve: the composition reaches the total, with less noise than splitting ε', () => {
+    const delta = 1e-5;
+    const q = 0.07;
+    const steps = 320;
+    // A DP summary that costs ε = 0.2 on its own (Gaussian, sensitivity 1).
+    const z = noiseMultiplierFor({ targetEpsilon: 0.2, delta, sampleRate: 1, steps: 1 });
+    const prior = rdpGaussian(z, 1);
+    const sigma = noiseMultiplierFor({ targetEpsilon: 1, delta, sampleRate: q, steps, priorRdp: prior });
+    const total = rdpToEpsilon(DEFAULT_ORDERS, composeRdp(prior, computeRdp(q, sigma, steps)), delta).epsilon;
+    expect(total).toBeLessThanOrEqual(1);
+    expect(total).toBeGreaterThan(0.99);
+    // Splitting ε (0.2 + 0.8) needs a larger σ, and the parts compose to well under 1.
+    const split = noiseMultiplierFor({ targetEpsilon: 0.8, delta, sampleRate: q, steps });
+    expect(split).toBeGreaterThan(sigma * 1.1);
+    expect(rdpToEpsilon(DEFAULT_ORDERS, composeRdp(prior, computeRdp(q, split, steps)), delta).epsilon).toBeLessThan(0.9);
+    // Nothing left: a prior that already spends the total.
+    expect(() => noiseMultiplierFor({ targetEpsilon: 0.2, delta, sampleRate: q, steps, priorRdp: rdpGaussian(z / 2, 1) })).toThrow(/already spent/);
+    expect(() => noiseMultiplierFor({ targetEpsilon: 1, delta, sampleRate: q, steps, priorRdp: [1, 2] })).toThrow(/one non-negative value per order/);
   });
 
   it('refuses an impossible budget loudly', () => {

@@ -322,6 +322,9 @@ describe('summary and category weights', () => {
   };
   it('refuses a summary without noise: raw counts may not leave a bank', () => {
     expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1, 2] }], epsilon: 1, delta: 1e-6, noiseStd: 0 }))).toBe('INVALID_FIELD');
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1, 2], noiseStd: bad }], epsilon: 1, delta: 1e-6, noiseStd: 1 }))).toBe('INVALID_FIELD');
+    }
   });
   it('refuses non-finite counts, duplicate columns, empty summaries and negative weights', () => {
     expect(code(() => enc({ type: 'summary', counts: [{ column: 'c', values: [1, NaN] }], epsilon: 1, delta: 1e-6, noiseStd: 1 }))).toBe('NON_FINITE');

@@ -93,6 +93,8 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
       categoryWeights: [{ column: 'channel', values: [120.5, 30.25, 4] }],
     },
     { type: 'summary', counts: [{ column: 'channel', values: [118.2, -1.5, 7.75] }, { column: 'is_fraud', values: [990.5, 9.5] }], epsilon: 0.1, delta: 1e-6, noiseStd: 12.5 },
+    // Per-column noise sds (the target's counts less noisy); a column without one has the summary's.
+    { type: 'summary', counts: [{ column: 'channel', values: [118.2, -1.5, 7.75], noiseStd: 16.5 }, { column: 'is_fraud', values: [990.5, 9.5], noiseStd: 5.75 }, { column: 'hour', values: [3] }], epsilon: 0.1, delta: 1e-6, noiseStd: 16.5 },
     {
       type: 'clientUpdate',
       roundId: 5,

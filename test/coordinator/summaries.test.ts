@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { SummaryBook } from '../../coordinator/summaries';
+
+describe('SummaryBook', () => {
+  it("merges the banks' noisy counts and their per-column noise: √Σ σ² per column, the summary's sd where a column has none", () => {
+    const book = new SummaryBook();
+    book.add('a', [{ column: 'x', values: [10, -2], noiseStd: 4 }, { column: 'target', values: [90, 5], noiseStd: 1.5 }], 4);
+    book.add('b', [{ column: 'x', values: [7, 1] }, { column: 'target', values: [80, 3] }], 3);
+    book.add('c', [{ column: 'x', values: [1, 1], noiseStd: 12 }, { column: 'target', values: [1, 1], noiseStd: 2 }], 12);
+    const std = book.columnNoiseStd(['a', 'b']);
+    expect(std[0]).toBeCloseTo(5, 12);
+    expect(std[1]).toBeCloseTo(Math.sqrt(1.5 ** 2 + 3 ** 2), 12);
+    expect(book.noiseStd(['a', 'b'])).toBeCloseTo(5, 12);
+    expect(book.columnNoiseStd([])).toEqual([]);
+    const merged = book.freeze(['a', 'b']);
+    // Sums clamped at 0; the merged weights carry no per-bank noise figures.
+    expect(merged).toEqual([
+      { column: 'x', values: [17, 0] },
+      { column: 'target', values: [170, 8] },
+    ]);
+    expect(book.weights).toBe(merged);
+  });
+});
