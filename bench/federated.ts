@@ -6,14 +6,16 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
-import { simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
+import { bankShares, simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
 import { inferSchemaFromCsv } from '../shared/data/infer';
 import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
 import { evaluateFiles } from '../shared/eval/run';
 import { createModel, createTrainer, type ModelConfig } from '../shared/model';
-import { noiseMultiplierFor } from '../shared/privacy/calibrate';
+import { epsilonFor, noiseMultiplierFor } from '../shared/privacy/calibrate';
+import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
-import { sampleRows } from '../shared/sampling/sampler';
+import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
+import { sampleRows, type QuotaDraw } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { weightedMean } from '../coordinator/strategy/aggregate';
@@ -74,22 +76,35 @@ export async function splitDataset(o: { name: string; file: string; target: stri
   return { name: o.name, dir: o.dir, schemaPath, schema, target: o.target, bankPaths, trainPath, holdoutPath };
 }
 
-/** The project's simulated 3-bank data (public schema); holdout = fresh rows of the same banks (other seed). */
-export async function simulatedSplit(work: string): Promise<Split> {
-  const dir = join(work, 'simulated');
+/**
+ * The project's simulated 3-bank data (public schema); holdout = fresh rows of the same banks (other
+ * seed), in the same proportions. 'simulated': 24,000 train rows (about 100 fraud rows, 34 per bank)
+ * and a 6,000-row holdout (about 25 fraud rows: a recall measured on them moves in steps of 0.04,
+ * binomial sd ≈ 0.1). 'simulated-96k': the same banks at 4x the rows (about 400 fraud rows; 24,000
+ * holdout rows with about 100 fraud rows), nearer a bank's month of card transactions.
+ */
+export const SIMULATED_SIZES: Record<string, { rows: number; holdoutRows: number }> = {
+  simulated: { rows: 24_000, holdoutRows: 6_000 },
+  'simulated-96k': { rows: 96_000, holdoutRows: 24_000 },
+};
+
+export async function simulatedSplit(work: string, name = 'simulated'): Promise<Split> {
+  const size = SIMULATED_SIZES[name];
+  if (!size) throw new Error(`unknown simulated dataset '${name}' (known: ${Object.keys(SIMULATED_SIZES).join(', ')})`);
+  const dir = join(work, name);
   mkdirSync(dir, { recursive: true });
-  const sim = simulateBanks({ banks: 3, rows: 24000, out: dir, seed: 42 });
+  const sim = simulateBanks({ banks: 3, rows: size.rows, out: dir, seed: 42 });
   const schema = transactionSchema();
   const header = schema.columns.map((c) => c.name);
-  // Holdout: fresh rows from the same three banks (other seed), in the same proportions.
-  const holdout = [0, 1, 2].flatMap((b) => simulateBankRows(b, [3000, 1800, 1200][b]!, 4242));
+  const shares = bankShares(3);
+  const holdout = [0, 1, 2].flatMap((b) => simulateBankRows(b, Math.round(shares[b]! * size.holdoutRows), 4242));
   const holdoutPath = join(dir, 'holdout.csv');
   writeCsv(holdoutPath, header, holdout);
   const train: string[][] = [];
   for (const bank of sim.banks) for await (const r of (await openCsv(bank.path)).rows) train.push(r.values);
   const trainPath = join(dir, 'train.csv');
   writeCsv(trainPath, header, train);
-  return { name: 'simulated', dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
+  return { name, dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
 }
 
 /**
@@ -99,7 +114,7 @@ export async function simulatedSplit(work: string): Promise<Split> {
 export async function benchmarkSplits(only: readonly string[], work: string): Promise<Split[]> {
   const datasets = resolve(process.cwd(), '../shared/datasets');
   const splits: Split[] = [];
-  if (only.includes('simulated')) splits.push(await simulatedSplit(work));
+  for (const name of Object.keys(SIMULATED_SIZES)) if (only.includes(name)) splits.push(await simulatedSplit(work, name));
   if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(datasets, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(datasets, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   return splits;
@@ -135,7 +150,11 @@ export interface FederatedOptions {
   keepOptimizer?: boolean;
   seed: number;
   /** Record-level DP per bank: total ε (summary + DP-SGD) at δ; absent = non-private. */
-  dp?: { epsilon: number; delta: number; summaryShare: number; maxGradNorm: number; classifierClipShare?: number };
+  /**
+   * As the agent does by default: the summary costs summaryEpsilon on its own, and DP-SGD's σ is
+   * calibrated so that summary ⊕ DP-SGD compose (RDP) to epsilon in all.
+   */
+  dp?: { epsilon: number; delta: number; summaryEpsilon: number; maxGradNorm: number; classifierClipShare?: number; summaryTargetShare?: number };
   /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
@@ -162,8 +181,9 @@ export interface FederatedResult extends ModelSnapshot {
   trainSeconds: number;
   msPerStep: number;
   /** DP only: noise multiplier of DP-SGD and ε per part. */
-  /** summaryNoiseStd: each bank's Gaussian noise sd on every summary count (z·√columns). */
-  privacy?: { sigma: number; sampleRate: number; summaryEpsilon: number; summaryNoiseStd: number; sgdEpsilon: number; delta: number };
+  /** summaryNoiseStd: each bank's Gaussian noise sd on the target's class counts (shared/privacy/summary-noise). */
+  /** sgdEpsilon: what DP-SGD alone would cost; epsilon: summary ⊕ DP-SGD composed (the bank's total). */
+  privacy?: { sigma: number; sampleRate: number; summaryEpsilon: number; summaryNoiseStd: number; sgdEpsilon: number; epsilon: number; delta: number };
 }
 
 export async function trainFederated(split: Split, o: FederatedOptions): Promise<FederatedResult> {
@@ -172,19 +192,22 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   for (const p of split.bankPaths) banks.push((await loadTable(p, schema)).rows);
   // 1. Each bank's summary (DP-noised when dp is set), merged.
   const cols = summaryColumns(schema);
-  let noiseStd = 0;
+  let noiseStd = cols.map(() => 0);
   let summaryEpsilon = 0;
   let summaryNoiseStd = 0;
+  let summaryRdp: number[] = [];
   const released = banks.map((rows) => {
     const raw = summaryCounts(schema, rows);
     if (!o.dp) return raw;
-    summaryEpsilon = o.dp.epsilon * o.dp.summaryShare;
+    summaryEpsilon = o.dp.summaryEpsilon;
     const z = noiseMultiplierFor({ targetEpsilon: summaryEpsilon, delta: o.dp.delta, sampleRate: 1, steps: 1 });
-    const sigma = z * Math.sqrt(cols.length);
-    summaryNoiseStd = sigma;
-    noiseStd = Math.sqrt(noiseStd ** 2 + sigma ** 2);
-    return raw.map((v) => {
-      const noise = secureGaussian(v.length, sigma);
+    // As the agent's releaseNoisyCounts: the target column takes its share of the privacy loss.
+    const plan = summaryNoise(cols.map((c) => c.column), z, schema.target !== undefined ? { column: schema.target, share: o.dp.summaryTargetShare ?? DEFAULT_SUMMARY_TARGET_SHARE } : undefined);
+    summaryNoiseStd = plan.columnStd[cols.findIndex((c) => c.column === schema.target)] ?? plan.columnStd[0]!;
+    summaryRdp = rdpGaussian(plan.sigma, plan.sensitivity);
+    noiseStd = noiseStd.map((s, k) => Math.sqrt(s ** 2 + plan.columnStd[k]! ** 2));
+    return raw.map((v, k) => {
+      const noise = secureGaussian(v.length, plan.columnStd[k]!);
       return v.map((x, j) => x + noise[j]!);
     });
   });
@@ -199,12 +222,14 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   let sigma = 0;
   let sampleRate = 0;
   let sgdEpsilon = 0;
+  let totalEpsilon = 0;
   const trainers = models.map((m, b) => {
     let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number; classifierClipShare?: number } | undefined;
     if (o.dp) {
       sampleRate = Math.min(1, o.batchSize / data[b]!.n);
-      sgdEpsilon = o.dp.epsilon * (1 - o.dp.summaryShare);
-      const s = noiseMultiplierFor({ targetEpsilon: sgdEpsilon, delta: o.dp.delta, sampleRate, steps: o.rounds * o.localSteps });
+      const s = noiseMultiplierFor({ targetEpsilon: o.dp.epsilon, delta: o.dp.delta, sampleRate, steps: o.rounds * o.localSteps, priorRdp: summaryRdp });
+      sgdEpsilon = epsilonFor({ sampleRate, noiseMultiplier: s, steps: o.rounds * o.localSteps, delta: o.dp.delta });
+      totalEpsilon = Math.max(totalEpsilon, rdpToEpsilon(DEFAULT_ORDERS, composeRdp(summaryRdp, computeRdp(sampleRate, s, o.rounds * o.localSteps)), o.dp.delta).epsilon);
       sigma = Math.max(sigma, s);
       dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}) };
     }
@@ -268,21 +293,21 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     categoryWeights: merged,
     trainSeconds,
     msPerStep: (trainSeconds * 1000) / steps,
-    ...(o.dp ? { privacy: { sigma, sampleRate, summaryEpsilon, summaryNoiseStd, sgdEpsilon, delta: o.dp.delta } } : {}),
+    ...(o.dp ? { privacy: { sigma, sampleRate, summaryEpsilon, summaryNoiseStd, sgdEpsilon, epsilon: totalEpsilon, delta: o.dp.delta } } : {}),
   };
 }
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
-export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean }): Promise<Record<string, unknown>> {
+export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator' }): Promise<Record<string, unknown>> {
   const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
   return report as unknown as Record<string, unknown>;
 }
 
 /** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
-export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean }): string {
+export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator' }): string {
   const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
-  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}) });
+  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}) });
   writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
   return o.path;
 }

@@ -1,7 +1,10 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--batch B] [--model JSON] [--work DIR] [--also-unstratified] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
+// --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
+//   weighted draw (QuotaDraw 'weighted') instead of the prior shift, printed only.
+// --also-generator-labels: also scores rows sampled from the same model with the generator's own labels, printed only.
 // --also-unstratified: also scores rows sampled from the same model without stratifying (fedsynth sample --no-stratify), printed only.
 // --oracle-labels (diagnostic, printed only): relabels the synthetic rows with a GBDT fitted on the REAL
 //   train split (same positive count, weighted draw) and scores TSTR again: near TRTR means the DP generator's
@@ -15,6 +18,7 @@ import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './fe
 import { writeBenchmarkSection } from './common';
 import { aucRoc, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { labelsForQuotas } from '../shared/sampling/sampler';
+import { DEFAULT_SUMMARY_TARGET_SHARE } from '../shared/privacy/summary-noise';
 import { Rng } from '../shared/tensor/random';
 import type { Split } from './federated';
 
@@ -23,13 +27,15 @@ const arg = (k: string, d: string): string => {
   const i = args.indexOf(k);
   return i >= 0 ? args[i + 1]! : d;
 };
-const only = arg('--only', 'simulated,credit-default,bank-marketing').split(',');
+const only = arg('--only', 'simulated,simulated-96k,credit-default,bank-marketing').split(',');
 const epsilons = arg('--eps', '1,3').split(',').map(Number);
 const rounds = Number(arg('--rounds', '24'));
 const steps = Number(arg('--steps', '50'));
 const lr = Number(arg('--lr', '2e-4'));
 const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generator-ema
 const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordinator's default --classifier-weight
+const summaryEpsilon = Number(arg('--summary-epsilon', '0.4')); // the agent's --summary-epsilon default
+const targetShare = args.includes('--summary-target-share') ? Number(arg('--summary-target-share', '')) : undefined; // the agent's --summary-target-share (default 0.5)
 const clipShare = args.includes('--classifier-clip-share') ? Number(arg('--classifier-clip-share', '')) : undefined; // DP-SGD's classifierClipShare (default 0.25)
 const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const write = !args.includes('--no-write');
@@ -46,7 +52,7 @@ async function main(): Promise<void> {
     for (const eps of epsilons) {
       const t0 = performance.now();
       log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryShare: 0.2, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}) }, log });
+      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
@@ -56,6 +62,14 @@ async function main(): Promise<void> {
       if (args.includes('--oracle-labels')) {
         const o = oracleRelabelled(sample);
         log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
+      }
+      if (args.includes('--also-weighted-labels')) {
+        const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
+        log(`  ${split.name} ε = ${eps}, same model, C's labels drawn 'weighted' (the sampler's draw before 2026-12-06): TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+      }
+      if (args.includes('--also-generator-labels')) {
+        const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });
+        log(`  ${split.name} ε = ${eps}, same model, the generator's own labels (fedsynth sample --generator-labels): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
       }
       if (args.includes('--also-unstratified')) {
         const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
@@ -68,17 +82,17 @@ async function main(): Promise<void> {
       const tstr = metric(report, 'utility.gbdt.tstr.auc');
       const trtr = metric(report, 'utility.gbdt.trtr.auc');
       const p = res.privacy!;
-      const line = `| ${split.name} | ${eps} | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+      const line = `| ${split.name} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
       log(line);
       lines.push(line);
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Per bank (record-level, δ = 1e-5): 20% of ε on the DP summary (noisy counts + histograms; the noise sd each bank adds to every count is given with the minority rows), 80% on DP-SGD for the discriminator and the target's classifier C (one mechanism; σ calibrated for ${rounds}×${steps} steps at q = batch/rows, C = 1), composed in the bank's accountant. Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
+    `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
-    '| data | ε per bank | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
+    '| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
     '|---|---|---|---|---|---|---|---|---|---|',
     ...lines,
     '',
