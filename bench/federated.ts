@@ -141,6 +141,10 @@ export interface FederatedOptions {
    * global model, the snapshot handed to onRound and the result use the averaged generator. 0 = off.
    */
   generatorEma?: number;
+  /** Which networks the moving average covers (default the coordinator's SAMPLED_NETWORKS, G and C). */
+  emaNetworks?: readonly string[];
+  /** Diagnostic: also keep an average over these networks of the same run (FederatedResult.alsoEma). */
+  alsoEmaNetworks?: readonly string[];
   /**
    * Weight of the auxiliary classifier of the schema's target (the coordinator's --classifier-weight;
    * default 1 as there; 0 = no classifier).
@@ -178,6 +182,8 @@ export interface ModelSnapshot {
 }
 
 export interface FederatedResult extends ModelSnapshot {
+  /** With alsoEmaNetworks: the published weights under that average instead. */
+  alsoEma?: NamedWeights;
   trainSeconds: number;
   msPerStep: number;
   /** DP only: noise multiplier of DP-SGD and ε per part. */
@@ -247,6 +253,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   let velocity: Float64Array[] | undefined;
   const emaBeta = o.generatorEma ?? 0;
   let ema: NamedWeights | undefined;
+  let emaAlt: NamedWeights | undefined;
   const t0 = performance.now();
   let steps = 0;
   for (let r = 1; r <= o.rounds; r++) {
@@ -278,7 +285,8 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       global = avg;
     }
     // The coordinator's own published-model average (--generator-ema), with its warm-up.
-    if (emaBeta > 0) ema = emaGenerator(ema, global, emaWarmupBeta(emaBeta, r));
+    if (emaBeta > 0) ema = emaGenerator(ema, global, emaWarmupBeta(emaBeta, r), ...(o.emaNetworks ? [o.emaNetworks] : []));
+    if (emaBeta > 0 && o.alsoEmaNetworks) emaAlt = emaGenerator(emaAlt, global, emaWarmupBeta(emaBeta, r), o.alsoEmaNetworks);
     const secs = (performance.now() - t0) / 1000;
     o.log(`  ${split.name} round ${r}/${o.rounds}: mean D ${updates.map((u) => u.mean.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.mean.gLoss.toFixed(3)).join('/')}  cond ${updates.map((u) => u.mean.condLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
     await o.onRound?.(r, { transformer, modelConfig, weights: ema ?? global, categoryWeights: merged }, updates.map((u) => u.mean));
@@ -290,6 +298,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     transformer,
     modelConfig,
     weights: ema ?? global,
+    ...(emaAlt ? { alsoEma: emaAlt } : {}),
     categoryWeights: merged,
     trainSeconds,
     msPerStep: (trainSeconds * 1000) / steps,

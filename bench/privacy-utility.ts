@@ -1,7 +1,9 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
+// --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
+//   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
 //   weighted draw (QuotaDraw 'weighted') instead of the prior shift, printed only.
 // --also-generator-labels: also scores rows sampled from the same model with the generator's own labels, printed only.
@@ -52,7 +54,7 @@ async function main(): Promise<void> {
     for (const eps of epsilons) {
       const t0 = performance.now();
       log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
       const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
       const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
       // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
@@ -66,6 +68,10 @@ async function main(): Promise<void> {
       if (args.includes('--also-weighted-labels')) {
         const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
         log(`  ${split.name} ε = ${eps}, same model, C's labels drawn 'weighted' (the sampler's draw before 2026-12-06): TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+      }
+      if (res.alsoEma) {
+        const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma }, { rows: trainRows, seed: 11, outDir: work });
+        log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
       }
       if (args.includes('--also-generator-labels')) {
         const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });

@@ -162,7 +162,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       },
       sendRoundResult: (bankId, m) => send(bankId, wire.roundResult(m)),
       commit: async (round) => {
-        // What gets published: the generator averaged over rounds (emaGenerator); RoundManager keeps training the plain model.
+        // What gets published: the generator and the classifier averaged over rounds (emaGenerator); RoundManager keeps training the plain model.
         const beta = published ? emaWarmupBeta(opts.generatorEma ?? 0, round.modelVersion) : 0;
         published = emaGenerator(published, round.weights, beta);
         await opts.persistence.commit({ ...round, weights: published, published: { generatorEma: beta } });

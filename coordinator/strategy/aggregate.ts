@@ -121,11 +121,19 @@ export function l2Norm(tensors: Tensors): number {
  * ICLR 2019) smooths what gets sampled. Training itself continues from `next`. `prev` undefined
  * (first round) publishes `next` as is.
  */
-export function emaGenerator(prev: Tensors | undefined, next: Tensors, beta: number): Tensors {
+export function emaGenerator(prev: Tensors | undefined, next: Tensors, beta: number, networks: readonly string[] = SAMPLED_NETWORKS): Tensors {
   if (!(beta >= 0 && beta < 1)) throw new AggregationError(`generator EMA β must be in [0, 1), got ${beta}`);
   if (!prev || beta === 0) return next;
-  return blendGenerator(prev, next, beta);
+  return blendGenerator(prev, next, beta, networks);
 }
+
+/**
+ * The networks the sampler uses, averaged in the published model: the generator G and the
+ * target's classifier C, whose labels the sampler draws. Under DP-SGD each round leaves fresh
+ * noise in C's weights; averaging its iterates (Polyak-Ruppert, as De et al. 2022 do for DP-SGD)
+ * is post-processing and removes part of it.
+ */
+export const SAMPLED_NETWORKS: readonly string[] = ['G/', 'C/'];
 
 /**
  * The β to use for the t-th published round (t = 1, 2, …): min(β, 1 − 1/t). The first rounds are
@@ -137,10 +145,10 @@ export function emaWarmupBeta(beta: number, t: number): number {
   return Math.min(beta, 1 - 1 / t);
 }
 
-function blendGenerator(prev: Tensors, next: Tensors, beta: number): Tensors {
+function blendGenerator(prev: Tensors, next: Tensors, beta: number, networks: readonly string[]): Tensors {
   assertSameLayout(next, prev, 'generator EMA');
   return next.map((t, i) => {
-    if (!t.name.startsWith('G/')) return t;
+    if (!networks.some((n) => t.name.startsWith(n))) return t;
     const p = prev[i]!.data;
     const out = new Float32Array(t.data.length);
     for (let j = 0; j < out.length; j++) out[j] = beta * p[j]! + (1 - beta) * t.data[j]!;

@@ -86,15 +86,18 @@ describe('applyDelta and l2Norm', () => {
   });
 });
 
-describe('emaGenerator (published model: generator averaged over rounds)', () => {
+describe('emaGenerator (published model: generator and classifier averaged over rounds)', () => {
   const t = (name: string, v: number[]) => ({ name, shape: [v.length], data: Float32Array.from(v) });
-  it('averages the G/ tensors with β and leaves the discriminator as the new round has it', () => {
-    const prev = [t('G/0/kernel', [1, 2]), t('D/0/kernel', [5, 5])];
-    const next = [t('G/0/kernel', [3, 6]), t('D/0/kernel', [7, 9])];
+  it("averages the sampled networks' tensors (G/ and the classifier's C/) with β and leaves the discriminator as the new round has it", () => {
+    const prev = [t('G/0/kernel', [1, 2]), t('D/0/kernel', [5, 5]), t('C/0/kernel', [0, 4])];
+    const next = [t('G/0/kernel', [3, 6]), t('D/0/kernel', [7, 9]), t('C/0/kernel', [4, 8])];
     const out = emaGenerator(prev, next, 0.75);
     expect(Array.from(out[0]!.data)).toEqual([1.5, 3]);
     expect(Array.from(out[1]!.data)).toEqual([7, 9]);
+    expect(Array.from(out[2]!.data)).toEqual([1, 5]);
     expect(Array.from(prev[0]!.data)).toEqual([1, 2]); // inputs untouched
+    // Only the networks named: G alone leaves C as the new round has it.
+    expect(Array.from(emaGenerator(prev, next, 0.75, ['G/'])[2]!.data)).toEqual([4, 8]);
   });
   it('publishes the new round as is before any commit, or with β = 0; refuses β outside [0, 1) and a layout change', () => {
     const next = [t('G/0/kernel', [3, 6])];
