@@ -309,7 +309,7 @@ describe('secure aggregation over real sockets', () => {
     }
   }, 40_000);
 
-  it('--generator-ema: the checkpoint publishes the generator averaged over rounds, while banks keep training the plain FedAvg model', async () => {
+  it('--generator-ema: the checkpoint publishes the generator and the classifier averaged over rounds, while banks keep training the plain FedAvg model', async () => {
     const stateDir = join(dir, 'state-ema');
     const beta = 0.5;
     const coordinator = await runCoordinator({ ...settings(stateDir), generatorEma: beta }, { exitWhenFinished: false, log: memoryLogger('coordinator') });
@@ -324,11 +324,11 @@ describe('secure aggregation over real sockets', () => {
       const tol = tolerance(3, 3, total, 1);
       // Round 2 started from plain FedAvg of round 1 (nothing averaged in yet: round 1 publishes FedAvg as is).
       expect(maxDiff(g[1]!, fedAvg1)).toBeLessThanOrEqual(tol);
-      // The checkpoint: G = β·G(round 1) + (1 − β)·G(round 2 FedAvg); D = round 2 FedAvg.
+      // The checkpoint: G and C = β·(round 1) + (1 − β)·(round 2 FedAvg); D = round 2 FedAvg.
       const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt')).tensors as Tensors;
-      const isG = (t: { name: string }) => t.name.startsWith('G/');
+      const isG = (t: { name: string }) => t.name.startsWith('G/') || t.name.startsWith('C/');
       const expected = fedAvg2.map((d, i) => (isG(ckpt[i]!) ? d.map((v, j) => beta * fedAvg1[i]![j]! + (1 - beta) * v) : d));
-      expect(ckpt.some(isG) && ckpt.some((t) => !isG(t))).toBe(true);
+      expect(ckpt.some(isG) && ckpt.some((t) => !isG(t)) && ckpt.some((t) => t.name.startsWith('C/'))).toBe(true);
       expect(maxDiff(ckpt, expected)).toBeLessThanOrEqual(2 * tol);
       // And it differs from plain FedAvg in G (the test can fail): by far more than the tolerance.
       const gOnly = (ts: Tensors) => ts.filter(isG);
