@@ -32,7 +32,9 @@ export interface LocalDpOptions {
    * The bank's total ε (at budget.delta) after `plannedRounds` rounds, composed in RDP with what
    * the ledger already holds when training starts (the DP summary, earlier sessions): σ is
    * calibrated once so that ledger ⊕ DP-SGD reaches it (noiseMultiplierFor's priorRdp). The agent's
-   * default, with --epsilon-max. targetEpsilon takes precedence.
+   * default, with --epsilon-max. targetEpsilon takes precedence. A restarted agent calibrates again
+   * against what its ledger holds by then, for plannedRounds more rounds: more noise, never past
+   * the budget (the ledger refuses any round that would be).
    */
   totalEpsilon?: number;
   /** Rounds the target ε is spread over (default 1). */
