@@ -137,6 +137,20 @@ export interface Mixture {
  * so a mode never collapses onto one bin. Starts from maxModes components at weighted quantiles;
  * components under MODE_WEIGHT_THRESHOLD are pruned and EM continues with the rest.
  */
+/**
+ * The noisy histogram with the bins that look empty set to 0. A bin counts if it is ≥ 3σ, or ≥ 2σ
+ * next to another bin ≥ 2σ: real mass comes in runs of bins, noise in isolated ones. With 2σ
+ * alone, each empty bin passes with probability 2.3%; over a schema's few hundred bins that is a
+ * handful of spurious modes per fit, each ~2σ of rows placed where no real row is (in the demo, 1%
+ * of the sampled amounts at 11-17k against a real maximum of 9k). With the run rule an isolated
+ * empty bin passes with ≈ 0.13% + 2.1%·4.6% ≈ 0.23%. σ = 0 (no noise): every positive bin counts.
+ */
+export function occupiedBins(values: readonly number[], sigma: number): number[] {
+  if (!(sigma > 0)) return values.map((v) => (v > 0 ? v : 0));
+  const over2 = values.map((v) => v >= 2 * sigma);
+  return values.map((v, j) => (v >= 3 * sigma || (over2[j] && (over2[j - 1] === true || over2[j + 1] === true)) ? v : 0));
+}
+
 export function fitMixture(edges: Float64Array, counts: readonly number[], maxModes = DEFAULT_MAX_MODES, iterations = 200): Mixture {
   const nb = edges.length - 1;
   const width = (edges[nb]! - edges[0]!) / nb;
@@ -265,7 +279,7 @@ export interface FitOptions {
   bins?: number;
   /**
    * Std of the noise in the merged counts (√Σ σ_bank²), one for all columns or one per summary
-   * column: bins below 2σ are treated as empty.
+   * column: bins that look empty are dropped (occupiedBins).
    */
   noiseStd?: number | readonly number[];
   /** Merge categories whose merged noisy count is below this into one slot (default 3·the column's noiseStd). */
@@ -344,7 +358,6 @@ export class GmmTransformer implements DataTransformer {
       const e = expected[k]!;
       if (m.column !== e.column || m.values.length !== e.dim) throw new Error(`summary column ${k} is '${m.column}' with ${m.values.length} counts, expected '${e.column}' with ${e.dim}`);
       const noise = noiseOf(k);
-      const emptyBelow = 2 * noise;
       const rare = opts.rareThreshold ?? 3 * noise;
       if (isDiscrete(col)) {
         const st: DiscreteState = { kind: 'discrete', column: col.name };
@@ -359,7 +372,7 @@ export class GmmTransformer implements DataTransformer {
       } else {
         const edges = histogramEdges(col, bins);
         const nb = edges.length - 1;
-        const counts = m.values.slice(0, nb).map((v) => (v >= emptyBelow && v > 0 ? v : 0));
+        const counts = occupiedBins(m.values.slice(0, nb), noise);
         states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes) });
       }
     });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
-import { binOf, fitMixture, GmmTransformer, histogramEdges, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
+import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
 const rowsOf = (bank: number, n: number, seed: number): Row[] =>
@@ -152,6 +152,19 @@ describe('GMM transformer', () => {
     );
     expect(new Set(back.map((r) => r[0]))).toEqual(new Set(['r1', 'r2', 'r3']));
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
+  });
+
+  it('keeps bins of a noisy histogram that stand out as a run or alone above 3σ, and drops isolated noise', () => {
+    expect(occupiedBins([0, 25, 0, 0, 35, 0, 25, 25, 0, -40, 19, 100], 10)).toEqual([0, 0, 0, 0, 35, 0, 25, 25, 0, 0, 0, 100]);
+    expect(occupiedBins([3, -1, 0.5], 0)).toEqual([3, 0, 0.5]);
+    // Pure noise: the 2σ rule alone would keep ≈ 2.3% of empty bins; the run rule keeps ≈ 0.23%.
+    const rng = new Rng(21);
+    const sigma = 50;
+    const noise = Array.from({ length: 40_000 }, () => sigma * normal(rng));
+    const kept = occupiedBins(noise, sigma).filter((v) => v > 0).length / noise.length;
+    expect(noise.filter((v) => v >= 2 * sigma).length / noise.length).toBeGreaterThan(0.019);
+    expect(kept).toBeLessThan(0.0045);
+    expect(kept).toBeGreaterThan(0.0008);
   });
 
   it("reads each column's own noise sd: the same counts merge under a large sd and stay apart under a small one", () => {
