@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -43,6 +43,8 @@ const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknow
 const write = !args.includes('--no-write');
 const batchSize = Number(arg('--batch', '500'));
 const lrD = args.includes('--lr-d') ? Number(arg('--lr-d', '')) : undefined; // D's rate when it differs from --lr
+const repeats = Number(arg('--repeat', '1')); // runs per (data, ε): seeds 7, 1007, …, with a median table
+if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeat must be a positive integer, got ${arg('--repeat', '')}`);
 const work = resolve(arg('--work', '.tmp/bench-privacy')); // separate dirs let runs go side by side
 
 async function main(): Promise<void> {
@@ -50,51 +52,64 @@ async function main(): Promise<void> {
   const log = (l: string): void => void process.stderr.write(`${l}\n`);
   const splits = await benchmarkSplits(only, work);
   const lines: string[] = [];
+  const medians: string[] = [];
   for (const split of splits) {
     for (const eps of epsilons) {
-      const t0 = performance.now();
-      log(`== ${split.name} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-      const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
-      const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
-      const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
-      // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
-      log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
-      // The sample just evaluated, loaded once more for the minority count (and the diagnostic).
-      const sample = await loadSample(split, join(work, `${split.name}-synthetic.csv`));
-      if (args.includes('--oracle-labels')) {
-        const o = oracleRelabelled(sample);
-        log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
+      const runs: { ratio: number; recall: number; trtrRecall: number; mia: number }[] = [];
+      for (let rep = 0; rep < repeats; rep++) {
+        const t0 = performance.now();
+        const tag = repeats > 1 ? ` #${rep + 1}` : '';
+        log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
+        const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
+        // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
+        log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
+        // The sample just evaluated, loaded once more for the minority count (and the diagnostic).
+        const sample = await loadSample(split, join(work, `${split.name}-synthetic.csv`));
+        if (args.includes('--oracle-labels')) {
+          const o = oracleRelabelled(sample);
+          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
+        }
+        if (args.includes('--also-weighted-labels')) {
+          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
+          log(`  ${split.name} ε = ${eps}, same model, C's labels drawn 'weighted' (the sampler's draw before 2026-12-06): TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+        }
+        if (res.alsoEma) {
+          const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma }, { rows: trainRows, seed: 11, outDir: work });
+          log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+        }
+        if (args.includes('--also-generator-labels')) {
+          const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });
+          log(`  ${split.name} ε = ${eps}, same model, the generator's own labels (fedsynth sample --generator-labels): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+        }
+        if (args.includes('--also-unstratified')) {
+          const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
+          log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+        }
+        // How many minority rows the sample has against the real train split: stratified sampling
+        // follows the consortium's DP-noised class counts, and for a class of a few dozen rows per
+        // bank the noise can be as large as the count.
+        const minority = { synthetic: count(sample.ys), real: count(sample.y) };
+        const tstr = metric(report, 'utility.gbdt.tstr.auc');
+        const trtr = metric(report, 'utility.gbdt.trtr.auc');
+        const p = res.privacy!;
+        runs.push({ ratio: tstr / trtr, recall: metric(report, 'utility.gbdt.tstr.recall'), trtrRecall: metric(report, 'utility.gbdt.trtr.recall'), mia: Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc')) });
+        const line = `| ${split.name}${tag} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+        log(line);
+        lines.push(line);
       }
-      if (args.includes('--also-weighted-labels')) {
-        const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
-        log(`  ${split.name} ε = ${eps}, same model, C's labels drawn 'weighted' (the sampler's draw before 2026-12-06): TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+      if (repeats > 1) {
+        const ratio = spread(runs.map((r) => r.ratio), 3);
+        const recall = spread(runs.map((r) => r.recall), 2);
+        const line = `| ${split.name} | ${eps} | ${repeats} | ${ratio} | ${recall} / ${runs[0]!.trtrRecall.toFixed(2)} | ${runs.filter((r) => r.ratio >= 0.9).length} / ${runs.filter((r) => r.recall >= r.trtrRecall - 0.15).length} | ${Math.max(...runs.map((r) => r.mia)).toFixed(3)} |`;
+        log(line);
+        medians.push(line);
       }
-      if (res.alsoEma) {
-        const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma }, { rows: trainRows, seed: 11, outDir: work });
-        log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
-      }
-      if (args.includes('--also-generator-labels')) {
-        const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });
-        log(`  ${split.name} ε = ${eps}, same model, the generator's own labels (fedsynth sample --generator-labels): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
-      }
-      if (args.includes('--also-unstratified')) {
-        const u = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, stratify: false });
-        log(`  ${split.name} ε = ${eps}, unstratified sample: TSTR ${metric(u, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(u, 'utility.gbdt.tstr.recall').toFixed(2)}`);
-      }
-      // How many minority rows the sample has against the real train split: stratified sampling
-      // follows the consortium's DP-noised class counts, and for a class of a few dozen rows per
-      // bank the noise can be as large as the count.
-      const minority = { synthetic: count(sample.ys), real: count(sample.y) };
-      const tstr = metric(report, 'utility.gbdt.tstr.auc');
-      const trtr = metric(report, 'utility.gbdt.trtr.auc');
-      const p = res.privacy!;
-      const line = `| ${split.name} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
-      log(line);
-      lines.push(line);
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
@@ -103,6 +118,16 @@ async function main(): Promise<void> {
     ...lines,
     '',
     'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55.',
+    ...(repeats > 1
+      ? [
+          '',
+          `Over the ${repeats} runs of each row (training seeds 7, 1007, …; DP noise from node:crypto differs in every run): median [min, max].`,
+          '',
+          '| data | ε per bank | runs | TSTR / TRTR ratio | minority recall TSTR / TRTR | runs meeting the AUC / recall target | MIA AUC, largest |',
+          '|---|---|---|---|---|---|---|',
+          ...medians,
+        ]
+      : []),
   ].join('\n');
   process.stdout.write(body + '\n');
   if (write) writeBenchmarkSection('bench:privacy utility', `## bench:privacy utility\n\n${body}`);
@@ -122,6 +147,13 @@ async function loadSample(split: Split, synthetic: string): Promise<LoadedSample
   const input = await loadEvaluationInput({ real: split.trainPath, holdout: split.holdoutPath, synthetic }, { schema: await readSchemaFile(split.schemaPath), target: split.target });
   const pc = positiveClassOf(input.real.columns.find((c) => c.name === split.target)!);
   return { input, target: split.target, y: pc.is(input.real), ys: pc.is(input.synthetic), yh: pc.is(input.holdout) };
+}
+
+/** "median [min, max]" of the values, to `digits` decimals. */
+function spread(v: readonly number[], digits: number): string {
+  const s = [...v].sort((a, b) => a - b);
+  const mid = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return `${mid.toFixed(digits)} [${s[0]!.toFixed(digits)}, ${s[s.length - 1]!.toFixed(digits)}]`;
 }
 
 function count(y: Uint8Array): number {
