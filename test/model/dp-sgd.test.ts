@@ -418,6 +418,20 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     // A fourth round would pass the budget: refused.
     await expect(lt.train(data, plan, undefined, () => false)).rejects.toThrow(BudgetExceededError);
     lt.dispose();
+    // A new session (a restarted agent) calibrates against what is left: far more noise, and its
+    // planned rounds still end within the total.
+    const again = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 3, sampleRate: 0.05 });
+    for (let r = 0; r < 3; r++) await again.train(data, plan, undefined, () => false);
+    const later = ledger.entries().filter((e) => e.kind === 'dp-sgd').slice(3);
+    expect(later).toHaveLength(3);
+    expect((later[0]!.params as { sigma: number }).sigma).toBeGreaterThan(3 * sigma);
+    expect(ledger.spent(1e-5)).toBeLessThanOrEqual(2);
+    again.dispose();
+    // Where the ledger already holds the whole total, calibration refuses before any step.
+    const spent = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 1.5, plannedRounds: 3, sampleRate: 0.05 });
+    await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/already spent .* nothing is left for DP-SGD under a total of ε = 1.5/);
+    expect(ledger.entries().filter((e) => e.kind === 'dp-sgd')).toHaveLength(6);
+    spent.dispose();
   });
 
   it('refuses a WGAN-GP consortium model when DP-SGD is required', () => {
