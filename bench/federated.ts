@@ -51,11 +51,11 @@ export async function splitDataset(o: { name: string; file: string; target: stri
   const train: string[][] = [];
   const holdout: string[][] = [];
   for (const idx of byClass.values()) {
-    shuffle(idx, rng);
+    rng.shuffle(idx);
     const cut = Math.round(idx.length * 0.2);
     idx.forEach((i, k) => (k < cut ? holdout : train).push(rows[i]!));
   }
-  shuffle(train, rng);
+  rng.shuffle(train);
   const trainPath = join(o.dir, 'train.csv');
   const holdoutPath = join(o.dir, 'holdout.csv');
   writeCsv(trainPath, header, train);
@@ -118,13 +118,6 @@ export async function benchmarkSplits(only: readonly string[], work: string): Pr
   if (only.includes('credit-default')) splits.push(await splitDataset({ name: 'credit-default', file: join(datasets, 'credit-default.csv'), target: 'default.payment.next.month', drop: ['ID'], dir: join(work, 'credit-default'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   if (only.includes('bank-marketing')) splits.push(await splitDataset({ name: 'bank-marketing', file: join(datasets, 'bank-marketing.csv'), target: 'y', drop: [], dir: join(work, 'bank-marketing'), seed: 42, shares: [0.5, 0.3, 0.2] }));
   return splits;
-}
-
-function shuffle<T>(a: T[], rng: Rng): void {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
 }
 
 export interface FederatedOptions {

@@ -203,8 +203,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         }
         if (opts.summaryColumns.length > 0 && !summaries.weights) {
           const weights = summaries.freeze(participants);
-          const noiseStd = summaries.noiseStd(participants);
-          const fitted = opts.fitTransformer?.(weights, summaries.columnNoiseStd(participants));
+          const columnNoise = summaries.columnNoiseStd(participants);
+          const noiseStd = Math.max(0, ...columnNoise);
+          const fitted = opts.fitTransformer?.(weights, columnNoise);
           if (fitted !== undefined) transformerJson = JSON.stringify(fitted);
           opts.persistence.saveCategoryWeights(weights, fitted);
           log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column), noiseStd: Number(noiseStd.toFixed(2)), transformerFitted: fitted !== undefined });

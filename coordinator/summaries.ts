@@ -34,11 +34,6 @@ export class SummaryBook {
     return per[0]!.map((_, k) => Math.sqrt(per.reduce((s, v) => s + (v[k] ?? 0) ** 2, 0)));
   }
 
-  /** The largest per-column noise std of the merged counts (for logs). */
-  noiseStd(banks: readonly string[]): number {
-    return Math.max(0, ...this.columnNoiseStd(banks));
-  }
-
   /** Freezes the merge of the given banks' summaries (idempotent once frozen). */
   freeze(banks: readonly string[]): ColumnCounts[] {
     if (!this.frozen) this.frozen = mergeNoisyCounts(banks.map((b) => this.byBank.get(b)).filter((c): c is ColumnCounts[] => c !== undefined));

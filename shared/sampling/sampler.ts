@@ -177,11 +177,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
             opts.onProgress?.(have, n);
           });
           rows.push(...byClass.flat());
-          const rng = new Rng(seed);
-          for (let i = rows.length - 1; i > 0; i--) {
-            const j = rng.int(i + 1);
-            [rows[i], rows[j]] = [rows[j]!, rows[i]!];
-          }
+          new Rng(seed).shuffle(rows);
           return { rows, columns, stratifiedBy: target! };
         } catch (e) {
           // A class the generator (almost) never produces: sample as CTGAN does instead.
@@ -254,6 +250,10 @@ export function labelsForQuotas(probs: Float32Array, k: number, quotas: readonly
   const last = order.pop()!;
   const open = new Set(quotas.map((_, c) => c));
   for (const c of order) {
+    if (quotas[c] === 0) {
+      open.delete(c);
+      continue;
+    }
     const free: number[] = [];
     for (let r = 0; r < n; r++) if (out[r] === -1) free.push(r);
     // C's probability of c among the classes still open (earlier, rarer ones are assigned).
@@ -301,11 +301,7 @@ function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
   const pi = logit.map((l) => 1 / (1 + Math.exp(-(l + lam))));
   // Systematic sampling in a random order: a uniform start u, then the rows whose running sum of
   // π crosses u, u + 1, … Each row is taken with probability π_j, and Σ π = m rows in all.
-  const perm = Array.from({ length: n }, (_, j) => j);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-  }
+  const perm = rng.shuffle(Array.from({ length: n }, (_, j) => j));
   const scale = m / pi.reduce((a, b) => a + b, 0); // removes the bisection's rounding from Σ π
   const picked: number[] = [];
   const taken = new Uint8Array(n);

@@ -34,6 +34,15 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /** Shuffles `a` in place (Fisher–Yates, from the end: one int(i + 1) draw per position) and returns it. */
+  shuffle<T>(a: T[]): T[] {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a;
+  }
+
   /** A fresh 31-bit seed (for deriving independent streams). */
   seed(): number {
     return Math.floor(this.next() * 0x7fffffff);

@@ -132,12 +132,6 @@ export interface Mixture {
 }
 
 /**
- * Deterministic weighted EM for a 1-D Gaussian mixture on histogram bin centres (weights = counts).
- * Each component's variance carries the within-bin variance width²/12 and a floor of (width/2)²,
- * so a mode never collapses onto one bin. Starts from maxModes components at weighted quantiles;
- * components under MODE_WEIGHT_THRESHOLD are pruned and EM continues with the rest.
- */
-/**
  * The noisy histogram with the bins that look empty set to 0. A bin counts if it is ≥ 3σ, or ≥ 2σ
  * next to another bin ≥ 2σ: real mass comes in runs of bins, noise in isolated ones. With 2σ
  * alone, each empty bin passes with probability 2.3%; over a schema's few hundred bins that is a
@@ -151,6 +145,12 @@ export function occupiedBins(values: readonly number[], sigma: number): number[]
   return values.map((v, j) => (v >= 3 * sigma || (over2[j] && (over2[j - 1] === true || over2[j + 1] === true)) ? v : 0));
 }
 
+/**
+ * Deterministic weighted EM for a 1-D Gaussian mixture on histogram bin centres (weights = counts).
+ * Each component's variance carries the within-bin variance width²/12 and a floor of (width/2)²,
+ * so a mode never collapses onto one bin. Starts from maxModes components at weighted quantiles;
+ * components under MODE_WEIGHT_THRESHOLD are pruned and EM continues with the rest.
+ */
 export function fitMixture(edges: Float64Array, counts: readonly number[], maxModes = DEFAULT_MAX_MODES, iterations = 200): Mixture {
   const nb = edges.length - 1;
   const width = (edges[nb]! - edges[0]!) / nb;
@@ -345,12 +345,9 @@ export class GmmTransformer implements DataTransformer {
     const bins = opts.bins ?? DEFAULT_BINS;
     const expected = summaryColumns(schema, bins);
     if (merged.length !== expected.length) throw new Error(`summary has ${merged.length} columns, the schema summarises ${expected.length}`);
-    const noiseOf = (k: number): number => {
-      const n = opts.noiseStd ?? 0;
-      if (typeof n === 'number') return n;
-      if (n.length !== expected.length) throw new Error(`noiseStd has ${n.length} entries, the schema summarises ${expected.length} columns`);
-      return n[k]!;
-    };
+    const n = opts.noiseStd ?? 0;
+    if (typeof n !== 'number' && n.length !== expected.length) throw new Error(`noiseStd has ${n.length} entries, the schema summarises ${expected.length} columns`);
+    const noiseOf = (k: number): number => (typeof n === 'number' ? n : n[k]!);
     const states: ColumnState[] = [];
     const modelled = schema.columns.filter(isModelled);
     modelled.forEach((col, k) => {
