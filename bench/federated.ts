@@ -151,7 +151,7 @@ export interface FederatedOptions {
    * As the agent does by default: the summary costs summaryEpsilon on its own, and DP-SGD's σ is
    * calibrated so that summary ⊕ DP-SGD compose (RDP) to epsilon in all.
    */
-  dp?: { epsilon: number; delta: number; summaryEpsilon: number; maxGradNorm: number; classifierClipShare?: number; summaryTargetShare?: number };
+  dp?: { epsilon: number; delta: number; summaryEpsilon: number; maxGradNorm: number; classifierClipShare?: number; classifierClipNorm?: number; summaryTargetShare?: number };
   /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
@@ -230,7 +230,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       sgdEpsilon = epsilonFor({ sampleRate, noiseMultiplier: s, steps: o.rounds * o.localSteps, delta: o.dp.delta });
       totalEpsilon = Math.max(totalEpsilon, rdpToEpsilon(DEFAULT_ORDERS, composeRdp(summaryRdp, computeRdp(sampleRate, s, o.rounds * o.localSteps)), o.dp.delta).epsilon);
       sigma = Math.max(sigma, s);
-      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}) };
+      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}), ...(o.dp.classifierClipNorm !== undefined ? { classifierClipNorm: o.dp.classifierClipNorm } : {}) };
     }
     return createTrainer(m, {
       lrG: o.lr,

@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
-// δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--no-write]
+// δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -11,6 +11,10 @@
 // --oracle-labels (diagnostic, printed only): relabels the synthetic rows with a GBDT fitted on the REAL
 //   train split (same positive count, weighted draw) and scores TSTR again: near TRTR means the DP generator's
 //   features suffice and the labels are what is lost; far below means the features are.
+// --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
+//   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
+//   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts).
+// --classifier-clip-norm R: DP-SGD's classifierClipNorm (default: none, C's gradient clipped at C√s as it stands).
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -18,11 +22,15 @@ import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
-import { aucRoc, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
+import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { labelsForQuotas } from '../shared/sampling/sampler';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../shared/privacy/summary-noise';
 import { Rng } from '../shared/tensor/random';
-import type { Split } from './federated';
+import type { FederatedResult, Split } from './federated';
+import { loadTable } from '../shared/data/schema';
+import * as tf from '@tensorflow/tfjs';
+import { createModel } from '../shared/model';
+import { discriminatorDeltas, perExampleSquaredNorms } from '../shared/model/dp-sgd';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -39,6 +47,7 @@ const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordin
 const summaryEpsilon = Number(arg('--summary-epsilon', '0.4')); // the agent's --summary-epsilon default
 const targetShare = args.includes('--summary-target-share') ? Number(arg('--summary-target-share', '')) : undefined; // the agent's --summary-target-share (default 0.5)
 const clipShare = args.includes('--classifier-clip-share') ? Number(arg('--classifier-clip-share', '')) : undefined; // DP-SGD's classifierClipShare (default 0.25)
+const clipNormC = args.includes('--classifier-clip-norm') ? Number(arg('--classifier-clip-norm', '')) : undefined;
 const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
 const write = !args.includes('--no-write');
 const batchSize = Number(arg('--batch', '500'));
@@ -55,12 +64,12 @@ async function main(): Promise<void> {
   const medians: string[] = [];
   for (const split of splits) {
     for (const eps of epsilons) {
-      const runs: { ratio: number; recall: number; trtrRecall: number; mia: number }[] = [];
+      const runs: { ratio: number; recall: number; trtrRecall: number; precision: number; trtrPrecision: number; prAuc: number; trtrPrAuc: number; mia: number }[] = [];
       for (let rep = 0; rep < repeats; rep++) {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
         log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
         const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
         const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
         // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
@@ -70,6 +79,10 @@ async function main(): Promise<void> {
         if (args.includes('--oracle-labels')) {
           const o = oracleRelabelled(sample);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
+        }
+        if (args.includes('--classifier-holdout')) {
+          const c = await classifierOnHoldout(split, res);
+          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC C itself on the real holdout: AUC ${c.auc.toFixed(3)}, recall ${c.recall.toFixed(2)} at its F1-best threshold on the holdout (F1 ${c.f1.toFixed(2)}); mean P(minority) ${c.meanP.toFixed(4)} vs holdout share ${c.share.toFixed(4)}; C's per-example gradient norm, median / 90% / 99%: ${c.norms}`);
         }
         if (args.includes('--also-weighted-labels')) {
           const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
@@ -94,37 +107,38 @@ async function main(): Promise<void> {
         const tstr = metric(report, 'utility.gbdt.tstr.auc');
         const trtr = metric(report, 'utility.gbdt.trtr.auc');
         const p = res.privacy!;
-        runs.push({ ratio: tstr / trtr, recall: metric(report, 'utility.gbdt.tstr.recall'), trtrRecall: metric(report, 'utility.gbdt.trtr.recall'), mia: Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc')) });
-        const line = `| ${split.name}${tag} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${metric(report, 'utility.gbdt.tstr.recall').toFixed(2)} / ${metric(report, 'utility.gbdt.trtr.recall').toFixed(2)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+        const u = (k: string): number => metric(report, `utility.gbdt.${k}`);
+        runs.push({ ratio: tstr / trtr, recall: u('tstr.recall'), trtrRecall: u('trtr.recall'), precision: u('tstr.precision'), trtrPrecision: u('trtr.precision'), prAuc: u('tstr.prAuc'), trtrPrAuc: u('trtr.prAuc'), mia: Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc')) });
+        const line = `| ${split.name}${tag} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${u('tstr.recall').toFixed(2)} / ${u('trtr.recall').toFixed(2)} | ${u('tstr.precision').toFixed(2)} / ${u('trtr.precision').toFixed(2)} | ${u('tstr.prAuc').toFixed(3)} / ${u('trtr.prAuc').toFixed(3)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
         log(line);
         lines.push(line);
       }
       if (repeats > 1) {
         const ratio = spread(runs.map((r) => r.ratio), 3);
         const recall = spread(runs.map((r) => r.recall), 2);
-        const line = `| ${split.name} | ${eps} | ${repeats} | ${ratio} | ${recall} / ${spread(runs.map((r) => r.trtrRecall), 2)} | ${runs.filter((r) => r.ratio >= 0.9).length} / ${runs.filter((r) => r.recall >= r.trtrRecall - 0.15).length} | ${Math.max(...runs.map((r) => r.mia)).toFixed(3)} |`;
+        const line = `| ${split.name} | ${eps} | ${repeats} | ${ratio} | ${recall} / ${spread(runs.map((r) => r.trtrRecall), 2)} | ${spread(runs.map((r) => r.precision), 2)} / ${spread(runs.map((r) => r.trtrPrecision), 2)} | ${spread(runs.map((r) => r.prAuc), 3)} / ${spread(runs.map((r) => r.trtrPrAuc), 3)} | ${runs.filter((r) => r.ratio >= 0.9).length} / ${runs.filter((r) => r.recall >= r.trtrRecall - 0.15).length} | ${Math.max(...runs.map((r) => r.mia)).toFixed(3)} |`;
         log(line);
         medians.push(line);
       }
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
     '',
-    '| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...lines,
     '',
-    'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55.',
+    'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55. Recall and precision are at the F1-best threshold each GBDT chose on a validation split of its own training rows; PR-AUC (average precision on the holdout) does not depend on a threshold: a recall bought with precision shows there.',
     ...(repeats > 1
       ? [
           '',
           `Over the ${repeats} runs of each row (training seeds 7, 1007, …, evaluation seeds 11, 12, …, so TRTR moves too; DP noise from node:crypto differs in every run): median [min, max]; a run meets a target against its own TRTR.`,
           '',
-          '| data | ε per bank | runs | TSTR / TRTR ratio | minority recall TSTR / TRTR | runs meeting the AUC / recall target | MIA AUC, largest |',
-          '|---|---|---|---|---|---|---|',
+          '| data | ε per bank | runs | TSTR / TRTR ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | runs meeting the AUC / recall target | MIA AUC, largest |',
+          '|---|---|---|---|---|---|---|---|---|',
           ...medians,
         ]
       : []),
@@ -158,6 +172,48 @@ function spread(v: readonly number[], digits: number): string {
 
 function count(y: Uint8Array): number {
   return y.reduce((s, v) => s + v, 0);
+}
+
+/**
+ * Diagnostic only (reads the holdout): the published model's classifier C applied to the real
+ * holdout rows (transformed as a bank would), against their true labels. The F1-best threshold is
+ * chosen on the holdout itself: an upper bound on what C's ranking supports, not a fair score.
+ */
+async function classifierOnHoldout(split: Split, res: FederatedResult): Promise<{ auc: number; recall: number; f1: number; meanP: number; share: number; norms: string }> {
+  const rows = (await loadTable(split.holdoutPath, split.schema)).rows;
+  const model = createModel(res.modelConfig, res.transformer.spans);
+  try {
+    model.setWeights(res.weights);
+    const span = model.labelSpan;
+    if (!span) throw new Error('--classifier-holdout: the model has no classifier');
+    const data = res.transformer.transform(rows, 1);
+    const probs = model.classifierProbabilities(data, rows.length);
+    const d = model.outputDim;
+    const truth = Array.from({ length: rows.length }, (_, r) => {
+      let best = 0;
+      for (let c = 1; c < span.dim; c++) if (data[r * d + span.offset + c]! > data[r * d + span.offset + best]!) best = c;
+      return best;
+    });
+    const counts = new Array<number>(span.dim).fill(0);
+    truth.forEach((c) => counts[c]++);
+    const minority = counts.reduce((b, n, c) => (n > 0 && n < counts[b]! ? c : b), counts.findIndex((n) => n > 0));
+    const p = Float64Array.from(truth, (_, r) => probs[r * span.dim + minority]!);
+    const y = Uint8Array.from(truth, (c) => (c === minority ? 1 : 0));
+    const m = metricsAt(p, y, bestF1Threshold(p, y));
+    // C's per-example cross-entropy gradient norms on these rows (unscaled: what classifierClipNorm R is compared with).
+    const norms = tf.tidy(() => {
+      const x = tf.tensor2d(data, [rows.length, d]);
+      const cl = model.classifierForward(x);
+      const deltas = discriminatorDeltas(model, cl.layers, tf.sub(tf.softmax(cl.logits), model.labelOf(x)) as tf.Tensor2D);
+      return tf.sqrt(perExampleSquaredNorms(cl.layers, deltas)).dataSync() as Float32Array;
+    });
+    const q = (arr: number[], f: number): number => arr[Math.min(arr.length - 1, Math.floor(f * arr.length))]!;
+    const pos = Array.from(norms).filter((_, r) => y[r] === 1).sort((a, b) => a - b);
+    const neg = Array.from(norms).filter((_, r) => y[r] === 0).sort((a, b) => a - b);
+    return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${[0.5, 0.9, 0.99].map((f) => q(pos, f).toFixed(2)).join(' / ')}, majority ${[0.5, 0.9, 0.99].map((f) => q(neg, f).toFixed(2)).join(' / ')}` };
+  } finally {
+    model.dispose();
+  }
 }
 
 /**

@@ -107,7 +107,7 @@ describe('auxiliary classifier', () => {
   });
 
   for (const classifierDims of [[8, 6], []]) {
-    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips ∇D_r to C√(1−s) and ∇C_r to C√s (so ‖(∇D_r, ∇C_r)‖ ≤ C) and noises both, as naive per-example autodiff`, () => {
+    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips ∇D_r to C√(1−s), and ∇C_r to R then scales it by C√s/R (so ‖(∇D_r, ∇C_r)‖ ≤ C), and noises both, as naive per-example autodiff`, () => {
       const m = model({ classifierDims });
       const dVars = m.discriminatorVariables();
       const cVars = m.classifierVariables();
@@ -125,20 +125,21 @@ describe('auxiliary classifier', () => {
         tf.dispose([gd.value, gc.value, ...Object.values(gd.grads), ...Object.values(gc.grads)]);
         return out;
       });
-      // Per-group clipping: D to C·√(1−s), C to C·√s. C and s put both groups' medians at their
-      // clipping norms, so some rows are clipped in each group and some are not.
+      // Per-group clipping: D to C·√(1−s); C to R, then scaled by C·√s/R. C and s put D's median at
+      // its clipping norm and R is C's median, so some rows are clipped in each group and some are not.
       const median = (a: number[]): number => [...a].sort((x, y) => x - y)[a.length >> 1]!;
       const mD = median(per.map((p) => norm(p.d)));
-      const mC = median(per.map((p) => norm(p.c)));
-      const C = Math.sqrt(mD ** 2 + mC ** 2);
-      const share = mC ** 2 / C ** 2;
+      const R = median(per.map((p) => norm(p.c)));
+      const C = mD / Math.sqrt(0.7);
+      const share = 0.3;
+      const scaleC = (C * Math.sqrt(share)) / R;
       const wantD = new Float32Array(per[0]!.d.length);
       const wantC = new Float32Array(per[0]!.c.length);
       let clippedC = 0;
       per.forEach((p) => {
         const fD = Math.min(1, (C * Math.sqrt(1 - share)) / norm(p.d));
-        const fC = Math.min(1, (C * Math.sqrt(share)) / norm(p.c));
-        if (fC < 1) clippedC++;
+        const fC = Math.min(1, R / norm(p.c)) * scaleC;
+        if (norm(p.c) > R) clippedC++;
         expect(Math.sqrt((fD * norm(p.d)) ** 2 + (fC * norm(p.c)) ** 2)).toBeLessThanOrEqual(C * (1 + 1e-6));
         p.d.forEach((v, j) => (wantD[j] += (fD * v) / E));
         p.c.forEach((v, j) => (wantC[j] += (fC * v) / E));
@@ -158,7 +159,7 @@ describe('auxiliary classifier', () => {
         tf.dispose([xf, gf.value, ...Object.values(gf.grads)]);
       }
       expect(clippedFake).toBeGreaterThan(0);
-      const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05, classifierClipShare: share };
+      const dp = { noiseMultiplier: 2, maxGradNorm: C, sampleRate: 0.05, classifierClipShare: share, classifierClipNorm: R };
       const opts = { dp, expectedRealPacks: E, rng: new Rng(1), realRows: real.rows };
       const clean = dpDiscriminatorGradients(m, real.packed, fake.packed, { ...opts, noNoise: true });
       expect(clean.clippedFraction).toBeGreaterThan(0);
@@ -184,7 +185,28 @@ describe('auxiliary classifier', () => {
     });
   }
 
-  it('DP training with a classifier moves C, leaks no tensors, and refuses pac > 1 or a bad clipping share', () => {
+  it("DP-SGD's default clipping of C (R = C√s, most rows of a rare class clipped) drives that class's probability far below its share; a large classifierClipNorm R keeps it near", () => {
+    // x carries no information about the label, so the best C predicts the class share (10%)
+    // everywhere. No noise: what is left is the clipping's own bias.
+    const rare = condToy(2000, [0.9, 0.1], [0, 0]);
+    const meanRare = (classifierClipNorm: number | undefined): number => {
+      const m = createModel(defaultModelConfig({ noiseDim: 6, generatorDims: [16, 16], discriminatorDims: [12, 10], classifierDims: [8, 6], loss: 'ns', dropout: 0, seed: 3, classifierColumn: 'c' }), rare.spans);
+      const dp = { noiseMultiplier: 0, maxGradNorm: 0.1, sampleRate: 0.05, ...(classifierClipNorm !== undefined ? { classifierClipNorm } : {}) };
+      const t = createTrainer(m, { seed: 2, dp });
+      t.trainSteps(rare.data, 2000, { steps: 200, batchSize: 100 });
+      const p = m.classifierProbabilities(rare.data, 2000);
+      let s = 0;
+      for (let r = 0; r < 2000; r++) s += p[2 * r + 1]!;
+      t.dispose();
+      m.dispose();
+      return s / 2000;
+    };
+    // Default R = C√s = 0.1·√0.25: every misclassified rare row is clipped, the many majority rows mostly not.
+    expect(meanRare(undefined)).toBeLessThan(0.02);
+    expect(meanRare(5)).toBeGreaterThan(0.06);
+  });
+
+  it('DP training with a classifier moves C, leaks no tensors, and refuses pac > 1 or a bad clipping share or norm', () => {
     const m = model({});
     const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
     t.trainSteps(toy.data, 400, { steps: 1, batchSize: 40 });
@@ -196,6 +218,9 @@ describe('auxiliary classifier', () => {
     expect(relErr(flat(m.classifierVariables()), c0)).toBeGreaterThan(0);
     for (const bad of [0, 1, -0.5, Number.NaN]) {
       expect(() => createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1, classifierClipShare: bad } })).toThrow(/classifierClipShare must be a number in \(0, 1\)/);
+    }
+    for (const bad of [0, -1, Number.POSITIVE_INFINITY, Number.NaN]) {
+      expect(() => createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1, classifierClipNorm: bad } })).toThrow(/classifierClipNorm must be a finite number > 0/);
     }
     t.dispose();
     m.dispose();
