@@ -99,8 +99,8 @@ export const DEFAULT_CLASSIFIER_CLIP_SHARE = 0.25;
 // pulls with the same norm however wrong C is, while the many well-classified majority rows stay
 // below the norm, so C settles where the majority's small unclipped gradients balance the
 // minority's capped ones, far below the class's share (unit test in test/model/classifier.test.ts).
-// bench:privacy --classifier-holdout at ε = 1, C = 1, s = 0.25 (so R = 0.5): C's per-example
-// gradient norm on the real holdout is ~10-15 for minority rows, below 1.3 for 99% of majority rows;
+// bench:privacy --classifier-holdout at ε = 1, C = 1, s = 0.25 (so R = 0.5), classifierLrDp 1.5e-2:
+// C's per-example gradient norm on the real holdout is ~10-15 for minority rows (~20 at 5e-2);
 // C's mean P(minority) is 0.009-0.012 against a share of 0.117 on bank-marketing, 0.0002-0.0003
 // against 0.0044 on simulated-96k; with R = 10, 0.086-0.107 and 0.003-0.005. But a larger R also
 // shrinks every row's share of the noised sum (the noise stays σC), and the sampler's prior shift
