@@ -201,7 +201,7 @@ describe('auxiliary classifier', () => {
       m.dispose();
       return s / 2000;
     };
-    // Default R = C√s = 0.1·√0.25: every misclassified rare row is clipped, the many majority rows mostly not.
+    // Default R = C√s = 0.1·√0.5: every misclassified rare row is clipped, the many majority rows mostly not.
     expect(meanRare(undefined)).toBeLessThan(0.02);
     expect(meanRare(5)).toBeGreaterThan(0.06);
   });
