@@ -23,6 +23,7 @@ import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
+import { quantileSorted } from '../shared/eval/random';
 import { labelsForQuotas } from '../shared/sampling/sampler';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../shared/privacy/summary-noise';
 import { Rng } from '../shared/tensor/random';
@@ -166,8 +167,7 @@ async function loadSample(split: Split, synthetic: string): Promise<LoadedSample
 /** "median [min, max]" of the values, to `digits` decimals. */
 function spread(v: readonly number[], digits: number): string {
   const s = [...v].sort((a, b) => a - b);
-  const mid = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  return `${mid.toFixed(digits)} [${s[0]!.toFixed(digits)}, ${s[s.length - 1]!.toFixed(digits)}]`;
+  return `${quantileSorted(s, 0.5).toFixed(digits)} [${s[0]!.toFixed(digits)}, ${s[s.length - 1]!.toFixed(digits)}]`;
 }
 
 function count(y: Uint8Array): number {
@@ -207,10 +207,10 @@ async function classifierOnHoldout(split: Split, res: FederatedResult): Promise<
       const deltas = discriminatorDeltas(model, cl.layers, tf.sub(tf.softmax(cl.logits), model.labelOf(x)) as tf.Tensor2D);
       return tf.sqrt(perExampleSquaredNorms(cl.layers, deltas)).dataSync() as Float32Array;
     });
-    const q = (arr: number[], f: number): number => arr[Math.min(arr.length - 1, Math.floor(f * arr.length))]!;
     const pos = Array.from(norms).filter((_, r) => y[r] === 1).sort((a, b) => a - b);
     const neg = Array.from(norms).filter((_, r) => y[r] === 0).sort((a, b) => a - b);
-    return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${[0.5, 0.9, 0.99].map((f) => q(pos, f).toFixed(2)).join(' / ')}, majority ${[0.5, 0.9, 0.99].map((f) => q(neg, f).toFixed(2)).join(' / ')}` };
+    const quantiles = (sorted: number[]): string => [0.5, 0.9, 0.99].map((f) => quantileSorted(sorted, f).toFixed(2)).join(' / ');
+    return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
   } finally {
     model.dispose();
   }

@@ -374,12 +374,13 @@ export function dpDiscriminatorGradients(model: GanModel, real: tf.Tensor2D, fak
       const sqReal = tf.slice(sq, [0], [rr]) as tf.Tensor1D;
       if (withClassifier) {
         // C on the real rows, cross-entropy against each row's own label: ∂ℓ/∂logits = softmax − label,
-        // scaled by C√s/R so that clipping at C√s is clipping the unscaled gradient at R.
+        // with classifierClipNorm R scaled by C√s/R, so that clipping at C√s is clipping the unscaled
+        // gradient at R (without R, no extra op on this per-step path).
         const cl = model.classifierForward(o.realRows!);
         const label = model.labelOf(o.realRows!);
         const cNorm = dp.maxGradNorm * Math.sqrt(share);
-        const cScale = dp.classifierClipNorm !== undefined ? cNorm / dp.classifierClipNorm : 1;
-        const cDeltas = discriminatorDeltas(model, cl.layers, tf.mul(tf.sub(tf.softmax(cl.logits), label), cScale) as tf.Tensor2D);
+        const dLogits = tf.sub(tf.softmax(cl.logits), label) as tf.Tensor2D;
+        const cDeltas = discriminatorDeltas(model, cl.layers, dp.classifierClipNorm !== undefined ? (tf.mul(dLogits, cNorm / dp.classifierClipNorm) as tf.Tensor2D) : dLogits);
         const cClip = clipFactors(perExampleSquaredNorms(cl.layers, cDeltas), cNorm);
         classifierGrads = weightedGradientSum(model, cl.layers, cDeltas, tf.div(cClip, o.expectedRealPacks) as tf.Tensor1D, model.classifierParamNames()).map((g) => tf.keep(g));
         classifierLoss = labelCrossEntropy(cl.logits, label).dataSync()[0]!;
