@@ -300,16 +300,16 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
 }
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
-export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator' }): Promise<Record<string, unknown>> {
+export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number }): Promise<Record<string, unknown>> {
   const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
   return report as unknown as Record<string, unknown>;
 }
 
 /** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
-export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator' }): string {
+export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number }): string {
   const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
-  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}) });
+  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}) });
   writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
   return o.path;
 }

@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-rows-factor F,G] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -13,7 +13,11 @@
 //   features suffice and the labels are what is lost; far below means the features are.
 // --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
 //   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
-//   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts).
+//   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts), and its calibration:
+//   the slope a and intercept b of P(y) ≈ σ(a·logit p + b) fitted on the holdout (a < 1: C over-confident).
+// --also-label-scale A,B (printed only): also scores rows sampled from the same model with C's logits
+//   multiplied by A, then B (the sampler's labelLogitScale; < 1 flattens C's labels).
+// --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
 // --classifier-clip-norm R: DP-SGD's classifierClipNorm (default: none, C's gradient clipped at C√s as it stands).
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
 import { readFileSync } from 'node:fs';
@@ -82,7 +86,7 @@ async function main(): Promise<void> {
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
         }
         if (args.includes('--classifier-holdout')) {
-          const c = await classifierOnHoldout(split, res);
+          const c = await classifierOnHoldout(split, res, log);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC C itself on the real holdout: AUC ${c.auc.toFixed(3)}, recall ${c.recall.toFixed(2)} at its F1-best threshold on the holdout (F1 ${c.f1.toFixed(2)}); mean P(minority) ${c.meanP.toFixed(4)} vs holdout share ${c.share.toFixed(4)}; C's per-example gradient norm, median / 90% / 99%: ${c.norms}`);
         }
         if (args.includes('--also-weighted-labels')) {
@@ -92,6 +96,19 @@ async function main(): Promise<void> {
         if (res.alsoEma) {
           const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma }, { rows: trainRows, seed: 11, outDir: work });
           log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
+        }
+        if (args.includes('--also-label-scale')) {
+          for (const a of arg('--also-label-scale', '').split(',').map(Number)) {
+            const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelLogitScale: a });
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}, precision ${metric(w, 'utility.gbdt.tstr.precision').toFixed(2)}, PR-AUC ${metric(w, 'utility.gbdt.tstr.prAuc').toFixed(3)}`);
+          }
+        }
+        if (args.includes('--also-rows-factor')) {
+          for (const f of arg('--also-rows-factor', '').split(',').map(Number)) {
+            const t1 = performance.now();
+            const w = await sampleAndEvaluate(split, res, { rows: Math.round(trainRows * f), seed: 11 + rep, outDir: work });
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT ${f}x the rows: TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}, precision ${metric(w, 'utility.gbdt.tstr.precision').toFixed(2)}, PR-AUC ${metric(w, 'utility.gbdt.tstr.prAuc').toFixed(3)} (${((performance.now() - t1) / 1000).toFixed(0)} s)`);
+          }
         }
         if (args.includes('--also-generator-labels')) {
           const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });
@@ -179,7 +196,7 @@ function count(y: Uint8Array): number {
  * holdout rows (transformed as a bank would), against their true labels. The F1-best threshold is
  * chosen on the holdout itself: an upper bound on what C's ranking supports, not a fair score.
  */
-async function classifierOnHoldout(split: Split, res: FederatedResult): Promise<{ auc: number; recall: number; f1: number; meanP: number; share: number; norms: string }> {
+async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: string) => void): Promise<{ auc: number; recall: number; f1: number; meanP: number; share: number; norms: string }> {
   const rows = (await loadTable(split.holdoutPath, split.schema)).rows;
   const model = createModel(res.modelConfig, res.transformer.spans);
   try {
@@ -210,10 +227,39 @@ async function classifierOnHoldout(split: Split, res: FederatedResult): Promise<
     const pos = Array.from(norms).filter((_, r) => y[r] === 1).sort((a, b) => a - b);
     const neg = Array.from(norms).filter((_, r) => y[r] === 0).sort((a, b) => a - b);
     const quantiles = (sorted: number[]): string => [0.5, 0.9, 0.99].map((f) => quantileSorted(sorted, f).toFixed(2)).join(' / ');
+    const cal = logisticCalibration(p, y);
+    log(`  DIAGNOSTIC C's calibration on the holdout: P(y) ≈ σ(${cal.a.toFixed(2)}·logit p + ${cal.b.toFixed(2)})`);
     return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
   } finally {
     model.dispose();
   }
+}
+
+/** Logistic regression of y on logit(p), P(y) = σ(a·logit p + b) by maximum likelihood (grid on a, b by bisection on the mean): a < 1 means p is over-confident. */
+function logisticCalibration(p: Float64Array, y: Uint8Array): { a: number; b: number } {
+  const z = Array.from(p, (v) => Math.log(Math.max(v, 1e-9) / Math.max(1 - v, 1e-9)));
+  const pos = y.reduce((s, v) => s + v, 0);
+  const fit = (a: number): { b: number; ll: number } => {
+    let lo = -50, hi = 50;
+    for (let it = 0; it < 60; it++) {
+      const b = (lo + hi) / 2;
+      const m = z.reduce((s, zi) => s + 1 / (1 + Math.exp(-(a * zi + b))), 0);
+      if (m < pos) lo = b;
+      else hi = b;
+    }
+    const b = (lo + hi) / 2;
+    const ll = z.reduce((s, zi, i) => {
+      const q = Math.min(1 - 1e-12, Math.max(1e-12, 1 / (1 + Math.exp(-(a * zi + b)))));
+      return s + (y[i] ? Math.log(q) : Math.log(1 - q));
+    }, 0);
+    return { b, ll };
+  };
+  let best = { a: 1, ...fit(1) };
+  for (let a = 0.1; a <= 4.001; a += 0.05) {
+    const f = fit(a);
+    if (f.ll > best.ll) best = { a, ...f };
+  }
+  return { a: best.a, b: best.b };
 }
 
 /**

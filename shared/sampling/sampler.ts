@@ -46,6 +46,13 @@ export interface SampleOptions {
   labels?: 'classifier' | 'generator';
   /** Stratified with C's labels: how each class's rows are picked (default 'prior-shift'; see QuotaDraw). */
   quotaDraw?: QuotaDraw;
+  /**
+   * With C's labels: C's logits are multiplied by this before the labels are drawn (default 1, C as
+   * trained; < 1 flattens C's posterior, > 1 sharpens it). A finite number > 0. For experiments
+   * (bench:privacy --also-label-scale): under DP-SGD C comes out over-confident on the real holdout
+   * (BENCHMARKS.md), but a flatter label draw moved the TSTR classifier along the same PR curve.
+   */
+  labelLogitScale?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -75,6 +82,8 @@ export interface SampleResult {
 
 export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {}): SampleResult {
   if (!Number.isInteger(n) || n < 1) throw new SamplingError(`the number of rows must be a positive integer, got ${n}`);
+  const a = opts.labelLogitScale;
+  if (a !== undefined && !(Number.isFinite(a) && a > 0)) throw new SamplingError(`labelLogitScale must be a finite number > 0, got ${a}`);
   const transformer = transformerFromState(m.transformer);
   const model = createModel(parseModelConfig(m.modelConfig), transformer.spans as OutputSpan[]);
   try {
@@ -93,6 +102,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const labelRows = (data: Float32Array, k: number, quotas?: number[]): void => {
       const span = labelSpan!;
       const probs = model.classifierProbabilities(data, k);
+      if (opts.labelLogitScale !== undefined && opts.labelLogitScale !== 1) scaleLogits(probs, span.dim, opts.labelLogitScale);
       const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng, opts.quotaDraw) : labelsByDraw(probs, span.dim, labelRng);
       const d = model.outputDim;
       for (let r = 0; r < k; r++) {
@@ -222,6 +232,18 @@ export function labelsByDraw(probs: Float32Array, k: number, rng: Rng): Int32Arr
     out[r] = drawFromCdf(cdf, rng.next());
   }
   return out;
+}
+
+/**
+ * In place: each row of class probabilities (n × k, row-major) becomes softmax(a · logits), i.e.
+ * p_c^a renormalised (a probability of 0 stays 0).
+ */
+export function scaleLogits(probs: Float32Array, k: number, a: number): void {
+  for (let r = 0; r < probs.length / k; r++) {
+    let z = 0;
+    for (let c = 0; c < k; c++) z += probs[r * k + c] = probs[r * k + c]! > 0 ? Math.pow(probs[r * k + c]!, a) : 0;
+    if (z > 0) for (let c = 0; c < k; c++) probs[r * k + c]! /= z;
+  }
 }
 
 /**

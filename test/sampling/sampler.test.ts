@@ -7,7 +7,7 @@ import type { Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { createModel } from '../../shared/model/model';
 import { consortiumModelConfig } from '../../coordinator/model-config';
-import { apportion, labelsByDraw, labelsForQuotas, sampleRows, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
+import { apportion, labelsByDraw, labelsForQuotas, sampleRows, scaleLogits, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
 import { Rng } from '../../shared/tensor/random';
 import { selectBackend } from '../../shared/tensor/backend';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
@@ -154,6 +154,37 @@ describe('sampling', () => {
     expect(onlineOnly.labelledBy).toBe('is_fraud');
     expect(onlineOnly.rows.every((r) => r[ci] === 'online')).toBe(true);
     expect(fraudRate(onlineOnly.rows)).toBeGreaterThan(0.95);
+    // labelLogitScale 0.05: C's logit gap of 36 (online) / −4 (other) becomes 1.8 / −0.2, P(fraud) 0.86 / 0.45.
+    const flat = sampleRows(sharp, 2000, { seed: 5, stratify: false, labelLogitScale: 0.05 });
+    expect(fraudRate(flat.rows.filter((r) => r[ci] === 'online'))).toBeGreaterThan(0.78);
+    expect(fraudRate(flat.rows.filter((r) => r[ci] === 'online'))).toBeLessThan(0.93);
+    expect(fraudRate(flat.rows.filter((r) => r[ci] !== 'online'))).toBeGreaterThan(0.35);
+    expect(fraudRate(flat.rows.filter((r) => r[ci] !== 'online'))).toBeLessThan(0.55);
+    for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => sampleRows(sharp, 10, { labelLogitScale: bad })).toThrow(/labelLogitScale must be a finite number > 0/);
+  });
+
+  it('scaleLogits turns class probabilities into softmax(a · logits), rows still summing to 1', () => {
+    const rng = new Rng(9);
+    const k = 3;
+    const logits = Array.from(rng.normal(4 * k, 0, 4));
+    const softmax = (l: number[]): number[] => {
+      const m = Math.max(...l);
+      const e = l.map((v) => Math.exp(v - m));
+      const z = e.reduce((x, y) => x + y, 0);
+      return e.map((v) => v / z);
+    };
+    const probs = Float32Array.from(Array.from({ length: 4 }, (_, r) => softmax(logits.slice(r * k, r * k + k))).flat());
+    for (const a of [0.5, 1, 2.5]) {
+      const p = probs.slice();
+      scaleLogits(p, k, a);
+      for (let r = 0; r < 4; r++) {
+        const want = softmax(logits.slice(r * k, r * k + k).map((v) => a * v));
+        for (let c = 0; c < k; c++) expect(p[r * k + c]).toBeCloseTo(want[c]!, 5);
+      }
+    }
+    const z = Float32Array.from([0, 1, 0.5, 0.5]);
+    scaleLogits(z, 2, 3);
+    expect(Array.from(z)).toEqual([0, 1, 0.5, 0.5]);
   });
 
   it("with the generator's labels, unconditional samples are stratified by the target: each class's share from the category weights, reproducible", () => {
