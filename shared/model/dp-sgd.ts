@@ -92,14 +92,18 @@ export interface DpSgdOptions {
 }
 
 /**
- * Default classifierClipShare: C and D each clip at C/√2. Was 0.25 (C at C/2, D at C·√3/2) until
- * 2026-12-06; with C at classifierLrDp 5e-2, medians of three runs of bench:privacy at ε = 1
+ * Default classifierClipShare: C clips at C·√3/2, D at C/2. Was 0.5 (each at C/√2) until
+ * 2026-12-07: with C's labels what the TSTR classifier learns, C's share of the noise matters more
+ * than D's; single runs at ε = 1 (BENCHMARKS.md, bench:privacy utility notes of 2026-12-07) gave
+ * PR-AUC simulated-96k 0.18-0.35 at 0.5, 0.39-0.42 at 0.75, 0.38-0.45 at 0.9, and bank-marketing
+ * 0.53-0.55 at all three, but at 0.9 its column shapes fell from 0.93-0.94 to 0.90-0.91.
+ * Before that, 0.25 (C at C/2, D at C·√3/2) until 2026-12-06; with C at classifierLrDp 5e-2, medians of three runs of bench:privacy at ε = 1
  * (`--classifier-clip-share 0.5`), TSTR AUC ratio / PR-AUC, 0.25 → 0.5: bank-marketing 0.932 /
  * 0.495 → 0.951 / 0.527, simulated-96k 0.944 / 0.322 → 0.946 / 0.315, credit-default 0.964 /
  * 0.530 → 0.967 / 0.524, simulated 0.826 / 0.014 → 0.862 / 0.060 (C's own holdout AUC on
  * bank-marketing 0.845-0.861 → 0.858-0.879; median column shapes within 0.02 of before).
  */
-export const DEFAULT_CLASSIFIER_CLIP_SHARE = 0.5;
+export const DEFAULT_CLASSIFIER_CLIP_SHARE = 0.75;
 
 // Why classifierClipNorm R exists, and why it is off by default (R = C√s: no rescaling).
 // Clipping C where most minority rows are clipped biases C against a rare class: a clipped row
