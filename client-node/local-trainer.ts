@@ -43,12 +43,19 @@ export interface LocalDpOptions {
   maxGradNorm?: number;
   /** Poisson rate q per D update (default batchSize / rows). */
   sampleRate?: number;
+  /**
+   * Models with a target classifier C: the share s of C² that bounds C's per-example gradient
+   * (C·√s; D's C·√(1−s)), in (0, 1), default DEFAULT_CLASSIFIER_CLIP_SHARE. Same guarantee either
+   * way; larger favours the sampled labels, smaller the generated columns (BENCHMARKS.md).
+   */
+  classifierClipShare?: number;
 }
 
 interface ActiveDp {
   q: number;
   sigma: number;
   maxGradNorm: number;
+  classifierClipShare?: number;
 }
 
 const STEPS_PER_CHUNK = 2;
@@ -89,6 +96,11 @@ export class GanLocalTrainer implements LocalTrainer {
     if (this.model.outputDim !== expectedDim) {
       this.model.dispose();
       throw new Error(`the consortium model expects ${this.model.outputDim} encoded columns, this bank's transformer produces ${expectedDim}`);
+    }
+    const s = dp?.classifierClipShare;
+    if (s !== undefined && !(Number.isFinite(s) && s > 0 && s < 1)) {
+      this.model.dispose();
+      throw new Error(`the classifier's clipping share must be a number in (0, 1), got ${s}`);
     }
     if (dp && (dp.noiseMultiplier !== undefined || dp.targetEpsilon !== undefined || dp.totalEpsilon !== undefined) && this.model.config.loss !== 'ns') {
       const loss = this.model.config.loss;
@@ -132,7 +144,7 @@ export class GanLocalTrainer implements LocalTrainer {
       }
       sigma = this.calibrated.sigma;
     }
-    return { q, sigma, maxGradNorm };
+    return { q, sigma, maxGradNorm, ...(local.classifierClipShare !== undefined ? { classifierClipShare: local.classifierClipShare } : {}) };
   }
 
   setWeights(weights: Tensors): void {
@@ -167,7 +179,7 @@ export class GanLocalTrainer implements LocalTrainer {
       lrD: plan.lrDiscriminator,
       seed: plan.seed,
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
-      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q } } : {}),
+      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(dp.classifierClipShare !== undefined ? { classifierClipShare: dp.classifierClipShare } : {}) } } : {}),
     });
     let done = 0;
     let last = { dLoss: NaN, gLoss: NaN, condLoss: NaN };

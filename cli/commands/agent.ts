@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { runAgent } from '../../client-node/run-agent';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../../shared/privacy/summary-noise';
+import { DEFAULT_CLASSIFIER_CLIP_SHARE } from '../../shared/model/dp-sgd';
 
 export function register(program: Command): void {
   program
@@ -29,6 +30,7 @@ export function register(program: Command): void {
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
     .option('--max-grad-norm <c>', 'DP-SGD per-example clipping norm C', '1.0')
+    .option('--classifier-clip-share <s>', "share s of C² for the target's classifier (its per-example gradient clipped to C·√s, the discriminator's to C·√(1−s)); the same guarantee either way: larger favours the sampled labels, smaller the generated columns", String(DEFAULT_CLASSIFIER_CLIP_SHARE))
     .option('--client-dp-noise <z>', 'client-level DP (DP-FedAvg): add Gaussian noise z·S/√banks to each clipped update (S = the coordinator\'s update clip norm), charged per round')
     .option('--client-dp-banks <n>', 'split the client-level noise across this many banks (only sound with secure aggregation; 1 = this bank adds all of it)', '1')
     .option('--sample-rate <q>', 'DP-SGD Poisson sampling rate per discriminator step (default batch size / rows)')
@@ -59,6 +61,7 @@ export function register(program: Command): void {
           noiseMultiplier: o.noiseMultiplier === undefined ? undefined : positiveNumber(o.noiseMultiplier, '--noise-multiplier'),
           plannedRounds: Math.max(1, positiveInt(o.dpRounds, '--dp-rounds')),
           maxGradNorm: positiveNumber(o.maxGradNorm, '--max-grad-norm'),
+          classifierClipShare: share(o.classifierClipShare, '--classifier-clip-share'),
           sampleRate: o.sampleRate === undefined ? undefined : sampleRate(o.sampleRate),
         },
       });
@@ -94,6 +97,7 @@ interface AgentCliOptions {
   noiseMultiplier?: string;
   dpRounds: string;
   maxGradNorm: string;
+  classifierClipShare: string;
   sampleRate?: string;
 }
 

@@ -6,6 +6,7 @@ export { Adam, type AdamOptions } from './adam';
 export { labelCrossEntropy, leakyRelu, linear, softplus } from './layers';
 export {
   clipFactors,
+  DEFAULT_CLASSIFIER_CLIP_SHARE,
   discriminatorDeltas,
   discriminatorForwardWithMasks,
   dpDropoutMasks,

@@ -384,6 +384,17 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     tight.dispose();
   });
 
+  it("rejects a classifier clipping share outside (0, 1) when the agent starts, before any data is read", () => {
+    const ledger = PrivacyLedger.open(join(dir, 'ledger-share.jsonl'));
+    const budget = { epsilonMax: 3, delta: 1e-5 };
+    for (const bad of [0, 1, 1.5, -0.2, Number.NaN]) {
+      expect(() => new GanLocalTrainer(cfg, 4, { ledger, budget, noiseMultiplier: 1.1, classifierClipShare: bad })).toThrow(/clipping share must be a number in \(0, 1\)/);
+    }
+    const ok = new GanLocalTrainer(cfg, 4, { ledger, budget, noiseMultiplier: 1.1, classifierClipShare: 0.5 });
+    expect(ledger.entries()).toHaveLength(0);
+    ok.dispose();
+  });
+
   it('calibrates σ from a target ε over the planned rounds', async () => {
     const ledger = PrivacyLedger.open(join(dir, 'ledger2.jsonl'));
     const budget = { epsilonMax: 10, delta: 1e-5 };
