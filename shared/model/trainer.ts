@@ -178,6 +178,9 @@ export class Trainer {
   /** Poisson sampling and privacy noise: node:crypto, never the seeded Rng. */
   private readonly crypto = new CryptoRandom();
   private noisePrefetch: SecureNoisePrefetcher | undefined;
+  /** With ModelConfig.marginalWeight: pf/pg per category (importance weights), and the noisy marginals as tensors. */
+  private importance: number[][] | undefined;
+  private marginalTargets: tf.Tensor1D[] | undefined;
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
@@ -224,6 +227,21 @@ export class Trainer {
       if (this.sampling === 'uniform') {
         this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
         this.genCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => Math.log1p(Math.max(f, 1)), 'trainer');
+        if (model.config.marginalWeight > 0) {
+          const norm = (v: number[]): number[] => {
+            const t = v.reduce((a, b) => a + b, 0);
+            return v.map((x) => (t > 0 ? x / t : 0));
+          };
+          this.importance = this.freqs.map((f) => {
+            const pf = norm(f);
+            const pg = norm(f.map((x) => Math.log1p(Math.max(x, 1))));
+            return pf.map((x, j) => (pg[j]! > 0 ? x / pg[j]! : 0));
+          });
+          this.marginalTargets = this.freqs.map((f) => {
+            const p = norm(f).map((x) => x + 1e-6);
+            return tf.keep(tf.tensor1d(norm(p)));
+          });
+        }
       }
     } else if (this.dp && model.condDim > 0) {
       // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
@@ -434,6 +452,7 @@ export class Trainer {
     const m = this.model;
     const cfg = m.config;
     const cond = this.generatorConds(batchSize, data, n);
+    const marginal = cfg.marginalWeight > 0 && this.marginalTargets ? { weights: this.marginalWeights(cond, batchSize), targets: this.marginalTargets } : undefined;
     const noise = this.rng.normal(batchSize * cfg.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
     let condLossT: tf.Scalar | undefined;
@@ -455,6 +474,18 @@ export class Trainer {
           const ce = this.condCrossEntropy(g.raw, c);
           condLossT = tf.keep(ce);
           loss = tf.add(loss, ce);
+        }
+        if (c && marginal) {
+          // Importance weights turn this batch (cond ∝ log-frequency) into one with cond ∝ frequency,
+          // whose every column should follow the noisy marginals: weighted mean of softmax(raw).
+          const w = tf.tensor2d(marginal.weights, [batchSize, 1]);
+          const terms = m.condSpans.map((s, j) => {
+            const probs = tf.softmax(tf.slice(g.raw, [0, s.offset], [-1, s.dim]));
+            const mean = tf.sum(tf.mul(probs, w), 0);
+            const p = marginal.targets[j]!;
+            return tf.sum(tf.mul(p, tf.sub(tf.log(p), tf.log(tf.add(mean, 1e-8)))));
+          });
+          loss = tf.add(loss, tf.mul(tf.div(tf.addN(terms), terms.length), cfg.marginalWeight));
         }
         if (m.labelSpan && cfg.classifierWeight > 0) {
           // CTAB-GAN's generator term: C should recover each generated row's own label from its
@@ -493,6 +524,27 @@ export class Trainer {
       return tf.sum(tf.mul(target, tf.logSoftmax(logits)));
     });
     return tf.div(tf.neg(tf.addN(terms)), raw.shape[0]) as tf.Scalar;
+  }
+
+  /**
+   * Per row of a G-step batch, the self-normalised importance weight pf(c)/pg(c) of its cond
+   * category c (pf ∝ frequency, pg the G step's log-frequency weights).
+   */
+  private marginalWeights(cond: Float32Array, batchSize: number): Float32Array {
+    const m = this.model;
+    const w = new Float32Array(batchSize);
+    let tot = 0;
+    for (let r = 0; r < batchSize; r++) {
+      for (let k = 0; k < m.condSpans.length; k++) {
+        const s = m.condSpans[k]!;
+        for (let j = 0; j < s.dim; j++) {
+          if (cond[r * m.condDim + s.condOffset + j] === 1) w[r] = this.importance![k]![j]!;
+        }
+      }
+      tot += w[r]!;
+    }
+    for (let r = 0; r < batchSize; r++) w[r] = tot > 0 ? w[r]! / tot : 1 / batchSize;
+    return w;
   }
 
   /** Cond vectors for the generator's own step (see genCdfs); otherwise as for D's generated rows. */
@@ -615,6 +667,7 @@ export class Trainer {
     this.optG.dispose();
     this.optD.dispose();
     this.optC?.dispose();
+    this.marginalTargets?.forEach((t) => t.dispose());
     this.noisePrefetch?.close();
   }
 }
