@@ -21,7 +21,8 @@
 //                 "transformer": "gmm",   // --transformer           gmm (fitted from DP summaries) | simple
 //                 "seed": 42,             // --seed                  initial global model seed
 //                 "generatorEma": 0.8,    // --generator-ema         β of the published generator's average over rounds (0 = off)
-//                 "classifierWeight": 1 }, // --classifier-weight    weight of the auxiliary classifier of the schema's target (0 = off)
+//                 "classifierWeight": 1,  // --classifier-weight    weight of the auxiliary classifier of the schema's target (0 = off)
+//                 "marginalWeight": 10 }, // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
 //                 "deadlineSeconds": 300, // --deadline              stragglers past it are dropped from the round
@@ -80,6 +81,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'seed'], option: 'seed', flag: '--seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 }, default: 42 },
   { path: ['model', 'generatorEma'], option: 'generatorEma', flag: '--generator-ema', kind: { type: 'number', min: 0, max: 0.999 }, default: 0.8 },
   { path: ['model', 'classifierWeight'], option: 'classifierWeight', flag: '--classifier-weight', kind: { type: 'number', min: 0, max: 100 }, default: 1 },
+  { path: ['model', 'marginalWeight'], option: 'marginalWeight', flag: '--marginal-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
   { path: ['policy', 'deadlineSeconds'], option: 'deadline', flag: '--deadline', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 300 },
@@ -245,7 +247,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     stateDir: v.stateDir as string,
     keyPath: v.key as string | undefined,
     allowListPath: v.allowList as string | undefined,
-    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number },
+    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number },
     transformer: v.transformer as 'gmm' | 'simple',
     policy: {
       minClients: v.minClients as number,
