@@ -100,14 +100,14 @@ async function main(): Promise<void> {
         if (args.includes('--also-label-scale')) {
           for (const a of arg('--also-label-scale', '').split(',').map(Number)) {
             const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelLogitScale: a });
-            log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}, precision ${metric(w, 'utility.gbdt.tstr.precision').toFixed(2)}, PR-AUC ${metric(w, 'utility.gbdt.tstr.prAuc').toFixed(3)}`);
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: ${tstrScores(w)}`);
           }
         }
         if (args.includes('--also-rows-factor')) {
           for (const f of arg('--also-rows-factor', '').split(',').map(Number)) {
             const t1 = performance.now();
             const w = await sampleAndEvaluate(split, res, { rows: Math.round(trainRows * f), seed: 11 + rep, outDir: work });
-            log(`  ${split.name} ε = ${eps}, EXPERIMENT ${f}x the rows: TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}, precision ${metric(w, 'utility.gbdt.tstr.precision').toFixed(2)}, PR-AUC ${metric(w, 'utility.gbdt.tstr.prAuc').toFixed(3)} (${((performance.now() - t1) / 1000).toFixed(0)} s)`);
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT ${f}x the rows: ${tstrScores(w)} (${((performance.now() - t1) / 1000).toFixed(0)} s)`);
           }
         }
         if (args.includes('--also-generator-labels')) {
@@ -179,6 +179,12 @@ async function loadSample(split: Split, synthetic: string): Promise<LoadedSample
   const input = await loadEvaluationInput({ real: split.trainPath, holdout: split.holdoutPath, synthetic }, { schema: await readSchemaFile(split.schemaPath), target: split.target });
   const pc = positiveClassOf(input.real.columns.find((c) => c.name === split.target)!);
   return { input, target: split.target, y: pc.is(input.real), ys: pc.is(input.synthetic), yh: pc.is(input.holdout) };
+}
+
+/** A report's TSTR AUC, minority recall, precision and PR-AUC, as the diagnostic lines print them. */
+function tstrScores(report: Record<string, unknown>): string {
+  const u = (k: string): number => metric(report, `utility.gbdt.tstr.${k}`);
+  return `TSTR ${u('auc').toFixed(3)}, recall ${u('recall').toFixed(2)}, precision ${u('precision').toFixed(2)}, PR-AUC ${u('prAuc').toFixed(3)}`;
 }
 
 /** "median [min, max]" of the values, to `digits` decimals. */

@@ -55,7 +55,6 @@ interface ActiveDp {
   q: number;
   sigma: number;
   maxGradNorm: number;
-  classifierClipShare?: number;
 }
 
 const STEPS_PER_CHUNK = 2;
@@ -144,7 +143,7 @@ export class GanLocalTrainer implements LocalTrainer {
       }
       sigma = this.calibrated.sigma;
     }
-    return { q, sigma, maxGradNorm, ...(local.classifierClipShare !== undefined ? { classifierClipShare: local.classifierClipShare } : {}) };
+    return { q, sigma, maxGradNorm };
   }
 
   setWeights(weights: Tensors): void {
@@ -179,7 +178,7 @@ export class GanLocalTrainer implements LocalTrainer {
       lrD: plan.lrDiscriminator,
       seed: plan.seed,
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
-      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(dp.classifierClipShare !== undefined ? { classifierClipShare: dp.classifierClipShare } : {}) } } : {}),
+      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
     });
     let done = 0;
     let last = { dLoss: NaN, gLoss: NaN, condLoss: NaN };

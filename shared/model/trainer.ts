@@ -151,6 +151,9 @@ export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf
   return tf.tidy(() => (loss === 'ns' ? tf.mean(softplus(tf.neg(fakeLogits))) : tf.neg(tf.mean(fakeLogits))) as tf.Scalar);
 }
 
+/** A category's weight in the G step's cond draw under 'uniform' sampling (see Trainer.genCdfs). */
+const generatorStepWeight = (f: number): number => Math.log1p(Math.max(f, 1));
+
 export class Trainer {
   readonly model: GanModel;
   private readonly optG: Adam;
@@ -226,7 +229,7 @@ export class Trainer {
       this.freqs = opts.categoryFrequencies.map((f) => [...f]);
       if (this.sampling === 'uniform') {
         this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
-        this.genCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => Math.log1p(Math.max(f, 1)), 'trainer');
+        this.genCdfs = categoryCdfs(model.condSpans, this.freqs, generatorStepWeight, 'trainer');
         if (model.config.marginalWeight > 0) {
           const norm = (v: number[]): number[] => {
             const t = v.reduce((a, b) => a + b, 0);
@@ -234,7 +237,7 @@ export class Trainer {
           };
           this.importance = this.freqs.map((f) => {
             const pf = norm(f);
-            const pg = norm(f.map((x) => Math.log1p(Math.max(x, 1))));
+            const pg = norm(f.map(generatorStepWeight));
             return pf.map((x, j) => (pg[j]! > 0 ? x / pg[j]! : 0));
           });
           this.marginalTargets = this.freqs.map((f) => {
@@ -452,7 +455,7 @@ export class Trainer {
     const m = this.model;
     const cfg = m.config;
     const cond = this.generatorConds(batchSize, data, n);
-    const marginal = cfg.marginalWeight > 0 && this.marginalTargets ? { weights: this.marginalWeights(cond, batchSize), targets: this.marginalTargets } : undefined;
+    const marginal = this.marginalTargets ? { weights: this.marginalWeights(cond, batchSize), targets: this.marginalTargets } : undefined;
     const noise = this.rng.normal(batchSize * cfg.noiseDim);
     let stats: ReturnType<GanModel['generatorForward']>['bnStats'] = [];
     let condLossT: tf.Scalar | undefined;
