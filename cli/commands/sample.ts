@@ -5,7 +5,7 @@ import { writeCsv } from '../../shared/data/csv';
 import { createProgress } from '../../shared/log/progress';
 import { sampleRows } from '../../shared/sampling/sampler';
 import { selectBackend } from '../../shared/tensor/backend';
-import { positiveInt } from './agent';
+import { positiveInt, positiveNumber } from './agent';
 
 export function register(program: Command): void {
   program
@@ -18,8 +18,14 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed for reproducible samples')
     .option('--no-stratify', "without --where: draw each row's condition as CTGAN does, instead of stratifying by the schema's target (each class's share from the consortium's DP-noised counts)")
     .option('--generator-labels', "keep the generator's own labels of the schema's target instead of drawing them from the consortium's classifier of the target (models trained with one)")
-    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean; generatorLabels?: boolean }) => {
+    .option(
+      '--label-temperature <t>',
+      "with the classifier's labels: draw them from C's probabilities at this temperature (its logits divided by t). 1 (default) is C as trained; t > 1 flattens them, so more borderline rows get the minority label (a recall-oriented sample; under DP-SGD C comes out over-confident, see BENCHMARKS.md), t < 1 sharpens them. Post-processing: no privacy cost",
+    )
+    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean; generatorLabels?: boolean; labelTemperature?: string }) => {
       const n = positiveInt(o.rows, '--rows');
+      const temperature = o.labelTemperature === undefined ? undefined : positiveNumber(o.labelTemperature, '--label-temperature');
+      if (temperature !== undefined && o.generatorLabels) throw new Error("--label-temperature applies to the classifier's labels; it cannot be combined with --generator-labels");
       let where: { column: string; value: string } | undefined;
       if (o.where !== undefined) {
         const eq = o.where.indexOf('=');
@@ -34,12 +40,14 @@ export function register(program: Command): void {
         where,
         stratify: o.stratify !== false,
         labels: o.generatorLabels ? 'generator' : 'classifier',
+        ...(temperature !== undefined ? { labelLogitScale: 1 / temperature } : {}),
         seed: o.seed === undefined ? undefined : positiveInt(o.seed, '--seed'),
         onProgress: (done) => progress.update(done),
       });
       progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      if (temperature !== undefined && !labelledBy) process.stderr.write(`--label-temperature ignored: this model has no classifier of the target, so the labels are the generator's\n`);
       writeCsv(o.out, columns, rows);
-      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, ...ckpt.meta, categoryWeights: undefined };
+      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, labelTemperature: labelledBy ? (temperature ?? 1) : null, ...ckpt.meta, categoryWeights: undefined };
       writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
       process.stdout.write(`${o.out}\n`);
     });

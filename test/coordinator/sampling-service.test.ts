@@ -249,8 +249,29 @@ describe('fedsynth sample', () => {
     expect(plain.code).toBe(0);
     expect(plain.lines).toHaveLength(41);
     expect(plain.card).toMatchObject({ rows: 40, stratifiedBy: 'is_fraud', labelsFromClassifier: 'is_fraud' });
+    expect(plain.card).toMatchObject({ labelTemperature: 1 });
     const gen = await run(['--generator-labels']);
     expect(gen.code).toBe(0);
-    expect(gen.card).toMatchObject({ rows: 40, labelsFromClassifier: null });
+    expect(gen.card).toMatchObject({ rows: 40, labelsFromClassifier: null, labelTemperature: null });
+    const warm = await run(['--label-temperature', '2.5']);
+    expect(warm.code).toBe(0);
+    expect(warm.lines).toHaveLength(41);
+    expect(warm.card).toMatchObject({ labelsFromClassifier: 'is_fraud', labelTemperature: 2.5 });
+  });
+
+  it('refuses a --label-temperature that is not a number > 0, or one combined with --generator-labels, and writes nothing', async () => {
+    for (const [extra, message] of [
+      [['--label-temperature', '0'], /--label-temperature must be a positive number, got '0'/],
+      [['--label-temperature', 'warm'], /--label-temperature must be a positive number, got 'warm'/],
+      [['--label-temperature', '2', '--generator-labels'], /cannot be combined with --generator-labels/],
+    ] as const) {
+      const out = join(dir, 'refused.csv');
+      const child = spawn(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '5', '--out', out, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      expect(await new Promise<number | null>((r) => child.once('exit', r))).not.toBe(0);
+      expect(stderr).toMatch(message);
+      expect(existsSync(out)).toBe(false);
+    }
   });
 });
