@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-rows-factor F,G] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-rows-factor F,G] [--also-oversample F] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -18,9 +18,14 @@
 // --also-label-scale A,B (printed only): also scores rows sampled from the same model with C's logits
 //   multiplied by A, then B (the sampler's labelLogitScale; < 1 flattens C's labels).
 // --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
+// --also-oversample F (printed only): the sample just scored plus F times its minority rows more, drawn as
+//   `fedsynth sample --where target=minority` does, once with C's labels (the class's rows of a stratified
+//   sample, the default) and once with the generator's (--generator-labels: rows generated for the class):
+//   TSTR of each augmented sample, and the extra minority rows' column shapes / pairs against the real
+//   train split's minority rows (the evaluator's fidelity, minority rows only, target dropped).
 // --classifier-clip-norm R: DP-SGD's classifierClipNorm (default: none, C's gradient clipped at C√s as it stands).
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
@@ -28,11 +33,13 @@ import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './fe
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { quantileSorted } from '../shared/eval/random';
-import { labelsForQuotas } from '../shared/sampling/sampler';
+import { labelsForQuotas, sampleRows } from '../shared/sampling/sampler';
+import { evaluateFiles } from '../shared/eval/run';
+import { parseCsvText, writeCsv } from '../shared/data/csv';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../shared/privacy/summary-noise';
 import { Rng } from '../shared/tensor/random';
 import type { FederatedResult, Split } from './federated';
-import { loadTable } from '../shared/data/schema';
+import { formatRow, loadTable } from '../shared/data/schema';
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../shared/model';
 import { discriminatorDeltas, perExampleSquaredNorms } from '../shared/model/dp-sgd';
@@ -110,6 +117,13 @@ async function main(): Promise<void> {
             log(`  ${split.name} ε = ${eps}, EXPERIMENT ${f}x the rows: ${tstrScores(w)} (${((performance.now() - t1) / 1000).toFixed(0)} s)`);
           }
         }
+        if (args.includes('--also-oversample')) {
+          const factor = Number(arg('--also-oversample', ''));
+          for (const labels of ['classifier', 'generator'] as const) {
+            const o = await oversampled(split, res, { factor, labels, seed: 11 + rep, work });
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT plus ${o.extra} minority rows from --where (${labels === 'classifier' ? "C's labels" : "the generator's labels"}): ${tstrScores(o.report)}; those rows against the real minority rows: shapes ${o.shapes.toFixed(3)}, pairs ${o.pairs.toFixed(3)}`);
+          }
+        }
         if (args.includes('--also-generator-labels')) {
           const g = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, labels: 'generator' });
           log(`  ${split.name} ε = ${eps}, same model, the generator's own labels (fedsynth sample --generator-labels): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
@@ -179,6 +193,48 @@ async function loadSample(split: Split, synthetic: string): Promise<LoadedSample
   const input = await loadEvaluationInput({ real: split.trainPath, holdout: split.holdoutPath, synthetic }, { schema: await readSchemaFile(split.schemaPath), target: split.target });
   const pc = positiveClassOf(input.real.columns.find((c) => c.name === split.target)!);
   return { input, target: split.target, y: pc.is(input.real), ys: pc.is(input.synthetic), yh: pc.is(input.holdout) };
+}
+
+/**
+ * --also-oversample: the last sample of `split` (work/<name>-synthetic.csv) plus factor × its minority rows
+ * drawn with `where target = minority` (C's or the generator's labels), scored as TSTR; and those extra rows'
+ * fidelity against the real train split's minority rows (the target dropped from the schema: one class).
+ */
+async function oversampled(split: Split, res: FederatedResult, o: { factor: number; labels: 'classifier' | 'generator'; seed: number; work: string }): Promise<{ extra: number; report: Record<string, unknown>; shapes: number; pairs: number }> {
+  const base = join(o.work, `${split.name}-synthetic.csv`);
+  const sample = await loadSample(split, base);
+  const minority = positiveClassOf(sample.input.real.columns.find((c) => c.name === split.target)!).label;
+  const extra = Math.round(o.factor * count(sample.ys));
+  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
+  const { rows, columns } = sampleRows(ckpt, extra, { seed: o.seed + 500, where: { column: split.target, value: minority }, labels: o.labels });
+  const extraRows = rows.map((r) => formatRow(split.schema, r));
+  // The augmented sample: the scored sample's rows, then the extra ones (same header, same order).
+  const plain = parseCsvText(readFileSync(base, 'utf8'));
+  if (plain.header.join() !== columns.join()) throw new Error(`--also-oversample: the sample's columns ${plain.header.join()} differ from the sampler's ${columns.join()}`);
+  const augmented = join(o.work, `${split.name}-oversampled.csv`);
+  writeCsv(augmented, columns, [...plain.rows.map((r) => r.values), ...extraRows]);
+  const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: augmented, target: split.target, schema: split.schemaPath, outDir: join(o.work, `${split.name}-oversampled-report`), seed: o.seed });
+  // Fidelity of the extra rows against the real minority rows (train split; holdout's for the evaluator's split).
+  const ti = columns.indexOf(split.target);
+  const minorityOnly = (path: string, out: string): string => {
+    const t = parseCsvText(readFileSync(path, 'utf8'));
+    const j = t.header.indexOf(split.target);
+    writeCsv(out, t.header, t.rows.map((r) => r.values).filter((v) => v[j] === minority));
+    return out;
+  };
+  const realMinority = minorityOnly(split.trainPath, join(o.work, `${split.name}-real-minority.csv`));
+  const holdoutMinority = minorityOnly(split.holdoutPath, join(o.work, `${split.name}-holdout-minority.csv`));
+  const extraPath = join(o.work, `${split.name}-extra-minority.csv`);
+  writeCsv(extraPath, columns, extraRows);
+  if (extraRows.some((r) => String(r[ti]) !== minority)) throw new Error('--also-oversample: a --where row is not of the minority class');
+  const schema = JSON.parse(readFileSync(split.schemaPath, 'utf8')) as { target?: string; columns: { role?: string }[] };
+  delete schema.target;
+  for (const c of schema.columns) if (c.role === 'target') delete c.role;
+  const schemaPath = join(o.work, `${split.name}-schema-no-target.json`);
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  const fid = await evaluateFiles({ real: realMinority, holdout: holdoutMinority, synthetic: extraPath, schema: schemaPath, outDir: join(o.work, `${split.name}-minority-report`), seed: o.seed });
+  const r = fid.report as unknown as Record<string, unknown>;
+  return { extra, report: report as unknown as Record<string, unknown>, shapes: metric(r, 'fidelity.columnShapes'), pairs: metric(r, 'fidelity.columnPairs') };
 }
 
 /** A report's TSTR AUC, minority recall, precision and PR-AUC, as the diagnostic lines print them. */

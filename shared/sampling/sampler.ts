@@ -8,7 +8,9 @@
 //   keeps the generator's labels. Post-processing of released weights: no privacy cost.
 // - `where` conditions the generator on one category of a discrete column and returns exactly the
 //   requested number of rows that satisfy it (rows that still miss are rejected, bounded tries).
-//   On the target itself the rows keep the label they were generated for.
+//   On the target with C's labels: the class's rows of a stratified sample (rowsOfClass), so an
+//   oversampled rare class looks like the rare rows of a plain sample. With the generator's
+//   labels, the rows keep the label they were generated for.
 // - Unconditional, when the schema names a target that is a conditional column: stratified by the
 //   target. Each target class c gets its share of the rows from the consortium's category weights
 //   (merged DP-noised counts, public). With C's labels: each chunk of rows sampled as CTGAN does
@@ -138,6 +140,40 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       }
       return out;
     };
+    /**
+     * `count` rows that C labels `category` of its column: the rows of that class in a stratified
+     * sample (generated as CTGAN does, labelled by C with its prior shifted to the consortium's
+     * class share), in chunks that each expect ≥ ROWS_OF_CLASS_PER_CHUNK of them. So an oversample
+     * of a rare class is made of the same kind of rows as the class's rows in a plain sample (those
+     * that train-on-synthetic models learn from, bench:privacy); conditioning the generator alone
+     * gives rows that, under DP noise, hardly differ from the other classes' (BENCHMARKS.md).
+     */
+    const rowsOfClass = (spanIndex: number, category: number, label: string, count: number, firstSeed: number, onProgress?: (done: number) => void): Row[] => {
+      const span = labelSpan!;
+      const shares = freqs![spanIndex]!;
+      const total = shares.reduce((a, w) => a + Math.max(0, w), 0);
+      const share = total > 0 ? Math.max(0, shares[category]!) / total : 0;
+      if (!(share > 0)) {
+        throw new SamplingError(`the consortium's noisy counts give ${span.column}=${label} no share, so the classifier labels no generated row with it (--generator-labels generates rows conditioned on it instead)`);
+      }
+      const chunk = Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(ROWS_OF_CLASS_PER_CHUNK / share)));
+      const maxChunks = (opts.maxTries ?? 50) + Math.ceil(count / Math.max(1, share * chunk));
+      const d = model.outputDim;
+      const out: Row[] = [];
+      let s = firstSeed;
+      for (let tries = 0; out.length < count; tries++) {
+        if (tries >= maxChunks) throw new SamplingError(`only ${out.length} of ${count} rows labelled ${span.column}=${label} after ${tries} chunks of ${chunk} rows`);
+        const data = model.generate(chunk, { categoryFrequencies: freqs, seed: s++ });
+        labelRows(data, chunk, apportion(chunk, shares)!);
+        const picked: number[] = [];
+        for (let r = 0; r < chunk && out.length + picked.length < count; r++) if (data[r * d + span.offset + category] === 1) picked.push(r);
+        const sel = new Float32Array(picked.length * d);
+        picked.forEach((r, i) => sel.set(data.subarray(r * d, (r + 1) * d), i * d));
+        out.push(...transformer.inverse(sel, picked.length));
+        onProgress?.(out.length);
+      }
+      return out;
+    };
     const target = (transformer as SimpleTransformer | GmmTransformer).schema.target;
     const targetSpan = target === undefined ? -1 : model.condSpans.findIndex((s) => s.column === target);
     const labelledBy = labelSpan ? { labelledBy: labelSpan.column } : {};
@@ -214,12 +250,20 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     if (!discrete) throw new SamplingError(`--where needs a discrete (categorical or boolean) column; '${column}' is not one`);
     const category = discrete.categories.indexOf(normaliseBoolean(schemaColumns[colIndex]!.type, value));
     if (category < 0) throw new SamplingError(`'${value}' is not a category of '${column}' (categories: ${discrete.categories.filter((c) => c !== '').join(', ')})`);
-    const whereRows = rowsWhere(column, colIndex, category, value, n, seed, (done) => opts.onProgress?.(done, n));
+    const progress = (done: number): void => opts.onProgress?.(done, n);
+    const classSpan = labelSpan?.column === column && freqs ? model.condSpans.findIndex((sp) => sp.column === column) : -1;
+    if (classSpan >= 0) return { rows: rowsOfClass(classSpan, category, value, n, seed, progress), columns, ...labelledBy };
+    const whereRows = rowsWhere(column, colIndex, category, value, n, seed, progress);
     return { rows: whereRows, columns, ...(labelSpan && column !== labelSpan.column ? labelledBy : {}) };
   } finally {
     model.dispose();
   }
 }
+
+/** Rows generated per chunk when picking one class's rows by C's labels: at most this many… */
+const MAX_CHUNK = 20000;
+/** …and enough that each chunk expects this many of the class (an exact quota per chunk). */
+const ROWS_OF_CLASS_PER_CHUNK = 20;
 
 /** One label per row drawn from its class probabilities (probs: rows·k values, row-major). */
 export function labelsByDraw(probs: Float32Array, k: number, rng: Rng): Int32Array {

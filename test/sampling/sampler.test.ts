@@ -108,7 +108,7 @@ describe('sampling', () => {
     expect(l3.slice(50, 250).filter((x) => x === 1).length).toBeGreaterThan(150);
   });
 
-  it("labels come from the classifier C: stratified counts exact, the rows C deems likelier carry the rare class; --where on the target keeps the generator's label", () => {
+  it("labels come from the classifier C: stratified counts exact, the rows C deems likelier carry the rare class; --where on the target takes the class's rows as C labels them", () => {
     const a = sampleRows(ckpt, 1000, { seed: 4 });
     expect(fraudOf(a.rows)).toBe(300);
     expect(a.stratifiedBy).toBe('is_fraud');
@@ -146,10 +146,21 @@ describe('sampling', () => {
     const gen = sampleRows(sharp, 2000, { seed: 5, stratify: false, labels: 'generator' });
     expect(gen.labelledBy).toBeUndefined();
     expect(gen.rows).not.toEqual(plain.rows);
-    // --where on the target: the generator's label (all rows match); on another column: C's labels.
+    // --where on the target: the class's rows of a stratified sample, i.e. the rows C labels fraud
+    // (online ones); with the generator's labels, rows generated for the class, whatever C says.
     const fraudOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '1' } });
     expect(fraudOf(fraudOnly.rows)).toBe(300);
-    expect(fraudOnly.labelledBy).toBeUndefined();
+    expect(fraudOnly.labelledBy).toBe('is_fraud');
+    expect(fraudOnly.rows.filter((r) => r[ci] === 'online').length / 300).toBeGreaterThan(Math.min(0.9, 0.3 / onlineShare - 0.05));
+    expect(sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '1' } }).rows).toEqual(fraudOnly.rows);
+    const legitOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '0' } });
+    expect(fraudOf(legitOnly.rows)).toBe(0);
+    const fraudByG = sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '1' }, labels: 'generator' });
+    expect(fraudOf(fraudByG.rows)).toBe(300);
+    expect(fraudByG.labelledBy).toBeUndefined();
+    expect(fraudByG.rows.filter((r) => r[ci] === 'online').length / 300).toBeLessThan(0.8);
+    const noFraud = { ...sharp, meta: { categoryWeights: sharp.meta.categoryWeights!.map((w) => (w.column === 'is_fraud' ? { ...w, values: [100, 0] } : w)) } };
+    expect(() => sampleRows(noFraud, 10, { where: { column: 'is_fraud', value: '1' } })).toThrow(/give is_fraud=1 no share, so the classifier labels no generated row with it/);
     const onlineOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'channel', value: 'online' } });
     expect(onlineOnly.labelledBy).toBe('is_fraud');
     expect(onlineOnly.rows.every((r) => r[ci] === 'online')).toBe(true);
