@@ -195,7 +195,8 @@ export class Trainer {
     // The classifier reads the same real rows as D; its own learning rate (ModelConfig.classifierLr, classifierLrDp).
     if (model.labelSpan) {
       const lr = opts.dp ? model.config.classifierLrDp : model.config.classifierLr;
-      this.optC = new Adam(model.classifierVariables(), { ...base, lr, weightDecay: opts.weightDecayD ?? 1e-6 });
+      const weightDecay = opts.dp ? model.config.classifierWeightDecayDp : (opts.weightDecayD ?? 1e-6);
+      this.optC = new Adam(model.classifierVariables(), { ...base, lr, weightDecay });
     }
     this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
     this.sampling = opts.sampling ?? (opts.dp ? 'uniform' : 'by-category');
