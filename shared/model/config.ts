@@ -48,13 +48,6 @@ export interface ModelConfig {
    * Default one layer of 128: it keeps the step within 1.3x of the simple model (bench:quality).
    */
   classifierDims: number[];
-  /**
-   * C's hidden activation: 'leaky' (LeakyReLU at leakySlope) or 'tanh'. Under DP-SGD a bounded
-   * activation keeps the activations, and so the per-example gradients, from growing until
-   * clipping throws most of their signal away (Papernot et al. 2021, "Tempered Sigmoid
-   * Activations for Deep Learning with Differential Privacy").
-   */
-  classifierActivation: 'leaky' | 'tanh';
   classifierWeight: number;
   /**
    * Weight of the generator's marginal term: the mean over discrete columns of KL(noisy category
@@ -95,10 +88,6 @@ export interface ModelConfig {
    */
   classifierLrDp: number;
   /**
-   * C's L2 weight decay under DP-SGD (added to the gradient, as Adam's weight_decay).
-   */
-  classifierWeightDecayDp: number;
-  /**
    * Under DP-SGD, D's Adam rate is the plan's discriminator rate times this (1 = the same rate).
    * Adam divides each coordinate's step by the root of its second moment; under DP-SGD that moment
    * is mostly the noise's variance ((σC/E)², the same for every weight), so DP-Adam is DP-SGD with
@@ -129,12 +118,10 @@ export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
   batchNormMomentum: 0.1,
   classifierColumn: null,
   classifierDims: [128],
-  classifierActivation: 'leaky',
   classifierWeight: 1,
   marginalWeight: 10,
   classifierLr: 1e-3,
   classifierLrDp: 5e-2,
-  classifierWeightDecayDp: 1e-6,
   discriminatorLrDpScale: 10,
 }) as ModelConfig;
 
@@ -224,12 +211,10 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     batchNormMomentum: num('batchNormMomentum', 0, 1),
     classifierColumn: typeof clf === 'string' ? clf : null,
     classifierDims: dims('classifierDims'),
-    classifierActivation: oneOf('classifierActivation', ['leaky', 'tanh'] as const),
     classifierWeight: num('classifierWeight', 0, 1e3),
     marginalWeight: num('marginalWeight', 0, 1e3),
     classifierLr: num('classifierLr', 0, 1, true),
     classifierLrDp: num('classifierLrDp', 0, 1, true),
-    classifierWeightDecayDp: num('classifierWeightDecayDp', 0, 10),
     discriminatorLrDpScale: num('discriminatorLrDpScale', 0, 100, true),
   };
 }

@@ -236,7 +236,7 @@ function leakyDerivative(z: tf.Tensor2D, slope: number): tf.Tensor2D {
 
 /**
  * δ = ∂ℓ_r/∂z per row for every traced layer (same order as `layers`), from ∂ℓ_r/∂logits
- * ([rows, 1]). Handles LeakyReLU, tanh (DLayerTrace.activation) and the recorded dropout masks.
+ * ([rows, 1]). Handles LeakyReLU and the recorded dropout masks.
  */
 export function discriminatorDeltas(model: GanModel, layers: readonly DLayerTrace[], dLogits: tf.Tensor2D): tf.Tensor2D[] {
   const slope = model.config.leakySlope;
@@ -249,8 +249,7 @@ export function discriminatorDeltas(model: GanModel, layers: readonly DLayerTrac
     let d = tf.matMul(delta, wT) as tf.Tensor2D;
     const t = layers[l]!;
     if (t.dropoutMask) d = tf.mul(d, t.dropoutMask) as tf.Tensor2D;
-    const derivative = t.activation === 'tanh' ? tf.sub(1, tf.square(tf.tanh(t.z))) : leakyDerivative(t.z, slope);
-    delta = tf.mul(d, derivative) as tf.Tensor2D;
+    delta = tf.mul(d, leakyDerivative(t.z, slope)) as tf.Tensor2D;
     deltas[l] = delta;
   }
   return deltas;

@@ -30,8 +30,6 @@ export interface DLayerTrace {
   z: tf.Tensor2D;
   /** Inverted-dropout mask applied after the activation (absent for D/out or when not training). */
   dropoutMask?: tf.Tensor2D;
-  /** The activation applied to z (hidden layers; absent: LeakyReLU at config.leakySlope). */
-  activation?: 'tanh';
 }
 
 export interface DiscriminatorOutput {
@@ -297,7 +295,7 @@ export class GanModel {
 
   /**
    * Classifier forward on unpacked rows [n, outputDim] (real, or generated and activated): the
-   * label's span is cut out, then an MLP (LeakyReLU, or tanh: config.classifierActivation) → label logits [n, label dim]. Layers are traced
+   * label's span is cut out, then LeakyReLU MLP → label logits [n, label dim]. Layers are traced
    * like D's (no dropout), so DP-SGD clips C's per-example gradients the same way.
    */
   classifierForward(rows: tf.Tensor2D): DiscriminatorOutput {
@@ -310,11 +308,10 @@ export class GanModel {
     if (after < this.outputDim) parts.push(tf.slice(rows, [0, after], [-1, this.outputDim - after]));
     let a = (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor2D;
     const layers: DLayerTrace[] = [];
-    const tanh = this.config.classifierActivation === 'tanh';
     this.config.classifierDims.forEach((_, i) => {
       const z = linear(a, this.variable(`C/${i}/kernel`), this.variable(`C/${i}/bias`));
-      layers.push(tanh ? { name: `C/${i}`, a, z, activation: 'tanh' } : { name: `C/${i}`, a, z });
-      a = (tanh ? tf.tanh(z) : leakyRelu(z, this.config.leakySlope)) as tf.Tensor2D;
+      layers.push({ name: `C/${i}`, a, z });
+      a = leakyRelu(z, this.config.leakySlope) as tf.Tensor2D;
     });
     const logits = linear(a, this.variable('C/out/kernel'), this.variable('C/out/bias'));
     layers.push({ name: 'C/out', a, z: logits });

@@ -195,8 +195,7 @@ export class Trainer {
     // The classifier reads the same real rows as D; its own learning rate (ModelConfig.classifierLr, classifierLrDp).
     if (model.labelSpan) {
       const lr = opts.dp ? model.config.classifierLrDp : model.config.classifierLr;
-      const weightDecay = opts.dp ? model.config.classifierWeightDecayDp : (opts.weightDecayD ?? 1e-6);
-      this.optC = new Adam(model.classifierVariables(), { ...base, lr, weightDecay });
+      this.optC = new Adam(model.classifierVariables(), { ...base, lr, weightDecay: opts.weightDecayD ?? 1e-6 });
     }
     this.rng = new Rng(opts.seed ?? (model.config.seed ^ 0x27d4eb2f) >>> 0);
     this.sampling = opts.sampling ?? (opts.dp ? 'uniform' : 'by-category');

@@ -106,9 +106,9 @@ describe('auxiliary classifier', () => {
     m.dispose();
   });
 
-  for (const [classifierDims, classifierActivation] of [[[8, 6], 'leaky'], [[8, 6], 'tanh'], [[], 'leaky']] as const) {
-    it(`C ${classifierDims.length ? `${classifierDims.join('-')} ${classifierActivation}` : 'linear'}: DP-SGD clips ∇D_r to C√(1−s), and ∇C_r to R then scales it by C√s/R (so ‖(∇D_r, ∇C_r)‖ ≤ C), and noises both, as naive per-example autodiff`, () => {
-      const m = model({ classifierDims: [...classifierDims], classifierActivation });
+  for (const classifierDims of [[8, 6], []]) {
+    it(`C ${classifierDims.length ? classifierDims.join('-') : 'linear'}: DP-SGD clips ∇D_r to C√(1−s), and ∇C_r to R then scales it by C√s/R (so ‖(∇D_r, ∇C_r)‖ ≤ C), and noises both, as naive per-example autodiff`, () => {
+      const m = model({ classifierDims });
       const dVars = m.discriminatorVariables();
       const cVars = m.classifierVariables();
       const idx = [0, 5, 17, 33, 48, 61, 77, 90, 102, 150];
