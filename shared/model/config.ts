@@ -100,12 +100,6 @@ export interface ModelConfig {
    * with the plan's D rate set through --lr-d.)
    */
   discriminatorLrDpScale: number;
-  /**
-   * Under DP-SGD, G's Adam rate is the plan's generator rate times this (1 = the same rate). G
-   * reads no real row (post-processing), but the budget caps the D steps, and so the G steps
-   * that alternate with them, at a few hundred.
-   */
-  generatorLrDpScale: number;
 }
 
 export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
@@ -129,7 +123,6 @@ export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
   classifierLr: 1e-3,
   classifierLrDp: 5e-2,
   discriminatorLrDpScale: 10,
-  generatorLrDpScale: 1,
 }) as ModelConfig;
 
 /** Defaults for the chosen architecture ('ctgan' packs 10 rows and uses WGAN-GP, like CTGAN). */
@@ -223,7 +216,6 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     classifierLr: num('classifierLr', 0, 1, true),
     classifierLrDp: num('classifierLrDp', 0, 1, true),
     discriminatorLrDpScale: num('discriminatorLrDpScale', 0, 100, true),
-    generatorLrDpScale: num('generatorLrDpScale', 0, 100, true),
   };
 }
 

@@ -188,8 +188,7 @@ export class Trainer {
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
     const base = { beta1: opts.beta1 ?? 0.5, beta2: opts.beta2 ?? 0.9, eps: opts.eps ?? 1e-8 };
-    const lrG = (opts.lrG ?? 2e-4) * (opts.dp ? model.config.generatorLrDpScale : 1);
-    this.optG = new Adam(model.generatorVariables(), { ...base, lr: lrG, weightDecay: opts.weightDecayG ?? 1e-6 });
+    this.optG = new Adam(model.generatorVariables(), { ...base, lr: opts.lrG ?? 2e-4, weightDecay: opts.weightDecayG ?? 1e-6 });
     // Under DP-SGD, D steps at ModelConfig.discriminatorLrDpScale × its rate (see there).
     const lrD = (opts.lrD ?? 2e-4) * (opts.dp ? model.config.discriminatorLrDpScale : 1);
     this.optD = new Adam(model.discriminatorVariables(), { ...base, lr: lrD, weightDecay: opts.weightDecayD ?? 1e-6 });
