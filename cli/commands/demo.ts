@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output directory', 'demo-output')
     .option('--banks <n>', 'number of banks', '3')
     .option('--rows <n>', 'total simulated rows (30,000 per bank on average: enough rare fraud rows for a private model to learn from at ε = 1)', '90000')
-    .option('--rounds <n>', 'federated rounds', '6')
+    .option('--rounds <n>', 'federated rounds', '12')
     .option('--local-steps <n>', 'local training steps per round', '60')
     .option('--batch-size <n>', 'rows per batch', '500')
     .option('--sample-rows <n>', 'synthetic rows to sample at the end', '10000')
