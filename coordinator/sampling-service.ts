@@ -28,6 +28,14 @@ import { decodeCheckpoint, type Checkpoint } from './store/checkpoint';
 import type { ModelVersionRow, StateStore } from './store/state-store';
 
 export const DEFAULT_MAX_SAMPLE_ROWS = 100_000;
+/**
+ * Rows a request may have generated: `where` on the target keeps only the rows the classifier
+ * labels with that class, so a rare class needs about rows / share of them. Sampling runs on the
+ * coordinator's event loop (about 65,000 generated rows a second on wasm, 2 cores), so this keeps
+ * a request within a few seconds, like the largest plain one: 0.45% fraud allows 900 rows per
+ * request. A fetched model has no limit (fedsynth fetch-model, then fedsynth sample).
+ */
+export const MAX_GENERATED_ROWS = 200_000;
 export type SignedKind = 'model' | 'model-card' | 'sample';
 
 /** The bytes an HTTP body signature covers: a domain tag for the kind of body, then SHA-256(body). */
@@ -251,7 +259,7 @@ export class SamplingService {
     const t0 = Date.now();
     try {
       const ckpt = this.checkpoint(this.load(row));
-      const { rows, columns, stratifiedBy, labelledBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, { where, seed: seedRaw === null ? undefined : Number(seedRaw) });
+      const { rows, columns, stratifiedBy, labelledBy } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], n, { where, seed: seedRaw === null ? undefined : Number(seedRaw), maxGeneratedRows: MAX_GENERATED_ROWS });
       const lines = [formatCsvLine(columns)];
       for (const r of rows) lines.push(formatCsvLine(r));
       const body = Buffer.from(lines.join('\n') + '\n', 'utf8');

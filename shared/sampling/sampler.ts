@@ -56,6 +56,13 @@ export interface SampleOptions {
    * the same PR curve towards more recall on bank-marketing, and cost PR-AUC on the rare fraud class.
    */
   labelLogitScale?: number;
+  /**
+   * `where` on the target with C's labels generates about rows / (the class's share) rows to find
+   * them (rowsOfClass): a request that would need more than this many is refused up front, with
+   * the most rows of that class it may ask for. Default: no limit (the CLI); the coordinator's
+   * sampling endpoint sets one, since sampling blocks its event loop.
+   */
+  maxGeneratedRows?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -155,6 +162,13 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       const share = total > 0 ? Math.max(0, shares[category]!) / total : 0;
       if (!(share > 0)) {
         throw new SamplingError(`the consortium's noisy counts give ${span.column}=${label} no share, so the classifier labels no generated row with it (--generator-labels generates rows conditioned on it instead)`);
+      }
+      const limit = opts.maxGeneratedRows;
+      if (limit !== undefined && count / share > limit) {
+        const most = Math.floor(limit * share);
+        throw new SamplingError(
+          `${count} rows of ${span.column}=${label} (${(100 * share).toPrecision(2)}% of the rows) need about ${Math.ceil(count / share)} generated rows, over this request's limit of ${limit}: ask for at most ${most} rows of it per request (or sample a fetched model with fedsynth sample)`,
+        );
       }
       const chunk = Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(ROWS_OF_CLASS_PER_CHUNK / share)));
       const maxChunks = (opts.maxTries ?? 50) + Math.ceil(count / Math.max(1, share * chunk));

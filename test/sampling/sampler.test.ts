@@ -159,6 +159,10 @@ describe('sampling', () => {
     expect(fraudOf(fraudByG.rows)).toBe(300);
     expect(fraudByG.labelledBy).toBeUndefined();
     expect(fraudByG.rows.filter((r) => r[ci] === 'online').length / 300).toBeLessThan(0.8);
+    // A limit on the rows generated (the coordinator's endpoint sets one): 300 fraud rows at a 30%
+    // share need ~1000; 400 need ~1333, refused up front with the most that fit.
+    expect(fraudOf(sampleRows(sharp, 300, { seed: 6, where: { column: 'is_fraud', value: '1' }, maxGeneratedRows: 1000 }).rows)).toBe(300);
+    expect(() => sampleRows(sharp, 400, { where: { column: 'is_fraud', value: '1' }, maxGeneratedRows: 1000 })).toThrow(/400 rows of is_fraud=1 \(30% of the rows\) need about 1334 generated rows, over this request's limit of 1000: ask for at most 300 rows/);
     const noFraud = { ...sharp, meta: { categoryWeights: sharp.meta.categoryWeights!.map((w) => (w.column === 'is_fraud' ? { ...w, values: [100, 0] } : w)) } };
     expect(() => sampleRows(noFraud, 10, { where: { column: 'is_fraud', value: '1' } })).toThrow(/give is_fraud=1 no share, so the classifier labels no generated row with it/);
     const onlineOnly = sampleRows(sharp, 300, { seed: 6, where: { column: 'channel', value: 'online' } });
