@@ -171,6 +171,10 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
         );
       }
       const chunk = Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(ROWS_OF_CLASS_PER_CHUNK / share)));
+      const quotas = apportion(chunk, shares)!;
+      if (quotas[category] === 0) {
+        throw new SamplingError(`${span.column}=${label} is ${(100 * share).toPrecision(2)}% of the rows, under one in ${chunk} generated: too rare to pick by the classifier's labels (--generator-labels generates rows conditioned on it instead)`);
+      }
       const maxChunks = (opts.maxTries ?? 50) + Math.ceil(count / Math.max(1, share * chunk));
       const d = model.outputDim;
       const out: Row[] = [];
@@ -178,7 +182,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       for (let tries = 0; out.length < count; tries++) {
         if (tries >= maxChunks) throw new SamplingError(`only ${out.length} of ${count} rows labelled ${span.column}=${label} after ${tries} chunks of ${chunk} rows`);
         const data = model.generate(chunk, { categoryFrequencies: freqs, seed: s++ });
-        labelRows(data, chunk, apportion(chunk, shares)!);
+        labelRows(data, chunk, quotas);
         const picked: number[] = [];
         for (let r = 0; r < chunk && out.length + picked.length < count; r++) if (data[r * d + span.offset + category] === 1) picked.push(r);
         const sel = new Float32Array(picked.length * d);
