@@ -10,7 +10,8 @@
 //   requested number of rows that satisfy it (rows that still miss are rejected, bounded tries).
 //   On the target with C's labels: the class's rows of a stratified sample (rowsOfClass), so an
 //   oversampled rare class looks like the rare rows of a plain sample. With the generator's
-//   labels, the rows keep the label they were generated for.
+//   labels, or a class the noisy counts make too rare for C's labels to pick (then `labelledBy`
+//   is absent), the rows are generated for the class and keep that label.
 // - Unconditional, when the schema names a target that is a conditional column: stratified by the
 //   target. Each target class c gets its share of the rows from the consortium's category weights
 //   (merged DP-noised counts, public). With C's labels: each chunk of rows sampled as CTGAN does
@@ -154,26 +155,24 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
      * of a rare class is made of the same kind of rows as the class's rows in a plain sample (those
      * that train-on-synthetic models learn from, bench:privacy); conditioning the generator alone
      * gives rows that, under DP noise, hardly differ from the other classes' (BENCHMARKS.md).
+     * null when C's labels cannot pick the class: the noisy counts give it no share, or less than
+     * one row in a chunk (the caller then conditions the generator, as with --generator-labels).
      */
-    const rowsOfClass = (spanIndex: number, category: number, label: string, count: number, firstSeed: number, onProgress?: (done: number) => void): Row[] => {
+    const rowsOfClass = (spanIndex: number, category: number, label: string, count: number, firstSeed: number, onProgress?: (done: number) => void): Row[] | null => {
       const span = labelSpan!;
       const shares = freqs![spanIndex]!;
       const total = shares.reduce((a, w) => a + Math.max(0, w), 0);
       const share = total > 0 ? Math.max(0, shares[category]!) / total : 0;
-      if (!(share > 0)) {
-        throw new SamplingError(`the consortium's noisy counts give ${span.column}=${label} no share, so the classifier labels no generated row with it (--generator-labels generates rows conditioned on it instead)`);
-      }
+      if (!(share > 0)) return null;
+      const chunk = Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(ROWS_OF_CLASS_PER_CHUNK / share)));
+      const quotas = apportion(chunk, shares)!;
+      if (quotas[category] === 0) return null;
       const limit = opts.maxGeneratedRows;
       if (limit !== undefined && count / share > limit) {
         const most = Math.floor(limit * share);
         throw new SamplingError(
           `${count} rows of ${span.column}=${label} (${(100 * share).toPrecision(2)}% of the rows) need about ${Math.ceil(count / share)} generated rows, over this request's limit of ${limit}: ask for at most ${most} rows of it per request (or sample a fetched model with fedsynth sample)`,
         );
-      }
-      const chunk = Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(ROWS_OF_CLASS_PER_CHUNK / share)));
-      const quotas = apportion(chunk, shares)!;
-      if (quotas[category] === 0) {
-        throw new SamplingError(`${span.column}=${label} is ${(100 * share).toPrecision(2)}% of the rows, under one in ${chunk} generated: too rare to pick by the classifier's labels (--generator-labels generates rows conditioned on it instead)`);
       }
       const maxChunks = (opts.maxTries ?? 50) + Math.ceil(count / Math.max(1, share * chunk));
       const d = model.outputDim;
@@ -270,7 +269,8 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     if (category < 0) throw new SamplingError(`'${value}' is not a category of '${column}' (categories: ${discrete.categories.filter((c) => c !== '').join(', ')})`);
     const progress = (done: number): void => opts.onProgress?.(done, n);
     const classSpan = labelSpan?.column === column && freqs ? model.condSpans.findIndex((sp) => sp.column === column) : -1;
-    if (classSpan >= 0) return { rows: rowsOfClass(classSpan, category, value, n, seed, progress), columns, ...labelledBy };
+    const byClass = classSpan >= 0 ? rowsOfClass(classSpan, category, value, n, seed, progress) : null;
+    if (byClass) return { rows: byClass, columns, ...labelledBy };
     const whereRows = rowsWhere(column, colIndex, category, value, n, seed, progress);
     return { rows: whereRows, columns, ...(labelSpan && column !== labelSpan.column ? labelledBy : {}) };
   } finally {
