@@ -45,7 +45,7 @@ export function register(program: Command): void {
         onProgress: (done) => progress.update(done),
       });
       progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
-      if (temperature !== undefined && !labelledBy) process.stderr.write(`--label-temperature ignored: this model has no classifier of the target, so the labels are the generator's\n`);
+      if (temperature !== undefined && !labelledBy) process.stderr.write(`--label-temperature ignored: the target's labels in these rows are the generator's (the model has no classifier of the target, or the class is too rare for it to pick)\n`);
       writeCsv(o.out, columns, rows);
       const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, labelTemperature: labelledBy ? (temperature ?? 1) : null, ...ckpt.meta, categoryWeights: undefined };
       writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
