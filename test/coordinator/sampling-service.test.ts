@@ -187,6 +187,14 @@ describe('GET /sample', () => {
     expect(rows).toHaveLength(20);
     expect(rows.every((r) => r.split(',')[c] === 'online')).toBe(true);
     expect(res.headers.get('x-fedsynth-stratified-by')).toBeNull();
+    // where on the target: the rows the consortium's classifier labels with that class.
+    const legit = await get('/sample?rows=20&where=is_fraud=0&seed=2');
+    expect(legit.status).toBe(200);
+    expect(legit.headers.get('x-fedsynth-labels-from-classifier')).toBe('is_fraud');
+    const [lh, ...lrows] = (await legit.text()).trimEnd().split('\n');
+    const f = lh!.split(',').indexOf('is_fraud');
+    expect(lrows).toHaveLength(20);
+    expect(lrows.every((r) => ['0', 'false'].includes(r.split(',')[f]!))).toBe(true);
     const capped = await get('/sample?rows=5001');
     expect(capped.status).toBe(400);
     expect(((await capped.json()) as { error: string }).error).toMatch(/capped at 5000/);
