@@ -15,7 +15,7 @@ import { epsilonFor, noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
-import { sampleRows, type QuotaDraw } from '../shared/sampling/sampler';
+import { sampleRows, type QuotaDraw, type SamplableModel } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { weightedMean } from '../coordinator/strategy/aggregate';
@@ -306,10 +306,14 @@ export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { r
   return report as unknown as Record<string, unknown>;
 }
 
+/** A model snapshot in the form the sampler takes (what a checkpoint holds). */
+export function samplableOf(res: ModelSnapshot): SamplableModel {
+  return { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
+}
+
 /** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
 export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number }): string {
-  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
-  const { rows, columns } = sampleRows(ckpt, o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}) });
+  const { rows, columns } = sampleRows(samplableOf(res), o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}) });
   writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
   return o.path;
 }

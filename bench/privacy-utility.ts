@@ -29,7 +29,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated } from './federated';
+import { benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { quantileSorted } from '../shared/eval/random';
@@ -90,6 +90,15 @@ async function main(): Promise<void> {
         log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
         // The sample just evaluated, loaded once more for the minority count (and the diagnostic).
         const sample = await loadSample(split, join(work, `${split.name}-synthetic.csv`));
+        if (args.includes('--also-oversample')) {
+          // Here, before the options below sample the model again into the same CSV.
+          const factor = Number(arg('--also-oversample', ''));
+          const minority = minorityInputs(split, sample, work);
+          for (const labels of ['classifier', 'generator'] as const) {
+            const o = await oversampled(split, res, sample, minority, { factor, labels, seed: 11 + rep, work });
+            log(`  ${split.name} ε = ${eps}, EXPERIMENT plus ${o.extra} minority rows from --where (${labels === 'classifier' ? "C's labels" : "the generator's labels"}): ${tstrScores(o.report)}; those rows against the real minority rows: shapes ${o.shapes.toFixed(3)}, pairs ${o.pairs.toFixed(3)}`);
+          }
+        }
         if (args.includes('--oracle-labels')) {
           const o = oracleRelabelled(sample);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
@@ -117,13 +126,6 @@ async function main(): Promise<void> {
             const t1 = performance.now();
             const w = await sampleAndEvaluate(split, res, { rows: Math.round(trainRows * f), seed: 11 + rep, outDir: work });
             log(`  ${split.name} ε = ${eps}, EXPERIMENT ${f}x the rows: ${tstrScores(w)} (${((performance.now() - t1) / 1000).toFixed(0)} s)`);
-          }
-        }
-        if (args.includes('--also-oversample')) {
-          const factor = Number(arg('--also-oversample', ''));
-          for (const labels of ['classifier', 'generator'] as const) {
-            const o = await oversampled(split, res, { factor, labels, seed: 11 + rep, work });
-            log(`  ${split.name} ε = ${eps}, EXPERIMENT plus ${o.extra} minority rows from --where (${labels === 'classifier' ? "C's labels" : "the generator's labels"}): ${tstrScores(o.report)}; those rows against the real minority rows: shapes ${o.shapes.toFixed(3)}, pairs ${o.pairs.toFixed(3)}`);
           }
         }
         if (args.includes('--also-generator-labels')) {
@@ -197,44 +199,57 @@ async function loadSample(split: Split, synthetic: string): Promise<LoadedSample
   return { input, target: split.target, y: pc.is(input.real), ys: pc.is(input.synthetic), yh: pc.is(input.holdout) };
 }
 
+interface MinorityInputs {
+  /** The minority class's label, as written in the CSVs. */
+  label: string;
+  /** The real train and holdout splits' minority rows, and the schema without its target (one class). */
+  realPath: string;
+  holdoutPath: string;
+  schemaPath: string;
+}
+
+/** --also-oversample: the files the extra minority rows' fidelity is measured against, written once per run. */
+function minorityInputs(split: Split, sample: LoadedSample, work: string): MinorityInputs {
+  const label = positiveClassOf(sample.input.real.columns.find((c) => c.name === split.target)!).label;
+  const minorityOnly = (path: string, out: string): string => {
+    const t = parseCsvText(readFileSync(path, 'utf8'));
+    const j = t.header.indexOf(split.target);
+    writeCsv(out, t.header, t.rows.map((r) => r.values).filter((v) => v[j] === label));
+    return out;
+  };
+  const schema = JSON.parse(readFileSync(split.schemaPath, 'utf8')) as { target?: string; columns: { role?: string }[] };
+  delete schema.target;
+  for (const c of schema.columns) if (c.role === 'target') delete c.role;
+  const schemaPath = join(work, `${split.name}-schema-no-target.json`);
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  return {
+    label,
+    realPath: minorityOnly(split.trainPath, join(work, `${split.name}-real-minority.csv`)),
+    holdoutPath: minorityOnly(split.holdoutPath, join(work, `${split.name}-holdout-minority.csv`)),
+    schemaPath,
+  };
+}
+
 /**
- * --also-oversample: the last sample of `split` (work/<name>-synthetic.csv) plus factor × its minority rows
- * drawn with `where target = minority` (C's or the generator's labels), scored as TSTR; and those extra rows'
- * fidelity against the real train split's minority rows (the target dropped from the schema: one class).
+ * --also-oversample: the sample just scored (work/<name>-synthetic.csv, loaded as `sample`) plus factor × its
+ * minority rows drawn with `where target = minority` (C's or the generator's labels), scored as TSTR; and
+ * those extra rows' fidelity against the real minority rows.
  */
-async function oversampled(split: Split, res: FederatedResult, o: { factor: number; labels: 'classifier' | 'generator'; seed: number; work: string }): Promise<{ extra: number; report: Record<string, unknown>; shapes: number; pairs: number }> {
-  const base = join(o.work, `${split.name}-synthetic.csv`);
-  const sample = await loadSample(split, base);
-  const minority = positiveClassOf(sample.input.real.columns.find((c) => c.name === split.target)!).label;
+async function oversampled(split: Split, res: FederatedResult, sample: LoadedSample, minority: MinorityInputs, o: { factor: number; labels: 'classifier' | 'generator'; seed: number; work: string }): Promise<{ extra: number; report: Record<string, unknown>; shapes: number; pairs: number }> {
   const extra = Math.round(o.factor * count(sample.ys));
-  const ckpt = { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
-  const { rows, columns } = sampleRows(ckpt, extra, { seed: o.seed + 500, where: { column: split.target, value: minority }, labels: o.labels });
+  const { rows, columns } = sampleRows(samplableOf(res), extra, { seed: o.seed + 500, where: { column: split.target, value: minority.label }, labels: o.labels });
   const extraRows = rows.map((r) => formatRow(split.schema, r));
+  const ti = columns.indexOf(split.target);
+  if (extraRows.some((r) => String(r[ti]) !== minority.label)) throw new Error('--also-oversample: a --where row is not of the minority class');
   // The augmented sample: the scored sample's rows, then the extra ones (same header, same order).
-  const plain = parseCsvText(readFileSync(base, 'utf8'));
+  const plain = parseCsvText(readFileSync(join(o.work, `${split.name}-synthetic.csv`), 'utf8'));
   if (plain.header.join() !== columns.join()) throw new Error(`--also-oversample: the sample's columns ${plain.header.join()} differ from the sampler's ${columns.join()}`);
   const augmented = join(o.work, `${split.name}-oversampled.csv`);
   writeCsv(augmented, columns, [...plain.rows.map((r) => r.values), ...extraRows]);
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: augmented, target: split.target, schema: split.schemaPath, outDir: join(o.work, `${split.name}-oversampled-report`), seed: o.seed });
-  // Fidelity of the extra rows against the real minority rows (train split; holdout's for the evaluator's split).
-  const ti = columns.indexOf(split.target);
-  const minorityOnly = (path: string, out: string): string => {
-    const t = parseCsvText(readFileSync(path, 'utf8'));
-    const j = t.header.indexOf(split.target);
-    writeCsv(out, t.header, t.rows.map((r) => r.values).filter((v) => v[j] === minority));
-    return out;
-  };
-  const realMinority = minorityOnly(split.trainPath, join(o.work, `${split.name}-real-minority.csv`));
-  const holdoutMinority = minorityOnly(split.holdoutPath, join(o.work, `${split.name}-holdout-minority.csv`));
   const extraPath = join(o.work, `${split.name}-extra-minority.csv`);
   writeCsv(extraPath, columns, extraRows);
-  if (extraRows.some((r) => String(r[ti]) !== minority)) throw new Error('--also-oversample: a --where row is not of the minority class');
-  const schema = JSON.parse(readFileSync(split.schemaPath, 'utf8')) as { target?: string; columns: { role?: string }[] };
-  delete schema.target;
-  for (const c of schema.columns) if (c.role === 'target') delete c.role;
-  const schemaPath = join(o.work, `${split.name}-schema-no-target.json`);
-  writeFileSync(schemaPath, JSON.stringify(schema));
-  const fid = await evaluateFiles({ real: realMinority, holdout: holdoutMinority, synthetic: extraPath, schema: schemaPath, outDir: join(o.work, `${split.name}-minority-report`), seed: o.seed });
+  const fid = await evaluateFiles({ real: minority.realPath, holdout: minority.holdoutPath, synthetic: extraPath, schema: minority.schemaPath, outDir: join(o.work, `${split.name}-minority-report`), seed: o.seed });
   const r = fid.report as unknown as Record<string, unknown>;
   return { extra, report: report as unknown as Record<string, unknown>, shapes: metric(r, 'fidelity.columnShapes'), pairs: metric(r, 'fidelity.columnPairs') };
 }

@@ -33,7 +33,8 @@ export const DEFAULT_MAX_SAMPLE_ROWS = 100_000;
  * labels with that class, so a rare class needs about rows / share of them. Sampling runs on the
  * coordinator's event loop (`fedsynth sample --where is_fraud=1 --rows 4000` from the demo's model,
  * 0.45% fraud, so ~890,000 generated rows, took 13.7 s on wasm, 2 cores), so this keeps a request
- * to about 3 s, like the largest plain one: 0.45% fraud allows 900 rows per request. A fetched model has no limit (fedsynth fetch-model, then fedsynth sample).
+ * to about 3 s, like the largest plain one: 0.45% fraud allows 900 rows per request. A fetched
+ * model has no limit (fedsynth fetch-model, then fedsynth sample).
  */
 export const MAX_GENERATED_ROWS = 200_000;
 export type SignedKind = 'model' | 'model-card' | 'sample';
