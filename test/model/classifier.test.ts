@@ -61,7 +61,7 @@ describe('auxiliary classifier', () => {
     expect(() => parseModelConfig({ classifierColumn: 3 })).toThrow(/classifierColumn/);
     expect(() => parseModelConfig({ classifierWeight: -1 })).toThrow(/classifierWeight/);
     expect(() => parseModelConfig({ classifierLr: 0 })).toThrow(/'classifierLr' must be a number in \(0, 1\]/);
-    expect(parseModelConfig({}).classifierLr).toBe(1e-3);
+    expect(parseModelConfig({}).classifierLr).toBe(1e-2);
     expect(() => parseModelConfig({ classifierLrDp: 2 })).toThrow(/'classifierLrDp' must be a number in \(0, 1\]/);
   });
 
