@@ -14,7 +14,9 @@
 // --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
 //   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
 //   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts), and its calibration:
-//   the slope a and intercept b of P(y) ≈ σ(a·logit p + b) fitted on the holdout (a < 1: C over-confident).
+//   the slope a and intercept b of P(y) ≈ σ(a·logit p + b) fitted on the holdout (a < 1: C over-confident);
+//   and the recall and precision at the F1-best threshold on labels drawn from C for the holdout's own rows
+//   (as the sampler draws them), against the true labels: what a TSTR model that learned C exactly would flag.
 // --also-label-scale A,B (printed only): also scores rows sampled from the same model with C's logits
 //   multiplied by A, then B (the sampler's labelLogitScale; < 1 flattens C's labels).
 // --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
@@ -308,6 +310,16 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
     const quantiles = (sorted: number[]): string => [0.5, 0.9, 0.99].map((f) => quantileSorted(sorted, f).toFixed(2)).join(' / ');
     const cal = logisticCalibration(p, y);
     log(`  DIAGNOSTIC C's calibration on the holdout: P(y) ≈ σ(${cal.a.toFixed(2)}·logit p + ${cal.b.toFixed(2)})`);
+    // The threshold a TSTR model would take from C's labels, with no generator in between: labels
+    // drawn as the sampler draws them (prior shifted to the holdout's class counts) on the holdout's
+    // own rows, the F1-best threshold on p against THOSE labels, then scored against the true ones.
+    const drawn = labelsForQuotas(probs, span.dim, counts, new Rng(17));
+    const yDrawn = Uint8Array.from(drawn, (c) => (c === minority ? 1 : 0));
+    const t = metricsAt(p, y, bestF1Threshold(p, yDrawn));
+    log(
+      `  DIAGNOSTIC C's threshold from its own labels on the holdout rows: recall ${t.recall.toFixed(2)}, precision ${t.precision.toFixed(2)}, F1 ${t.f1.toFixed(2)} ` +
+        `(at the holdout's F1-best threshold: ${m.recall.toFixed(2)}, ${m.precision.toFixed(2)}, ${m.f1.toFixed(2)})`,
+    );
     return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
   } finally {
     model.dispose();
