@@ -1,7 +1,12 @@
 // bench:quality — what the federated, non-private model learns, judged by the evaluation suite.
 //   node bin/run-ts.mjs bench/quality.ts [--only simulated,credit-default,bank-marketing]
 //        [--rounds R] [--steps S] [--arch mlp|ctgan] [--lr LR] [--lr-d LR] [--ema BETA]
-//        [--keep-optimizer] [--average all|generator] [--momentum BETA] [--classifier-weight W] [--no-write]
+//        [--keep-optimizer] [--average all|generator] [--momentum BETA] [--classifier-weight W]
+//        [--classifier linear|mlp] [--seed N] [--model JSON] [--work DIR] [--no-write]
+// --classifier linear|mlp: C's form, as the coordinator's --classifier; default mlp, the form for a
+// consortium training without DP, as these runs do (CLASSIFIER_PRESETS in shared/model/config.ts).
+// --seed: the training seed (default 7, as the table); --model: model config overrides (JSON, as the
+// coordinator's --model); --work: scratch folder (default .tmp/bench-quality; one per parallel run);
 // --lr-d: discriminator learning rate (default --lr); --ema: server-side EMA of the global
 // generator per round, sampled instead of the last global model; --average generator: banks keep
 // their own discriminators; --momentum: FedAvgM server momentum. bench/quality-trace.ts prints the
@@ -16,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated, type Split } from './federated';
 import { writeBenchmarkSection } from './common';
-import { createModel, createTrainer, defaultModelConfig, type ModelConfig } from '../shared/model';
+import { CLASSIFIER_PRESETS, createModel, createTrainer, defaultModelConfig, type ModelConfig } from '../shared/model';
 import { consortiumModelConfig } from '../coordinator/model-config';
 import { loadTable } from '../shared/data/schema';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
@@ -37,9 +42,14 @@ const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generato
 const average = arg('--average', 'all') as 'all' | 'generator';
 const momentum = Number(arg('--momentum', '0'));
 const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordinator's default --classifier-weight
+const seed = Number(arg('--seed', '7'));
+const classifier = arg('--classifier', 'mlp');
+if (classifier !== 'linear' && classifier !== 'mlp') throw new Error(`--classifier must be linear or mlp, got ${classifier}`);
+const preset = CLASSIFIER_PRESETS[classifier];
+const modelOverrides = { classifierDims: [...preset.classifierDims], classifierLr: preset.classifierLr, ...(JSON.parse(arg('--model', '{}')) as Partial<ModelConfig>) };
 const write = !args.includes('--no-write');
-const extraFlags = `${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${` --ema ${ema}`}${average !== 'all' ? ` --average ${average}` : ''}${momentum > 0 ? ` --momentum ${momentum}` : ''} --classifier-weight ${classifierWeight}`;
-const work = resolve('.tmp/bench-quality');
+const extraFlags = `${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${` --ema ${ema}`}${average !== 'all' ? ` --average ${average}` : ''}${momentum > 0 ? ` --momentum ${momentum}` : ''} --classifier-weight ${classifierWeight}${classifier !== 'mlp' ? ` --classifier ${classifier}` : ''}${seed !== 7 ? ` --seed ${seed}` : ''}${args.includes('--model') ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}`;
+const work = resolve(arg('--work', '.tmp/bench-quality'));
 
 /**
  * Median ms per local step (batch 500): the first issue's simple model (default mlp, no classifier)
@@ -64,7 +74,7 @@ async function stepTimes(split: Split): Promise<{ simple: number; gmm: number; d
     model.dispose();
     return ms.sort((a, b) => a - b)[ms.length >> 1]!;
   };
-  const consortium = consortiumModelConfig(split.schema, { classifierWeight });
+  const consortium = consortiumModelConfig(split.schema, { ...modelOverrides, classifierWeight });
   return { simple: time(simple, simple.transform(rows), defaultModelConfig()), gmm: time(gmm, gmm.transform(rows), consortium), dims: [simple.outputDim, gmm.outputDim] };
 }
 
@@ -76,7 +86,7 @@ async function main(): Promise<void> {
   for (const split of splits) {
     const t0 = performance.now();
     log(`== ${split.name}: ${rounds} rounds x ${steps} local steps x 3 banks, ${arch}, batch 500, lr ${lr}${extraFlags}`);
-    const res = await trainFederated(split, { model: { architecture: arch, loss: (arg('--loss', 'ns') as 'ns' | 'wgan-gp') }, rounds, localSteps: steps, batchSize: 500, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, average, serverMomentum: momentum, keepOptimizer: args.includes('--keep-optimizer'), seed: 7, log });
+    const res = await trainFederated(split, { model: { ...modelOverrides, architecture: arch, loss: (arg('--loss', 'ns') as 'ns' | 'wgan-gp') }, rounds, localSteps: steps, batchSize: 500, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, classifierWeight, average, serverMomentum: momentum, keepOptimizer: args.includes('--keep-optimizer'), seed, log });
     const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
     const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work });
     const secs = (performance.now() - t0) / 1000;
@@ -92,7 +102,7 @@ async function main(): Promise<void> {
   const body = [
     `Command: \`node bin/run-ts.mjs bench/quality.ts --rounds ${rounds} --steps ${steps} --arch ${arch} --loss ${arg('--loss', 'ns')} --lr ${lr}${args.includes('--keep-optimizer') ? ' --keep-optimizer' : ''}${extraFlags}\` (npm run bench:quality). Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows, sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from the classifier C); judged by \`fedsynth evaluate\` against the real holdout.`,
+    `Federated, non-private: 3 banks in one process (production schema, summaries, GMM transformer fit, trainer, FedAvg; no sockets), ${rounds} rounds x ${steps} local steps per bank at batch 500. Synthetic rows = train rows, sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from the classifier C); judged by \`fedsynth evaluate\` against the real holdout. C is ${classifier === 'mlp' ? `the coordinator's \`--classifier mlp\` (one hidden layer of ${preset.classifierDims.join('-')}, Adam at ${preset.classifierLr}), the form for a consortium training without DP, as here; the default, linear, is for DP-SGD` : `linear (the coordinator's default, for DP-SGD)`}.${args.includes('--model') ? ` Model overrides: \`${arg('--model', '{}')}\`.` : ''}`,
     '',
     '| data | column shapes | column pairs | detection AUC | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | closer-to-train / MIA AUC | ms per local step | wall |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -102,7 +112,7 @@ async function main(): Promise<void> {
     ...(speed
       ? [
           '',
-          `Step cost (mlp, batch 500, median of 20 steps) on the ${splits[0]!.name} layout: the simple model (simple transformer, ${speed.dims[0]} dims, no classifier) ${speed.simple.toFixed(0)} ms; the default model (GMM transformer, ${speed.dims[1]} dims${classifierWeight > 0 ? ', with the classifier of the target' : ''}) ${speed.gmm.toFixed(0)} ms = ${(speed.gmm / speed.simple).toFixed(2)}x (target ≤ 1.3x).`,
+          `Step cost (mlp, batch 500, median of 20 steps) on the ${splits[0]!.name} layout: the simple model (simple transformer, ${speed.dims[0]} dims, no classifier) ${speed.simple.toFixed(0)} ms; the model trained here (GMM transformer, ${speed.dims[1]} dims${classifierWeight > 0 ? ', with the classifier of the target' : ''}) ${speed.gmm.toFixed(0)} ms = ${(speed.gmm / speed.simple).toFixed(2)}x (target ≤ 1.3x).`,
         ]
       : []),
   ].join('\n');

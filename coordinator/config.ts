@@ -22,6 +22,7 @@
 //                 "seed": 42,             // --seed                  initial global model seed
 //                 "generatorEma": 0.8,    // --generator-ema         β of the published generator's average over rounds (0 = off)
 //                 "classifierWeight": 1,  // --classifier-weight    weight of the auxiliary classifier of the schema's target (0 = off)
+//                 "classifier": "linear", // --classifier           linear (for DP-SGD) | mlp (banks training without DP)
 //                 "marginalWeight": 10 }, // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
@@ -41,6 +42,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CoordinatorSettings } from './run-coordinator';
+import { CLASSIFIER_PRESETS } from '../shared/model/config';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -81,6 +83,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'seed'], option: 'seed', flag: '--seed', kind: { type: 'int', min: 0, max: 2 ** 32 - 1 }, default: 42 },
   { path: ['model', 'generatorEma'], option: 'generatorEma', flag: '--generator-ema', kind: { type: 'number', min: 0, max: 0.999 }, default: 0.8 },
   { path: ['model', 'classifierWeight'], option: 'classifierWeight', flag: '--classifier-weight', kind: { type: 'number', min: 0, max: 100 }, default: 1 },
+  { path: ['model', 'classifier'], option: 'classifier', flag: '--classifier', kind: { type: 'enum', values: ['linear', 'mlp'] }, default: 'linear' },
   { path: ['model', 'marginalWeight'], option: 'marginalWeight', flag: '--marginal-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
@@ -247,7 +250,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     stateDir: v.stateDir as string,
     keyPath: v.key as string | undefined,
     allowListPath: v.allowList as string | undefined,
-    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number },
+    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number, ...classifierOf(v.classifier as 'linear' | 'mlp') },
     transformer: v.transformer as 'gmm' | 'simple',
     policy: {
       minClients: v.minClients as number,
@@ -272,6 +275,12 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     ...((v.generatorEma as number) > 0 ? { generatorEma: v.generatorEma as number } : {}),
     ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
+}
+
+/** C's form (shared/model/config.ts CLASSIFIER_PRESETS), copied so the settings own their arrays. */
+function classifierOf(form: 'linear' | 'mlp'): { classifierDims: number[]; classifierLr: number } {
+  const p = CLASSIFIER_PRESETS[form];
+  return { classifierDims: [...p.classifierDims], classifierLr: p.classifierLr };
 }
 
 /** The effective configuration as a config file (for `--print-config`): round-trips through parse. */

@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the initial global model', def('seed'))
     .option('--generator-ema <beta>', "publish (checkpoint, /models, /sample) the generator averaged over rounds, ema = β·ema + (1−β)·FedAvg; training continues from FedAvg. Smooths the GAN's round-to-round oscillation (bench/quality-trace.ts); 0 = off", def('generatorEma'))
     .option('--classifier-weight <w>', "when the schema names a target, train an auxiliary classifier of it next to the discriminator (CTAB-GAN) and add w × its cross-entropy on generated rows to the generator's loss, so synthetic rows keep the target–feature relation; 0 = off", def('classifierWeight'))
+    .option('--classifier <form>', "the auxiliary classifier's form: linear (default; under DP-SGD it ranks better, its few weights take less of the noise) or mlp (one hidden layer of 128, for a consortium whose banks all train without DP)", def('classifier'))
     .option('--marginal-weight <w>', "add w × KL(the banks' DP-noised category shares ‖ the generated batch's) to the generator's loss, so every generated column keeps its marginal when DP noise leaves the discriminator weak (post-processing of released counts; applies to banks training with DP-SGD); 0 = off", def('marginalWeight'))
     .option('--max-frame-mb <mb>', 'largest accepted message in MiB', def('maxFrameMb'))
     .option('--exit-when-finished', 'exit after the last round is committed')

@@ -18,7 +18,7 @@ const FULL = {
   exitWhenFinished: true,
   insecureAggregation: false,
   secureAggregation: { distributedDpNoise: 2 },
-  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, marginalWeight: 4 },
+  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
 };
@@ -35,7 +35,7 @@ describe('coordinator config file', () => {
       stateDir: '/var/lib/fedsynth/state',
       keyPath: '/etc/fedsynth/keys/coordinator.json',
       allowListPath: '/etc/fedsynth/allow.json',
-      model: { architecture: 'ctgan', seed: 7, classifierWeight: 2.5, marginalWeight: 4 },
+      model: { architecture: 'ctgan', seed: 7, classifierWeight: 2.5, marginalWeight: 4, classifierDims: [128], classifierLr: 1e-3 },
       transformer: 'simple',
       policy: { minClients: 3, maxRounds: 9, deadlineMs: 120_000, waitForClientsMs: 0, retryLimit: 2 },
       plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, loss: 'wgan-gp', updateClipNorm: 5 },
@@ -66,6 +66,7 @@ describe('coordinator config file', () => {
     [{ plan: { lr: 0 } }, 'config.plan.lr must be a number > 0, got 0'],
     [{ policy: { waitForClientsSeconds: -1 } }, 'config.policy.waitForClientsSeconds must be a number ≥ 0, got -1'],
     [{ model: { architecture: 'gpt' } }, "config.model.architecture must be one of 'mlp', 'ctgan', got 'gpt'"],
+    [{ model: { classifier: 'tree' } }, "config.model.classifier must be one of 'linear', 'mlp', got 'tree'"],
     [{ schema: '' }, "config.schema must be a non-empty file path (string), got ''"],
     [{ exitWhenFinished: 'yes' }, "config.exitWhenFinished must be true or false, got 'yes'"],
     [{ policy: 3 }, 'config.policy must be an object, got 3'],
@@ -88,6 +89,14 @@ describe('coordinator config file', () => {
     expect(s.plan.lrGenerator).toBe(1e-3);
     expect(s.exitWhenFinished).toBe(true);
     expect(s.policy.deadlineMs).toBe(300_000); // built-in default
+  });
+
+  it("gives C its linear form unless --classifier mlp asks for the hidden layer (a consortium training without DP)", () => {
+    const linear = toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json' }), {}, () => undefined));
+    expect(linear.model).toMatchObject({ classifierDims: [], classifierLr: 1e-2 });
+    const mlp = toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json' }), { classifier: 'mlp' }, () => 'cli'));
+    expect(mlp.model).toMatchObject({ classifierDims: [128], classifierLr: 1e-3 });
+    expect(() => mergeCoordinatorConfig({}, { classifier: 'forest' }, () => 'cli')).toThrow("--classifier must be one of 'linear', 'mlp', got 'forest'");
   });
 
   it('validates explicit flags with the flag name', () => {
