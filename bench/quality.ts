@@ -5,8 +5,8 @@
 //        [--classifier linear|mlp] [--seed N] [--model JSON] [--work DIR] [--no-write]
 // --classifier linear|mlp: C's form, as the coordinator's --classifier; default mlp, the form for a
 // consortium training without DP, as these runs do (CLASSIFIER_PRESETS in shared/model/config.ts).
-// --seed: the training seed (default 7, as the table); --model: model config overrides (JSON, as the
-// coordinator's --model); --work: scratch folder (default .tmp/bench-quality; one per parallel run);
+// --seed: the training seed (default 7, as the table); --model: model config overrides (JSON, any
+// ModelConfig field, over --classifier's); --work: scratch folder (default .tmp/bench-quality; one per parallel run);
 // --lr-d: discriminator learning rate (default --lr); --ema: server-side EMA of the global
 // generator per round, sampled instead of the last global model; --average generator: banks keep
 // their own discriminators; --momentum: FedAvgM server momentum. bench/quality-trace.ts prints the
