@@ -96,8 +96,10 @@ async function main(): Promise<void> {
           // Here, before the options below sample the model again into the same CSV.
           const factor = Number(arg('--also-oversample', ''));
           const minority = minorityInputs(split, sample, work);
+          // The scored sample's rows as written (the augmented CSVs repeat them), read once for both draws.
+          const plain = parseCsvText(readFileSync(join(work, `${split.name}-synthetic.csv`), 'utf8'));
           for (const labels of ['classifier', 'generator'] as const) {
-            const o = await oversampled(split, res, sample, minority, { factor, labels, seed: 11 + rep, work });
+            const o = await oversampled(split, res, sample, plain, minority, { factor, labels, seed: 11 + rep, work });
             log(`  ${split.name} ε = ${eps}, EXPERIMENT plus ${o.extra} minority rows from --where (${labels === 'classifier' ? "C's labels" : "the generator's labels"}): ${tstrScores(o.report)}; those rows against the real minority rows: shapes ${o.shapes.toFixed(3)}, pairs ${o.pairs.toFixed(3)}`);
           }
         }
@@ -233,18 +235,17 @@ function minorityInputs(split: Split, sample: LoadedSample, work: string): Minor
 }
 
 /**
- * --also-oversample: the sample just scored (work/<name>-synthetic.csv, loaded as `sample`) plus factor × its
- * minority rows drawn with `where target = minority` (C's or the generator's labels), scored as TSTR; and
- * those extra rows' fidelity against the real minority rows.
+ * --also-oversample: the sample just scored (work/<name>-synthetic.csv: `sample` loaded, `plain` as parsed
+ * CSV) plus factor × its minority rows drawn with `where target = minority` (C's or the generator's labels),
+ * scored as TSTR; and those extra rows' fidelity against the real minority rows.
  */
-async function oversampled(split: Split, res: FederatedResult, sample: LoadedSample, minority: MinorityInputs, o: { factor: number; labels: 'classifier' | 'generator'; seed: number; work: string }): Promise<{ extra: number; report: Record<string, unknown>; shapes: number; pairs: number }> {
+async function oversampled(split: Split, res: FederatedResult, sample: LoadedSample, plain: ReturnType<typeof parseCsvText>, minority: MinorityInputs, o: { factor: number; labels: 'classifier' | 'generator'; seed: number; work: string }): Promise<{ extra: number; report: Record<string, unknown>; shapes: number; pairs: number }> {
   const extra = Math.round(o.factor * count(sample.ys));
   const { rows, columns } = sampleRows(samplableOf(res), extra, { seed: o.seed + 500, where: { column: split.target, value: minority.label }, labels: o.labels });
   const extraRows = rows.map((r) => formatRow(split.schema, r));
   const ti = columns.indexOf(split.target);
   if (extraRows.some((r) => String(r[ti]) !== minority.label)) throw new Error('--also-oversample: a --where row is not of the minority class');
   // The augmented sample: the scored sample's rows, then the extra ones (same header, same order).
-  const plain = parseCsvText(readFileSync(join(o.work, `${split.name}-synthetic.csv`), 'utf8'));
   if (plain.header.join() !== columns.join()) throw new Error(`--also-oversample: the sample's columns ${plain.header.join()} differ from the sampler's ${columns.join()}`);
   const augmented = join(o.work, `${split.name}-oversampled.csv`);
   writeCsv(augmented, columns, [...plain.rows.map((r) => r.values), ...extraRows]);

@@ -42,7 +42,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { CoordinatorSettings } from './run-coordinator';
-import { CLASSIFIER_PRESETS } from '../shared/model/config';
+import { classifierPreset } from '../shared/model/config';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -250,7 +250,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     stateDir: v.stateDir as string,
     keyPath: v.key as string | undefined,
     allowListPath: v.allowList as string | undefined,
-    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number, ...classifierOf(v.classifier as 'linear' | 'mlp') },
+    model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number, ...classifierPreset(v.classifier as 'linear' | 'mlp') },
     transformer: v.transformer as 'gmm' | 'simple',
     policy: {
       minClients: v.minClients as number,
@@ -275,12 +275,6 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     ...((v.generatorEma as number) > 0 ? { generatorEma: v.generatorEma as number } : {}),
     ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
-}
-
-/** C's form (shared/model/config.ts CLASSIFIER_PRESETS), copied so the settings own their arrays. */
-function classifierOf(form: 'linear' | 'mlp'): { classifierDims: number[]; classifierLr: number } {
-  const p = CLASSIFIER_PRESETS[form];
-  return { classifierDims: [...p.classifierDims], classifierLr: p.classifierLr };
 }
 
 /** The effective configuration as a config file (for `--print-config`): round-trips through parse. */

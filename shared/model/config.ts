@@ -148,6 +148,12 @@ export const CLASSIFIER_PRESETS: Readonly<Record<'linear' | 'mlp', Readonly<Pick
   mlp: Object.freeze({ classifierDims: [128], classifierLr: 1e-3 }),
 });
 
+/** A copy of C's preset for a ModelConfig override (the config owns its arrays; the presets stay frozen). */
+export function classifierPreset(form: keyof typeof CLASSIFIER_PRESETS): { classifierDims: number[]; classifierLr: number } {
+  const p = CLASSIFIER_PRESETS[form];
+  return { classifierDims: [...p.classifierDims], classifierLr: p.classifierLr };
+}
+
 /** Defaults for the chosen architecture ('ctgan' packs 10 rows and uses WGAN-GP, like CTGAN). */
 export function defaultModelConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   const arch = overrides.architecture ?? DEFAULT_MODEL_CONFIG.architecture;
