@@ -3,6 +3,9 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
+import { CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration, type LabelCalibration } from '../shared/model/label-calibration';
+import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
+import { CALIBRATION_SENSITIVITY, calibrationRdp } from '../client-node/dp-calibration';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
@@ -153,6 +156,13 @@ export interface FederatedOptions {
    */
   dp?: { epsilon: number; delta: number; summaryEpsilon: number; maxGradNorm: number; classifierClipShare?: number; classifierClipNorm?: number; summaryTargetShare?: number };
   /**
+   * As the coordinator's --label-calibration-noise z: after the last round each bank releases its
+   * per-bin counts under the published C with noise sd z·√2 (client-node/dp-calibration.ts), and the
+   * fitted map travels with the snapshot (meta.labelCalibration). Under dp the release is planned
+   * into σ, as the agent plans it. 0/absent = off.
+   */
+  labelCalibrationNoise?: number;
+  /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
    */
@@ -172,6 +182,8 @@ export interface ModelSnapshot {
   modelConfig: ModelConfig;
   weights: NamedWeights;
   categoryWeights: { column: string; values: number[] }[];
+  /** The published map that calibrates C's labels (FederatedOptions.labelCalibrationNoise), if any. */
+  labelCalibration?: LabelCalibration;
 }
 
 export interface FederatedResult extends ModelSnapshot {
@@ -218,6 +230,9 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));
   const condFreq = models[0]!.condSpans.map((s) => merged.find((m) => m.column === s.column)!.values);
+  // The calibration release after the last round, planned like the agent plans it (local-trainer.ts).
+  const calibrationZ = o.labelCalibrationNoise && modelConfig.classifierColumn ? o.labelCalibrationNoise : 0;
+  if (o.dp && calibrationZ > 0) summaryRdp = composeRdp(summaryRdp, calibrationRdp(calibrationZ));
   let sigma = 0;
   let sampleRate = 0;
   let sgdEpsilon = 0;
@@ -285,12 +300,32 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     await o.onRound?.(r, { transformer, modelConfig, weights: ema ?? global, categoryWeights: merged }, updates.map((u) => u.mean));
   }
   const trainSeconds = (performance.now() - t0) / 1000;
+  const published = ema ?? global;
+  let labelCalibration: LabelCalibration | undefined;
+  if (calibrationZ > 0) {
+    // As coordinator (planLabelCalibration, fit) and banks (countForCalibration, then noise as releaseCalibrationCounts adds it).
+    const plan = planLabelCalibration({ modelConfig, transformer: transformer.toJSON(), tensors: published, meta: { categoryWeights: merged } }, { seed: o.rounds });
+    if (plan) {
+      const bins = plan.edges.length + 1;
+      const total = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
+      const sd = calibrationZ * CALIBRATION_SENSITIVITY;
+      banks.forEach((_, b) => {
+        const c = countForCalibration(models[b]!, data[b]!.encoded, data[b]!.n, plan);
+        const noise = secureGaussian(2 * bins, sd);
+        c.rows.forEach((v, k) => ((total.rows[k]! += v + noise[k]!), (total.positives[k]! += c.positives[k]! + noise[bins + k]!)));
+      });
+      const mergedSd = sd * Math.sqrt(banks.length);
+      labelCalibration = fitLabelCalibration(plan.edges, plan.reference, total, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * mergedSd });
+      o.log(`  ${split.name} label calibration: ${labelCalibration.knots.length} bins, P(class ${plan.classIndex}) ${labelCalibration.logits.map((v) => (1 / (1 + Math.exp(-v))).toFixed(3)).join(' ')}`);
+    }
+  }
   for (const t of trainers) t.dispose();
   for (const m of models) m.dispose();
   return {
     transformer,
     modelConfig,
-    weights: ema ?? global,
+    weights: published,
+    ...(labelCalibration ? { labelCalibration } : {}),
     ...(emaAlt ? { alsoEma: emaAlt } : {}),
     categoryWeights: merged,
     trainSeconds,
@@ -300,7 +335,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
 }
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
-export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number }): Promise<Record<string, unknown>> {
+export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null }): Promise<Record<string, unknown>> {
   const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
   return report as unknown as Record<string, unknown>;
@@ -308,12 +343,12 @@ export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { r
 
 /** A model snapshot in the form the sampler takes (what a checkpoint holds). */
 export function samplableOf(res: ModelSnapshot): SamplableModel {
-  return { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights } };
+  return { modelConfig: res.modelConfig, transformer: res.transformer.toJSON(), tensors: res.weights, meta: { categoryWeights: res.categoryWeights, ...(res.labelCalibration ? { labelCalibration: res.labelCalibration } : {}) } };
 }
 
 /** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
-export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number }): string {
-  const { rows, columns } = sampleRows(samplableOf(res), o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}) });
+export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null }): string {
+  const { rows, columns } = sampleRows(samplableOf(res), o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}), ...(o.labelCalibration !== undefined ? { labelCalibration: o.labelCalibration } : {}) });
   writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
   return o.path;
 }

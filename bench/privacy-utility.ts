@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-rows-factor F,G] [--also-oversample F] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -19,6 +19,10 @@
 //   (as the sampler draws them), against the true labels: what a TSTR model that learned C exactly would flag.
 // --also-label-scale A,B (printed only): also scores rows sampled from the same model with C's logits
 //   multiplied by A, then B (the sampler's labelLogitScale; < 1 flattens C's labels).
+// --also-uncalibrated (printed only): also scores rows sampled from the same model with C's labels drawn
+//   without the published calibration map (the sampler's labelCalibration null), as before 2026-12-07.
+// --label-calibration-noise Z: the banks' calibration release after the last round (default 20, the
+//   coordinator's; 0 = off, and then not planned into σ either).
 // --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
 // --also-oversample F (printed only): the sample just scored plus F times its minority rows more, drawn as
 //   `fedsynth sample --where target=minority` does, once with C's labels (the class's rows of a stratified
@@ -58,6 +62,8 @@ const epsilons = arg('--eps', '1,3').split(',').map(Number);
 const rounds = Number(arg('--rounds', '8'));
 const steps = Number(arg('--steps', '40'));
 const lr = Number(arg('--lr', '2e-4'));
+// As the coordinator's --label-calibration-noise (default 20; 0 = off): planned into σ, then released after the last round.
+const labelCalibrationNoise = Number(arg('--label-calibration-noise', '20'));
 const ema = Number(arg('--ema', '0.8')); // the coordinator's default --generator-ema
 const classifierWeight = Number(arg('--classifier-weight', '1')); // the coordinator's default --classifier-weight
 const summaryEpsilon = Number(arg('--summary-epsilon', '0.4')); // the agent's --summary-epsilon default
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
         log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
         const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
         const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
         // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
@@ -116,7 +122,7 @@ async function main(): Promise<void> {
           log(`  ${split.name} ε = ${eps}, same model, C's labels drawn 'weighted' (the sampler's draw before 2026-12-06): TSTR ${metric(w, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(w, 'utility.gbdt.tstr.recall').toFixed(2)}`);
         }
         if (res.alsoEma) {
-          const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma }, { rows: trainRows, seed: 11, outDir: work });
+          const g = await sampleAndEvaluate(split, { ...res, weights: res.alsoEma, labelCalibration: undefined }, { rows: trainRows, seed: 11, outDir: work });
           log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
         }
         if (args.includes('--also-label-scale')) {
@@ -124,6 +130,10 @@ async function main(): Promise<void> {
             const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelLogitScale: a });
             log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: ${tstrScores(w)}`);
           }
+        }
+        if (args.includes('--also-uncalibrated') && res.labelCalibration) {
+          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelCalibration: null });
+          log(`  ${split.name} ε = ${eps}, same model, C's labels without the calibration map: ${tstrScores(w)}; GBDT F1 threshold ${metric(w, 'utility.gbdt.tstr.threshold').toFixed(3)}`);
         }
         if (args.includes('--also-rows-factor')) {
           for (const f of arg('--also-rows-factor', '').split(',').map(Number)) {
@@ -374,3 +384,4 @@ main().catch((e) => {
   process.stderr.write(`${(e as Error).stack ?? e}\n`);
   process.exit(1);
 });
+

@@ -4,7 +4,7 @@
 
 import { io, type Socket } from 'socket.io-client';
 import type { Logger } from '../shared/log/logger';
-import type { DecodedMessage, Identity, RoundStartMessage } from '../protocol';
+import type { CalibrationRequestMessage, DecodedMessage, Identity, RoundStartMessage } from '../protocol';
 import { AgentWire } from './wire';
 import type { LocalTrainer, PreparedData } from './trainer';
 import { prepareUpdate } from './update';
@@ -39,6 +39,15 @@ export interface AgentOptions {
     requested: { column: string; dim: number }[],
     condSpans: { column: string; offset: number; dim: number }[],
   ) => { counts: { column: string; values: number[] }[]; epsilon: number; delta: number; noiseStd: number };
+  /**
+   * Label calibration after the last round: adds Gaussian noise at the planned noise multiplier to
+   * the exact per-bin counts and charges the ledger first (client-node/dp-calibration.ts); throwing
+   * (budget) releases nothing. Absent: the bank ignores calibration requests.
+   */
+  releaseCalibration?: (
+    exact: { rows: number[]; positives: number[] },
+    noiseMultiplier: number,
+  ) => { rows: number[]; positives: number[]; noiseStd: number; epsilon: number; delta: number };
   /** ε the bank has spent in total (ledger), reported with every update. */
   epsilonSpent: () => { epsilon: number; delta: number };
   /**
@@ -133,6 +142,10 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   let busy: Promise<void> = Promise.resolve();
   let stopped = false;
   let roundsTrained = 0;
+  // The consortium transformer of the latest round (label calibration encodes the rows with it).
+  let lastTransformerJson: string | undefined;
+  // One calibration release per agent run: the one its DP-SGD noise was planned with.
+  let calibrationSent = false;
   // Secure aggregation: the session of the latest RoundStart (key steps run outside the training queue).
   let secagg: SecAggSession | null = null;
   const secaggOf = new WeakMap<RoundStartMessage, SecAggSession>();
@@ -210,6 +223,11 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       case 'secaggUnmaskRequest':
         onSecAggStep(msg);
         return;
+      case 'calibrationRequest':
+        busy = busy.then(() => sendCalibration(msg)).catch((err) => {
+          log.error('label_calibration_refused', { modelVersion: msg.modelVersion, error: (err as Error).message });
+        });
+        return;
       case 'roundResult':
         if (secagg?.roundId === msg.roundId && msg.status !== 'committed') secagg.cancel(`round ${msg.status}`);
         log.info('round_result', { round: msg.roundId, status: msg.status, modelVersion: msg.modelVersion, banks: msg.banksAggregated });
@@ -232,6 +250,25 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     log.info('summary_sent', { columns: summary.counts.length, epsilon: summary.epsilon, noiseStd: Number(summary.noiseStd.toFixed(3)) });
   }
 
+  /**
+   * DP-noised counts of this bank's rows per bin of the published C's score (charged to the ledger
+   * before they are sent). Refused unless this bank trained in this run, the consortium planned the
+   * release, and none was sent yet: the coordinator cannot make a bank spend budget it did not plan.
+   */
+  function sendCalibration(msg: CalibrationRequestMessage): void {
+    if (stopped) return;
+    if (!opts.releaseCalibration || !trainer?.calibrationCounts) throw new Error('this agent does not release label calibration counts');
+    if (roundsTrained === 0) throw new Error('no round was trained in this run: nothing to calibrate');
+    if (calibrationSent) throw new Error('a calibration release was already sent in this run (one is planned)');
+    const data = opts.dataset.prepare(lastTransformerJson);
+    const { counts, noiseMultiplier } = trainer.calibrationCounts(data, msg);
+    if (counts.rows.length !== msg.edges.length + 1) throw new Error(`calibration: ${counts.rows.length} bins for ${msg.edges.length} edges`);
+    const noisy = opts.releaseCalibration(counts, noiseMultiplier);
+    calibrationSent = true;
+    send(wire.calibrationCounts({ modelVersion: msg.modelVersion, ...noisy, epsilonSpent: opts.epsilonSpent().epsilon }));
+    log.info('label_calibration_sent', { modelVersion: msg.modelVersion, bins: noisy.rows.length, epsilon: Number(noisy.epsilon.toFixed(4)), noiseStd: Number(noisy.noiseStd.toFixed(2)) });
+  }
+
   async function trainRound(msg: RoundStartMessage): Promise<void> {
     if (stopped) return;
     if (!trainer) throw new Error('round started before the model configuration arrived');
@@ -248,6 +285,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
     trainer.setWeights(msg.weights);
     const data = opts.dataset.prepare(msg.transformerJson);
+    lastTransformerJson = msg.transformerJson;
     const metrics = await trainer.train(data, msg.config, msg.categoryWeights, () => stopped || Date.now() > msg.deadlineMs);
     if (stopped) return;
     if (Date.now() > msg.deadlineMs) {

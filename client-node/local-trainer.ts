@@ -16,6 +16,10 @@ import { frequenciesInSpanOrder } from '../shared/sampling/category-weights';
 import type { TrainingPlan } from './wire';
 import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 import type { Budget, PrivacyLedger } from './ledger';
+import { composeRdp } from '../shared/privacy/rdp';
+import { calibrationRdp } from './dp-calibration';
+import { countForCalibration } from '../shared/sampling/label-calibration-round';
+import type { CalibrationCounts } from '../shared/model/label-calibration';
 
 /** The bank's DP-SGD settings and where spend is recorded. */
 export interface LocalDpOptions {
@@ -67,6 +71,12 @@ export interface ConsortiumModelConfig {
   transformer?: 'simple' | 'gmm';
   /** What each bank summarises with DP noise, in order (absent: the conditional columns' counts). */
   summary?: { column: string; dim: number }[];
+  /**
+   * After the last round the coordinator asks each bank for DP-noised counts that calibrate C's
+   * labels (client-node/dp-calibration.ts), at this noise multiplier. Known from the start, so the
+   * bank plans the release into its DP-SGD noise. Absent: no calibration.
+   */
+  labelCalibration?: { noiseMultiplier: number };
 }
 
 export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig {
@@ -81,7 +91,17 @@ export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig 
   if (o.summary !== undefined && (!Array.isArray(o.summary) || !o.summary.every((c) => c && typeof c.column === 'string' && Number.isInteger(c.dim) && c.dim > 0))) {
     throw new Error('model configuration has a malformed summary column list');
   }
-  return { model: parseModelConfig(o.model), spans: o.spans, ...(o.transformer !== undefined ? { transformer: o.transformer } : {}), ...(o.summary ? { summary: o.summary } : {}) };
+  const lc = o.labelCalibration;
+  if (lc !== undefined && (!lc || typeof lc !== 'object' || !(typeof lc.noiseMultiplier === 'number' && Number.isFinite(lc.noiseMultiplier) && lc.noiseMultiplier > 0))) {
+    throw new Error('model configuration has a malformed labelCalibration (needs a finite noiseMultiplier > 0)');
+  }
+  return {
+    model: parseModelConfig(o.model),
+    spans: o.spans,
+    ...(o.transformer !== undefined ? { transformer: o.transformer } : {}),
+    ...(o.summary ? { summary: o.summary } : {}),
+    ...(lc ? { labelCalibration: { noiseMultiplier: lc.noiseMultiplier } } : {}),
+  };
 }
 
 export class GanLocalTrainer implements LocalTrainer {
@@ -137,7 +157,8 @@ export class GanLocalTrainer implements LocalTrainer {
           delta: local.budget.delta,
           sampleRate: q,
           steps: Math.max(1, rounds * stepsPerRound),
-          ...(total !== undefined ? { priorRdp: local.ledger.rdp() } : {}),
+          // The ledger so far, and the calibration release still to come after the last round.
+          ...(total !== undefined ? { priorRdp: this.plannedCalibration() ? composeRdp(local.ledger.rdp(), calibrationRdp(this.plannedCalibration()!)) : local.ledger.rdp() } : {}),
         });
         this.calibrated = { key, sigma: s };
       }
@@ -148,6 +169,17 @@ export class GanLocalTrainer implements LocalTrainer {
 
   setWeights(weights: Tensors): void {
     this.model.setWeights(weights);
+  }
+
+  /** The label calibration's noise multiplier when the consortium plans one and the model has C. */
+  plannedCalibration(): number | undefined {
+    return this.model.labelSpan ? this.cfg.labelCalibration?.noiseMultiplier : undefined;
+  }
+
+  calibrationCounts(data: PreparedData, req: { classIndex: number; edges: number[]; classifier: Tensors }): { counts: CalibrationCounts; noiseMultiplier: number } {
+    const z = this.plannedCalibration();
+    if (z === undefined) throw new Error('the consortium model plans no label calibration (or has no classifier): refusing an unplanned release');
+    return { counts: countForCalibration(this.model, data.encoded, data.rows, req), noiseMultiplier: z };
   }
 
   getWeights(): Tensors {

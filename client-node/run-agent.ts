@@ -1,5 +1,6 @@
 // Assembles a bank agent from files on the bank's machine: schema, identity, CSV. The CSV is read
 // and encoded here, once; only the encoded matrix is handed to the trainer, in memory.
+import { releaseCalibrationCounts } from './dp-calibration';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, loadIdentity, saveIdentity, type Identity } from '../protocol';
@@ -140,6 +141,12 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
         ...(target !== undefined ? { target, ...(opts.summaryTargetShare !== undefined ? { targetShare: opts.summaryTargetShare } : {}) } : {}),
       });
       writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
+      return released;
+    },
+    // Label calibration after the last round: charged, then noised, then sent (at most once per run).
+    releaseCalibration: (exact, noiseMultiplier) => {
+      const released = releaseCalibrationCounts(exact, { noiseMultiplier, ledger, budget });
+      log.info('label_calibration_charged', { noiseMultiplier, epsilon: Number(released.epsilon.toFixed(4)), epsilonSpent: Number(ledger.spent(budget.delta).toFixed(4)) });
       return released;
     },
     ...(opts.clientDp

@@ -23,6 +23,12 @@ export interface LocalTrainer {
   train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>>;
   /** The discrete columns the model conditions on (the ones the DP summary counts), with their place in the encoding. */
   conditionalSpans(): { column: string; offset: number; dim: number }[];
+  /**
+   * Exact per-bin counts of the bank's rows under the published classifier C (label calibration),
+   * and the planned noise multiplier; the agent adds the noise and charges the ledger. Throws when
+   * the consortium planned no calibration. Absent: this trainer cannot calibrate.
+   */
+  calibrationCounts?(data: PreparedData, req: { classIndex: number; edges: number[]; classifier: Tensors }): { counts: { rows: number[]; positives: number[] }; noiseMultiplier: number };
   /** ε spent so far by this bank (0 without DP) and its δ, reported to the coordinator. */
   epsilonSpent(): number;
   delta(): number;

@@ -98,6 +98,10 @@ export class AgentWire {
     return this.encode({ type: 'summary', ...m });
   }
 
+  calibrationCounts(m: { modelVersion: number; rows: number[]; positives: number[]; noiseStd: number; epsilon: number; delta: number; epsilonSpent: number }): Uint8Array {
+    return this.encode({ type: 'calibrationCounts', ...m });
+  }
+
   update(m: {
     roundId: number;
     modelVersion: number;

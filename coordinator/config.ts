@@ -23,7 +23,8 @@
 //                 "generatorEma": 0.8,    // --generator-ema         β of the published generator's average over rounds (0 = off)
 //                 "classifierWeight": 1,  // --classifier-weight    weight of the auxiliary classifier of the schema's target (0 = off)
 //                 "classifier": "linear", // --classifier           linear (for DP-SGD) | mlp (banks training without DP)
-//                 "marginalWeight": 10 }, // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
+//                 "marginalWeight": 10,   // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
+//                 "labelCalibrationNoise": 20 }, // --label-calibration-noise  noise multiplier of the banks' calibration counts for C's labels (0 = off)
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
 //                 "deadlineSeconds": 300, // --deadline              stragglers past it are dropped from the round
@@ -85,6 +86,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'classifierWeight'], option: 'classifierWeight', flag: '--classifier-weight', kind: { type: 'number', min: 0, max: 100 }, default: 1 },
   { path: ['model', 'classifier'], option: 'classifier', flag: '--classifier', kind: { type: 'enum', values: ['linear', 'mlp'] }, default: 'linear' },
   { path: ['model', 'marginalWeight'], option: 'marginalWeight', flag: '--marginal-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
+  { path: ['model', 'labelCalibrationNoise'], option: 'labelCalibrationNoise', flag: '--label-calibration-noise', kind: { type: 'number', min: 0, max: 10000 }, default: 20 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
   { path: ['policy', 'deadlineSeconds'], option: 'deadline', flag: '--deadline', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 300 },
@@ -273,6 +275,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     exitWhenFinished: Boolean(v.exitWhenFinished),
     insecureAggregation: v.insecureAggregation === true,
     ...((v.generatorEma as number) > 0 ? { generatorEma: v.generatorEma as number } : {}),
+    ...((v.labelCalibrationNoise as number) > 0 ? { labelCalibrationNoise: v.labelCalibrationNoise as number } : {}),
     ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
 }

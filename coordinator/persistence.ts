@@ -3,6 +3,8 @@
 import type { CommittedRound } from './rounds';
 import type { ClientFailure, Tensors } from './strategy/types';
 import type { ColumnCounts } from '../protocol';
+import type { SamplableModel } from '../shared/sampling/sampler';
+import type { LabelCalibration } from '../shared/model/label-calibration';
 
 export interface RestoredState {
   weights: Tensors;
@@ -29,6 +31,16 @@ export interface Persistence {
   recordSummarySpend(bankId: string, epsilon: number, delta: number): void;
   /** The merged DP summaries, fixed at the first round, and the transformer fitted from them. */
   saveCategoryWeights(weights: ColumnCounts[], transformer?: unknown): void;
+  /** A bank's label-calibration release after the last round (its ε is part of what it spent). */
+  recordCalibrationSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
+  /** The latest committed checkpoint as the sampler reads it (and the round that produced it), or null before any. */
+  latestModel(): { version: number; round: number; model: SamplableModel } | null;
+  /**
+   * Publishes model version `version` again as the next version, with the same weights and
+   * meta.labelCalibration set (and `info` in the card): checkpoint file first, then the version
+   * row. Returns the new version.
+   */
+  commitLabelCalibration(version: number, calibration: LabelCalibration, info: Record<string, unknown>): number;
   recordRejection(who: string, code: string, message: string): void;
   status(): Record<string, unknown>;
   close(): void;

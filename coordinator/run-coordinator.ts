@@ -48,6 +48,8 @@ export interface CoordinatorSettings {
   secureAggregation?: SecureAggregationSettings;
   /** β of the published generator's moving average over rounds (server.ts generatorEma); 0/absent = off. */
   generatorEma?: number;
+  /** Noise multiplier of the banks' label-calibration counts after the last round (server.ts labelCalibration); absent = off. */
+  labelCalibrationNoise?: number;
 }
 
 export async function runCoordinator(
@@ -78,7 +80,9 @@ export async function runCoordinator(
   writeFileSync(join(s.stateDir, 'coordinator-public.json'), JSON.stringify(publicIdentity({ ...identity, id: 'coordinator' }), null, 2) + '\n');
   const allowList = s.allowListPath ? readAllowList(s.allowListPath) : undefined;
   // Banks read from it what to summarise (`summary`) and which transformer encodes their rows.
-  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns });
+  // `labelCalibration`: the release each bank plans into its DP-SGD noise (only with a classifier C).
+  const labelCalibration = s.labelCalibrationNoise && modelConfig.classifierColumn ? { noiseMultiplier: s.labelCalibrationNoise } : undefined;
+  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns, ...(labelCalibration ? { labelCalibration } : {}) });
   const persistence = openPersistence({
     stateDir: s.stateDir,
     modelConfig,
@@ -89,6 +93,7 @@ export async function runCoordinator(
 
   const running = await startCoordinator({
     ...(s.generatorEma ? { generatorEma: s.generatorEma } : {}),
+    ...(labelCalibration ? { labelCalibration } : {}),
     host: s.host,
     port: s.port,
     schemaHash: hash,

@@ -19,6 +19,8 @@ import { SamplingService, type ModelSource } from './sampling-service';
 import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
+import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
+import { CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -63,6 +65,14 @@ export interface CoordinatorOptions {
    * After a restart training resumes from the last published model (whose G is the average).
    */
   generatorEma?: number;
+  /**
+   * After the last round: ask every connected bank for DP-noised counts of its rows per bin of the
+   * published classifier C's score, at this noise multiplier (planned by the banks from the model
+   * configuration), fit the map that calibrates C's labels (shared/model/label-calibration.ts) and
+   * publish it as the next model version. Waits at most timeoutMs (default 120 s) for the banks.
+   * Absent: no calibration.
+   */
+  labelCalibration?: { noiseMultiplier: number; timeoutMs?: number };
   /** Observes every frame decoded from a bank (tests record what the coordinator received). */
   onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void;
   log: Logger;
@@ -212,15 +222,69 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         }
       },
       onFinished: () => {
-        for (const id of sockets.keys()) {
-          send(id, wire.roundResult({ roundId: rounds.currentRoundId, modelVersion: rounds.modelVersion, banksAggregated: 0, status: 'finished', message: 'training finished' }));
-        }
-        resolveFinished();
+        // The banks hear 'finished' (and may exit) only after the calibration release is in.
+        void calibrateLabels()
+          .catch((err) => log.error('label_calibration_failed', { error: err instanceof Error ? err.message : String(err) }))
+          .then(() => {
+            for (const id of sockets.keys()) {
+              send(id, wire.roundResult({ roundId: rounds.currentRoundId, modelVersion: publishedVersion ?? rounds.modelVersion, banksAggregated: 0, status: 'finished', message: 'training finished' }));
+            }
+            resolveFinished();
+          });
       },
     },
     log.child('rounds'),
     restored ?? { weights, modelVersion: 0, nextRoundId: 1, roundsCommitted: 0 },
   );
+
+  // Label calibration after the last round (opts.labelCalibration): the open request, if any.
+  let calibration: { modelVersion: number; round: number; bins: number; expected: Set<string>; counts: Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>; complete: () => void } | null = null;
+  let publishedVersion: number | undefined;
+
+  async function calibrateLabels(): Promise<void> {
+    const lc = opts.labelCalibration;
+    if (!lc) return;
+    const latest = opts.persistence.latestModel();
+    if (!latest || latest.version === 0) return;
+    const plan = planLabelCalibration(latest.model, { seed: latest.version });
+    if (!plan) {
+      log.info('label_calibration_skipped', { reason: 'the model has no classifier of the target, or no category weights for it' });
+      return;
+    }
+    const banks = [...sockets.keys()];
+    if (banks.length === 0) {
+      log.warn('label_calibration_skipped', { reason: 'no bank connected' });
+      return;
+    }
+    const counts = new Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>();
+    let complete!: () => void;
+    const done = new Promise<void>((r) => (complete = r));
+    calibration = { modelVersion: latest.version, round: latest.round, bins: plan.edges.length + 1, expected: new Set(banks), counts, complete };
+    const request = wire.calibrationRequest({ modelVersion: latest.version, classIndex: plan.classIndex, edges: plan.edges, classifier: plan.classifier });
+    for (const id of banks) send(id, request);
+    log.info('label_calibration_requested', { modelVersion: latest.version, banks, bins: plan.edges.length + 1, classIndex: plan.classIndex, noiseMultiplier: lc.noiseMultiplier });
+    const timeoutMs = lc.timeoutMs ?? 120_000;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    calibration = null;
+    if (counts.size === 0) {
+      log.warn('label_calibration_skipped', { reason: `no bank answered within ${timeoutMs} ms` });
+      return;
+    }
+    const answered = [...counts.keys()].sort();
+    const bins = plan.edges.length + 1;
+    const merged = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
+    for (const c of counts.values()) c.rows.forEach((v, b) => ((merged.rows[b]! += v), (merged.positives[b]! += c.positives[b]!)));
+    const noiseStd = Math.sqrt([...counts.values()].reduce((a, c) => a + c.noiseStd ** 2, 0));
+    const fitted = fitLabelCalibration(plan.edges, plan.reference, merged, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * noiseStd });
+    publishedVersion = opts.persistence.commitLabelCalibration(latest.version, fitted, {
+      banks: answered,
+      noiseStd,
+      epsilonByBank: Object.fromEntries([...counts].map(([b, c]) => [b, c.epsilonSpent])),
+    });
+    log.info('label_calibration_published', { modelVersion: publishedVersion, ofVersion: latest.version, banks: answered, missing: banks.filter((b) => !counts.has(b)), noiseStd: Number(noiseStd.toFixed(2)), bins: fitted.knots.length });
+  }
 
   const reject = (socket: Socket, rej: WireRejection, bankId?: string): void => {
     metrics.reject(rej.code);
@@ -356,6 +420,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
           return;
         }
+        if (msg.type === 'calibrationCounts') {
+          const c = calibration;
+          if (!c) return reject(socket, { code: 'UNEXPECTED_MESSAGE', message: 'no label calibration is open' }, bankId);
+          if (msg.modelVersion !== c.modelVersion) return reject(socket, { code: 'MODEL_VERSION_MISMATCH', message: `calibration counts for model version ${msg.modelVersion}, the open request is for ${c.modelVersion}` }, bankId);
+          if (!c.expected.has(bankId)) return reject(socket, { code: 'NOT_PARTICIPANT', message: 'this bank was not asked for calibration counts' }, bankId);
+          if (c.counts.has(bankId)) return reject(socket, { code: 'DUPLICATE_UPDATE', message: 'this bank already sent its calibration counts' }, bankId);
+          if (msg.rows.length !== c.bins) return reject(socket, { code: 'SHAPE_MISMATCH', message: `calibration counts have ${msg.rows.length} bins, the request has ${c.bins}` }, bankId);
+          c.counts.set(bankId, { rows: msg.rows, positives: msg.positives, noiseStd: msg.noiseStd, epsilonSpent: msg.epsilonSpent });
+          opts.persistence.recordCalibrationSpend(bankId, c.round, msg.epsilonSpent, msg.delta);
+          log.info('label_calibration_received', { bank: bankId, epsilon: msg.epsilon, epsilonSpent: msg.epsilonSpent, noiseStd: Number(msg.noiseStd.toFixed(2)) });
+          if ([...c.expected].every((b) => c.counts.has(b))) c.complete();
+          return;
+        }
         if (msg.type === 'summary') {
           const problem = checkSummaryColumns(msg.counts, opts.summaryColumns);
           if (problem) return reject(socket, { code: 'INVALID_FIELD', message: problem }, bankId);
@@ -384,6 +461,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     socket.on('disconnect', (reason) => {
       if (bankId && sockets.get(bankId) === socket) {
         sockets.delete(bankId);
+        // A bank gone during calibration will not answer: stop waiting for it.
+        const c = calibration;
+        if (c && !c.counts.has(bankId) && c.expected.delete(bankId) && [...c.expected].every((b) => c.counts.has(b))) c.complete();
         secagg?.bankGone(bankId);
         rounds.bankDisconnected(bankId, `disconnected (${reason})`);
         log.info('bank_disconnected', { bank: bankId, reason, connected: sockets.size });

@@ -10,6 +10,7 @@ import type { CommittedRound } from './rounds';
 import type { ClientFailure, Tensors } from './strategy/types';
 import { encodeCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic, type Checkpoint } from './store/checkpoint';
 import { StateStore } from './store/state-store';
+import type { SamplableModel } from '../shared/sampling/sampler';
 
 export interface PersistenceOptions {
   stateDir: string;
@@ -99,6 +100,31 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
         transformer = fitted;
         store.setSetting('transformer', fitted);
       }
+    },
+    recordCalibrationSpend(bankId, roundId, epsilon, delta): void {
+      // Under the last round's id: the model cards of that round's version and later show it.
+      store.recordSpend(bankId, roundId, 'calibration', epsilon, delta);
+    },
+    latestModel() {
+      const row = store.latestModel();
+      if (!row) return null;
+      const c = readCheckpoint(row.path, { expectedSha256: row.sha256 });
+      return { version: row.version, round: row.round, model: { modelConfig: c.modelConfig, transformer: c.transformer, tensors: c.tensors, meta: c.meta as SamplableModel['meta'] } };
+    },
+    commitLabelCalibration(version, calibration, info): number {
+      const row = store.modelVersion(version);
+      if (!row) throw new Error(`no model version ${version} to calibrate`);
+      const src = readCheckpoint(row.path, { expectedSha256: row.sha256 });
+      const next = (store.latestModel()?.version ?? version) + 1;
+      // The card's ε per bank now includes the banks' calibration releases (their reported totals).
+      // A bank that trained without DP-SGD keeps null (no finite guarantee, whatever it reports).
+      const epsilonByBank: Record<string, number | null> = { ...((src.meta.epsilonByBank as Record<string, number | null> | undefined) ?? {}) };
+      for (const [bank, e] of Object.entries((info.epsilonByBank as Record<string, number> | undefined) ?? {})) if (epsilonByBank[bank] !== null) epsilonByBank[bank] = e;
+      const c: Checkpoint = { ...src, version: next, createdAt: new Date().toISOString(), meta: { ...src.meta, epsilonByBank, labelCalibration: calibration, labelCalibrationInfo: { ofVersion: version, ...info } } };
+      const written = writeCheckpoint(store.checkpointDir, c);
+      store.recordModelVersion(next, row.round, written);
+      publishLatest(c);
+      return next;
     },
     recordRejection(who, code, message): void {
       store.recordRejection(who, code, message);

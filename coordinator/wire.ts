@@ -127,6 +127,10 @@ export class CoordinatorWire {
     return this.encode({ type: 'secaggUnmaskRequest', ...m });
   }
 
+  calibrationRequest(m: { modelVersion: number; classIndex: number; edges: number[]; classifier: Tensors }): Uint8Array {
+    return this.encode({ type: 'calibrationRequest', ...m });
+  }
+
   roundResult(m: { roundId: number; modelVersion: number; banksAggregated: number; status: string; message: string }): Uint8Array {
     return this.encode({ type: 'roundResult', ...m });
   }

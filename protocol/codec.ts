@@ -26,6 +26,8 @@ export const LIMITS = {
   maxDSteps: 100,
   maxLearningRate: 10,
   maxSummaryColumns: 256,
+  /** Calibration of C's labels: bins of its score (shared/model/label-calibration.ts uses 13). */
+  maxCalibrationBins: 256,
   maxCategories: 4096,
   /** The fitted transformer: schema + mixture parameters; far below this for any real schema. */
   maxTransformerJson: 4 * 1024 * 1024,
@@ -197,6 +199,27 @@ export interface SummaryMessage {
   delta: number;
   noiseStd: number;
 }
+/** Coordinator → bank after the last round: calibrate the published C (see fedsynth.proto). */
+export interface CalibrationRequestMessage {
+  type: 'calibrationRequest';
+  modelVersion: number;
+  classIndex: number;
+  /** Strictly increasing, finite; at most LIMITS.maxCalibrationBins − 1. */
+  edges: number[];
+  classifier: WireTensor[];
+}
+/** Bank → coordinator: DP-noised per-bin counts (values may be negative or fractional: noise). */
+export interface CalibrationCountsMessage {
+  type: 'calibrationCounts';
+  modelVersion: number;
+  rows: number[];
+  positives: number[];
+  noiseStd: number;
+  epsilon: number;
+  delta: number;
+  /** The bank's total ε after this release (its ledger, at delta). */
+  epsilonSpent: number;
+}
 export interface ClientUpdateMessage {
   type: 'clientUpdate';
   roundId: number;
@@ -309,6 +332,8 @@ export type Message =
   | StatusRequestMessage
   | StatusResponseMessage
   | SummaryMessage
+  | CalibrationRequestMessage
+  | CalibrationCountsMessage
   | SecAggAdvertiseKeysMessage
   | SecAggKeyListMessage
   | SecAggShareKeysMessage
@@ -391,6 +416,8 @@ const TYPES: Record<MessageType, TypeInfo> = {
   statusRequest: { wire: 7, proto: T('StatusRequest') },
   statusResponse: { wire: 8, proto: T('StatusResponse') },
   summary: { wire: 9, proto: T('Summary') },
+  calibrationRequest: { wire: 10, proto: T('CalibrationRequest') },
+  calibrationCounts: { wire: 11, proto: T('CalibrationCounts') },
   secaggAdvertiseKeys: { wire: 20, proto: T('SecAggAdvertiseKeys') },
   secaggKeyList: { wire: 21, proto: T('SecAggKeyList') },
   secaggShareKeys: { wire: 22, proto: T('SecAggShareKeys') },
@@ -536,6 +563,10 @@ function toProto(msg: Message): PB {
       return {};
     case 'summary':
       return { counts: msg.counts, epsilon: msg.epsilon, delta: msg.delta, noiseStd: msg.noiseStd };
+    case 'calibrationRequest':
+      return { modelVersion: msg.modelVersion, classIndex: msg.classIndex, edges: msg.edges, classifier: tensorsToProto(msg.classifier, 'calibrationRequest.classifier') };
+    case 'calibrationCounts':
+      return { modelVersion: msg.modelVersion, rows: msg.rows, positives: msg.positives, noiseStd: msg.noiseStd, epsilon: msg.epsilon, delta: msg.delta, epsilonSpent: msg.epsilonSpent };
     case 'secaggAdvertiseKeys':
       return { roundId: msg.roundId, cPk: msg.cPk, sPk: msg.sPk, ...(msg.signature ? { signature: msg.signature } : {}) };
     case 'secaggKeyList':
@@ -714,6 +745,7 @@ const SCAN_RULES: Partial<Record<MessageType, ScanRule>> = {
     16: { max: LIMITS.maxSummaryColumns, what: 'number of roundStart.categoryWeights columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } },
   },
   summary: { 1: { max: LIMITS.maxSummaryColumns, what: 'number of summary.counts columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } } },
+  calibrationRequest: { 4: { max: LIMITS.maxTensors, what: 'number of tensors in calibrationRequest.classifier', element: TENSOR_RULE } },
   clientUpdate: {
     4: { max: LIMITS.maxTensors, what: 'number of tensors in clientUpdate.tensors', element: TENSOR_RULE },
     5: { max: LIMITS.maxMetrics, what: 'number of clientUpdate.metrics entries' },
@@ -745,7 +777,14 @@ function hasField(body: Uint8Array, wanted: number): boolean {
   return found;
 }
 
+/** Bodies made of a few packed double lists: capped in bytes, since protobufjs would materialise any count of doubles. */
+const MAX_BODY_BYTES: Partial<Record<MessageType, number>> = {
+  calibrationCounts: 2 * 9 * (LIMITS.maxCalibrationBins + 4) + 64,
+};
+
 function preScanBody(type: MessageType, body: Uint8Array): void {
+  const cap = MAX_BODY_BYTES[type];
+  if (cap !== undefined && body.length > cap) throw new ProtocolError('OVERSIZE', `${TYPES[type].proto.name} body is ${body.length} bytes (at most ${cap})`);
   scanMessage(body, 0, body.length, SCAN_RULES[type] ?? {}, 0, `${TYPES[type].proto.name} body`);
 }
 
@@ -880,6 +919,34 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       const noiseStd = f64(p.noiseStd, 'summary.noiseStd');
       if (!(noiseStd > 0 && Number.isFinite(noiseStd))) throw new ProtocolError('INVALID_FIELD', `summary.noiseStd must be positive: un-noised counts may not leave a bank (got ${noiseStd})`);
       return { type, counts, epsilon, delta, noiseStd };
+    }
+    case 'calibrationRequest': {
+      const modelVersion = u32(p.modelVersion, 'calibrationRequest.modelVersion', {});
+      const classIndex = u32(p.classIndex, 'calibrationRequest.classIndex', {});
+      if (classIndex >= LIMITS.maxCategories) throw new ProtocolError('INVALID_FIELD', `calibrationRequest.classIndex ${classIndex} is past the ${LIMITS.maxCategories}-category limit`);
+      const edges = finiteList(p.edges, 'calibrationRequest.edges', 1, LIMITS.maxCalibrationBins - 1);
+      for (let i = 1; i < edges.length; i++) {
+        if (!(edges[i]! > edges[i - 1]!)) throw new ProtocolError('INVALID_FIELD', `calibrationRequest.edges must be strictly increasing (edges[${i}] = ${edges[i]} after ${edges[i - 1]})`);
+      }
+      // No model spec here: the bank checks the tensors against its own model's C.
+      const classifier = tensorsFromProto(p.classifier, 'calibrationRequest.classifier', undefined, encoding, false);
+      if (classifier.length === 0) throw new ProtocolError('MISSING_FIELD', 'calibrationRequest.classifier is empty');
+      return { type, modelVersion, classIndex, edges, classifier };
+    }
+    case 'calibrationCounts': {
+      const modelVersion = u32(p.modelVersion, 'calibrationCounts.modelVersion', {});
+      const rows = finiteList(p.rows, 'calibrationCounts.rows', 2, LIMITS.maxCalibrationBins);
+      const positives = finiteList(p.positives, 'calibrationCounts.positives', 2, LIMITS.maxCalibrationBins);
+      if (rows.length !== positives.length) throw new ProtocolError('SHAPE_MISMATCH', `calibrationCounts has ${rows.length} row counts but ${positives.length} positive counts`);
+      const noiseStd = f64(p.noiseStd, 'calibrationCounts.noiseStd');
+      if (!(noiseStd > 0 && Number.isFinite(noiseStd))) throw new ProtocolError('INVALID_FIELD', `calibrationCounts.noiseStd must be positive: un-noised counts may not leave a bank (got ${noiseStd})`);
+      const epsilon = f64(p.epsilon, 'calibrationCounts.epsilon');
+      if (!(epsilon > 0 && Number.isFinite(epsilon))) throw new ProtocolError('INVALID_FIELD', `calibrationCounts.epsilon must be a positive finite number (got ${epsilon})`);
+      const delta = f64(p.delta, 'calibrationCounts.delta');
+      if (!(delta >= 0 && delta < 1)) throw new ProtocolError('INVALID_FIELD', `calibrationCounts.delta must be in [0, 1) (got ${delta})`);
+      const epsilonSpent = f64(p.epsilonSpent, 'calibrationCounts.epsilonSpent');
+      if (!(epsilonSpent >= epsilon && Number.isFinite(epsilonSpent))) throw new ProtocolError('INVALID_FIELD', `calibrationCounts.epsilonSpent must be a finite number ≥ the release's ε ${epsilon} (got ${epsilonSpent})`);
+      return { type, modelVersion, rows, positives, noiseStd, epsilon, delta, epsilonSpent };
     }
     case 'clientUpdate': {
       const roundId = u32(p.roundId, 'clientUpdate.roundId', { required: true });
@@ -1055,6 +1122,18 @@ function secAggParams(v: unknown, parameters: number): SecAggParams {
   if (!Number.isFinite(roundingBeta) || roundingBeta < 0 || roundingBeta >= 1) throw new ProtocolError('INVALID_FIELD', `${path}.roundingBeta must be in [0, 1) (got ${roundingBeta})`);
   if ((skellamMu > 0) !== (roundingBeta > 0)) throw new ProtocolError('INVALID_FIELD', `${path}: skellamMu and roundingBeta go together (distributed DP needs both, or neither)`);
   return { threshold, scale, clipNorm, maxBanks, cohort, weightCap, vectorLength, ...(skellamMu > 0 ? { skellamMu, roundingBeta } : {}) };
+}
+
+/** A list of finite doubles of length in [min, max]. */
+function finiteList(v: unknown, path: string, min: number, max: number): number[] {
+  const list = v === undefined || v === null ? [] : v;
+  if (!Array.isArray(list)) throw new ProtocolError('INVALID_FIELD', `${path} must be a list`);
+  if (list.length < min) throw new ProtocolError(list.length === 0 ? 'MISSING_FIELD' : 'INVALID_FIELD', `${path} has ${list.length} values (at least ${min})`);
+  if (list.length > max) throw new ProtocolError('INVALID_FIELD', `${path} has ${list.length} values (at most ${max})`);
+  return list.map((x: unknown, i: number) => {
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw new ProtocolError('NON_FINITE', `${path}[${i}] is not a finite number`);
+    return x;
+  });
 }
 
 function columnCounts(v: unknown, path: string): ColumnCounts[] {

@@ -39,6 +39,8 @@ export type {
   StatusRequestMessage,
   StatusResponseMessage,
   SummaryMessage,
+  CalibrationRequestMessage,
+  CalibrationCountsMessage,
   ColumnCounts,
   SecAggParams,
   SecAggAdvertiseKeysMessage,

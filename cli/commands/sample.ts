@@ -22,7 +22,8 @@ export function register(program: Command): void {
       '--label-temperature <t>',
       "with the classifier's labels: draw them from C's probabilities at this temperature (its logits divided by t). 1 (default) is C as trained; t > 1 flattens them, so more borderline rows get the minority label (a recall-oriented sample; under DP-SGD C comes out over-confident, see BENCHMARKS.md), t < 1 sharpens them. Post-processing: no privacy cost",
     )
-    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean; generatorLabels?: boolean; labelTemperature?: string }) => {
+    .option('--no-label-calibration', "with the classifier's labels: ignore the checkpoint's label calibration (fitted from the banks' DP-noised counts after training) and draw from C as trained")
+    .action(async (o: { model: string; rows: string; out: string; where?: string; seed?: string; stratify?: boolean; generatorLabels?: boolean; labelTemperature?: string; labelCalibration?: boolean }) => {
       const n = positiveInt(o.rows, '--rows');
       const temperature = o.labelTemperature === undefined ? undefined : positiveNumber(o.labelTemperature, '--label-temperature');
       if (temperature !== undefined && o.generatorLabels) throw new Error("--label-temperature applies to the classifier's labels; it cannot be combined with --generator-labels");
@@ -41,13 +42,14 @@ export function register(program: Command): void {
         stratify: o.stratify !== false,
         labels: o.generatorLabels ? 'generator' : 'classifier',
         ...(temperature !== undefined ? { labelLogitScale: 1 / temperature } : {}),
+        ...(o.labelCalibration === false ? { labelCalibration: null } : {}),
         seed: o.seed === undefined ? undefined : positiveInt(o.seed, '--seed'),
         onProgress: (done) => progress.update(done),
       });
       progress.done(`${((Date.now() - t0) / 1000).toFixed(1)} s`);
       if (temperature !== undefined && !labelledBy) process.stderr.write(`--label-temperature ignored: the target's labels in these rows are the generator's (the model has no classifier of the target, or the class is too rare for it to pick)\n`);
       writeCsv(o.out, columns, rows);
-      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, labelTemperature: labelledBy ? (temperature ?? 1) : null, ...ckpt.meta, categoryWeights: undefined };
+      const card = { model: o.model, version: ckpt.version, round: ckpt.round, createdAt: ckpt.createdAt, sampledAt: new Date().toISOString(), rows: n, where: o.where ?? null, stratifiedBy: stratifiedBy ?? null, labelsFromClassifier: labelledBy ?? null, labelTemperature: labelledBy ? (temperature ?? 1) : null, ...ckpt.meta, labelsCalibrated: Boolean(labelledBy && ckpt.meta.labelCalibration && o.labelCalibration !== false), categoryWeights: undefined };
       writeFileSync(`${o.out}.model-card.json`, JSON.stringify(card, null, 2) + '\n');
       process.stdout.write(`${o.out}\n`);
     });

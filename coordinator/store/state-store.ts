@@ -214,6 +214,12 @@ export class StateStore {
     this.db.prepare('INSERT OR IGNORE INTO model_versions (version, round_id, path, sha256, bytes, created_at) VALUES (0, 0, ?, ?, ?, ?)').run(info.path, info.sha256, info.bytes, new Date().toISOString());
   }
 
+  /** A model version that no round produced (a calibrated copy of `roundId`'s model). */
+  recordModelVersion(version: number, roundId: number, ckpt: { path: string; sha256: string; bytes: number }): void {
+    this.flush();
+    this.db.prepare('INSERT INTO model_versions (version, round_id, path, sha256, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(version, roundId, ckpt.path, ckpt.sha256, ckpt.bytes, new Date().toISOString());
+  }
+
   /** One transaction: the model version and the round's outcome appear together or not at all. */
   commitRound(roundId: number, attempt: number, version: number, ckpt: { path: string; sha256: string; bytes: number }, participants: ParticipantRecord[]): void {
     const now = new Date().toISOString();
@@ -300,7 +306,7 @@ export class StateStore {
     return rows.map((r) => ({ ...r, path: this.checkpointPath(r.path) }));
   }
 
-  recordSpend(bankId: string, roundId: number, kind: 'training' | 'summary', epsilon: number, delta: number): void {
+  recordSpend(bankId: string, roundId: number, kind: 'training' | 'summary' | 'calibration', epsilon: number, delta: number): void {
     // SQLite has no infinity literal in REAL columns we want to rely on; NULL means "no finite guarantee".
     const row = [bankId, roundId, kind, Number.isFinite(epsilon) ? epsilon : null, delta, new Date().toISOString()];
     this.defer(() => this.stmt('INSERT INTO privacy_spend (bank_id, round_id, kind, epsilon, delta, reported_at) VALUES (?, ?, ?, ?, ?, ?)').run(...row));

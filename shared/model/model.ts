@@ -203,6 +203,33 @@ export class GanModel {
   }
 
   /**
+   * Replaces the classifier C's weights only: `weights` must hold exactly C's tensors
+   * (classifierParamNames), in any order, with C's shapes and finite values. Used by a bank to
+   * score its rows with the published C (label calibration) without touching G or D.
+   */
+  setClassifierWeights(weights: readonly NamedTensor[]): void {
+    this.assertAlive();
+    const names = this.classifierParamNames();
+    if (names.length === 0) throw new Error('setClassifierWeights: this model has no classifier');
+    if (!Array.isArray(weights as unknown) || weights.length !== names.length) {
+      throw new Error(`setClassifierWeights: expected C's ${names.length} tensors (${names.join(', ')}), got ${Array.isArray(weights as unknown) ? weights.length : 'no list'}`);
+    }
+    const byName = new Map(weights.map((w) => [w?.name, w]));
+    const ordered = names.map((name) => {
+      const w = byName.get(name);
+      if (!w) throw new Error(`setClassifierWeights: '${name}' is missing`);
+      const p = this.spec.find((s) => s.name === name)!;
+      validateNamedTensor(w, `setClassifierWeights '${name}'`);
+      if (w.shape.length !== p.shape.length || w.shape.some((d, j) => d !== p.shape[j])) {
+        throw new Error(`setClassifierWeights: '${name}' should have shape [${p.shape.join(', ')}], got [${w.shape.join(', ')}]`);
+      }
+      for (let j = 0; j < w.data.length; j++) if (!Number.isFinite(w.data[j]!)) throw new Error(`setClassifierWeights: '${name}' has a non-finite value at index ${j}`);
+      return { w, p };
+    });
+    for (const { w, p } of ordered) tf.tidy(() => this.variable(p.name).assign(tf.tensor(w.data, p.shape)));
+  }
+
+  /**
    * Generator forward. `gumbel` ([rows, outputDim] standard Gumbel noise, 0 where unused) turns the
    * softmax spans into Gumbel-softmax samples; without it they are plain softmax.
    * training=true uses batch statistics in the CTGAN blocks (and reports them in bnStats).

@@ -29,6 +29,7 @@ import { SimpleTransformer } from '../transformer/simple';
 import { GmmTransformer } from '../transformer/gmm';
 import { frequenciesInSpanOrder, type ColumnWeights } from './category-weights';
 import { Rng } from '../tensor/random';
+import { applyLabelCalibration, parseLabelCalibration, type LabelCalibration } from '../model/label-calibration';
 
 export interface SamplableModel {
   modelConfig: unknown;
@@ -57,6 +58,12 @@ export interface SampleOptions {
    * the same PR curve towards more recall on bank-marketing, and cost PR-AUC on the rare fraud class.
    */
   labelLogitScale?: number;
+  /**
+   * With C's labels: the map that calibrates C's probability of one class before the labels are
+   * drawn (shared/model/label-calibration.ts), fitted to the banks' DP-noised calibration counts.
+   * Default: the checkpoint's (meta.labelCalibration), if it has one; null: C as trained.
+   */
+  labelCalibration?: LabelCalibration | null;
   /**
    * `where` on the target with C's labels generates about rows / (the class's share) rows to find
    * them (rowsOfClass): a request that would need more than this many is refused up front, with
@@ -107,12 +114,15 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const weights = m.meta.categoryWeights;
     const freqs = model.condSpans.length > 0 && weights ? frequenciesInSpanOrder(model, weights) : undefined;
     const labelSpan = opts.labels !== 'generator' ? model.labelSpan : null;
+    const calibrationSource = opts.labelCalibration !== undefined ? opts.labelCalibration : m.meta.labelCalibration;
+    const calibration = labelSpan && calibrationSource ? parseLabelCalibration(calibrationSource, labelSpan.dim) : null;
     // Label draws have their own stream (generation seeds run seed, seed+1, …).
     const labelRng = new Rng(seed + 0x40000000);
     /** Overwrites the label span of k generated rows with C's draws (exact class counts when `quotas`). */
     const labelRows = (data: Float32Array, k: number, quotas?: number[]): void => {
       const span = labelSpan!;
       const probs = model.classifierProbabilities(data, k);
+      if (calibration) applyLabelCalibration(probs, span.dim, calibration);
       if (opts.labelLogitScale !== undefined && opts.labelLogitScale !== 1) scaleLogits(probs, span.dim, opts.labelLogitScale);
       const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng, opts.quotaDraw) : labelsByDraw(probs, span.dim, labelRng);
       const d = model.outputDim;

@@ -18,7 +18,7 @@ const FULL = {
   exitWhenFinished: true,
   insecureAggregation: false,
   secureAggregation: { distributedDpNoise: 2 },
-  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4 },
+  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4, labelCalibrationNoise: 30 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
 };
@@ -44,6 +44,7 @@ describe('coordinator config file', () => {
       insecureAggregation: false,
       secureAggregation: { distributedDp: { noiseMultiplier: 2 } },
       generatorEma: 0.8,
+      labelCalibrationNoise: 30,
     });
   });
 
@@ -97,6 +98,13 @@ describe('coordinator config file', () => {
     const mlp = toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json' }), { classifier: 'mlp' }, () => 'cli'));
     expect(mlp.model).toMatchObject({ classifierDims: [128], classifierLr: 1e-3 });
     expect(() => mergeCoordinatorConfig({}, { classifier: 'forest' }, () => 'cli')).toThrow("--classifier must be one of 'linear', 'mlp', got 'forest'");
+  });
+
+  it('calibrates the labels after the last round at noise multiplier 20 unless told otherwise; 0 turns it off', () => {
+    expect(toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json' }), {}, () => undefined)).labelCalibrationNoise).toBe(20);
+    expect(toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json' }), { labelCalibrationNoise: '0' }, () => 'cli')).labelCalibrationNoise).toBeUndefined();
+    expect(toCoordinatorSettings(mergeCoordinatorConfig(parse({ schema: 's.json', model: { labelCalibrationNoise: 50 } }), {}, () => undefined)).labelCalibrationNoise).toBe(50);
+    expect(() => mergeCoordinatorConfig({}, { labelCalibrationNoise: '-1' }, () => 'cli')).toThrow(/--label-calibration-noise must be a number ≥ 0/);
   });
 
   it('validates explicit flags with the flag name', () => {

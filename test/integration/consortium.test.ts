@@ -13,6 +13,7 @@ import { simulateBanks } from '../../shared/data/simulate';
 import { startRecordingProxy } from '../helpers/tcp-proxy';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
 import { sampleRows } from '../../shared/sampling/sampler';
+import { parseLabelCalibration } from '../../shared/model/label-calibration';
 
 const CLI = resolve(__dirname, '../../bin/fedsynth.mjs');
 const SMALL_MODEL = { noiseDim: 16, generatorDims: [32, 32], discriminatorDims: [32, 32], seed: 7 };
@@ -69,7 +70,8 @@ describe('consortium over real sockets', () => {
 
     const stateDir = join(dir, 'state-a');
     const log = memoryLogger('coordinator');
-    const coordinator = await runCoordinator(settings(stateDir), { exitWhenFinished: false, log });
+    // With label calibration after the last round (the CLI's default noise multiplier).
+    const coordinator = await runCoordinator({ ...settings(stateDir), labelCalibrationNoise: 20 }, { exitWhenFinished: false, log });
     const proxy = await startRecordingProxy(coordinator.port);
     try {
       const a1 = runAgent(agentOpts(1, `http://127.0.0.1:${proxy.port}`, join(dir, 'bank-1-state')));
@@ -91,7 +93,7 @@ describe('consortium over real sockets', () => {
       const received = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'summary_received' && e.bank === 'bank-1');
       expect(received).toHaveLength(1);
       const sds = received[0].noiseStd as number[];
-      const counts = ledger1.filter((e) => e.kind === 'counts');
+      const counts = ledger1.filter((e) => e.kind === 'counts' && !String(e.note).startsWith('label calibration'));
       expect(counts).toHaveLength(1);
       const z = counts[0].params.sigma / counts[0].params.sensitivity;
       expect(Math.min(...sds)).toBeCloseTo(z * Math.SQRT2, 2);
@@ -100,9 +102,28 @@ describe('consortium over real sockets', () => {
       expect(committed.map((e) => e.round)).toEqual([1, 2]);
       expect(committed.every((e) => e.banks === 2)).toBe(true);
 
+      // After the last round each bank released its calibration counts once, charged to its ledger
+      // at the planned noise (sd 20·√2 per count, sensitivity √2) before they were sent ...
+      for (const ledger of [ledger1, ledger2]) {
+        const cal = ledger.filter((e) => e.kind === 'counts' && String(e.note).startsWith('label calibration'));
+        expect(cal).toHaveLength(1);
+        expect(cal[0].params.sensitivity).toBeCloseTo(Math.SQRT2, 12);
+        expect(cal[0].params.sigma).toBeCloseTo(20 * Math.SQRT2, 10);
+        expect(cal[0].seq).toBe(ledger[ledger.length - 1].seq); // the last release of the run
+      }
+      // ... and the coordinator published the fitted map as the next model version (3, of version 2).
+      const events = log.lines.map((l) => JSON.parse(l));
+      expect(events.filter((e) => e.event === 'label_calibration_received').map((e) => e.bank).sort()).toEqual(['bank-1', 'bank-2']);
+      const published = events.find((e) => e.event === 'label_calibration_published');
+      expect(published).toMatchObject({ modelVersion: 3, ofVersion: 2, banks: ['bank-1', 'bank-2'] });
       // The latest checkpoint is a valid file holding weights, no rows.
       const ckpt = readCheckpoint(join(stateDir, 'latest.ckpt'));
-      expect(ckpt.version).toBe(2);
+      expect(ckpt.version).toBe(3);
+      const v2 = readCheckpoint(join(stateDir, 'checkpoints', readdirSync(join(stateDir, 'checkpoints')).find((f) => f.includes('000002'))!));
+      expect(ckpt.tensors.map((t) => Array.from(t.data))).toEqual(v2.tensors.map((t) => Array.from(t.data)));
+      const calibration = parseLabelCalibration(ckpt.meta.labelCalibration, 2);
+      expect(calibration.knots.length).toBeGreaterThanOrEqual(1);
+      expect(v2.meta.labelCalibration).toBeUndefined();
       expect(ckpt.tensors.length).toBeGreaterThan(0);
       // The transformer in it was fitted from the banks' DP summaries (mixtures, no rows) and samples.
       const state = ckpt.transformer as { kind: string; columns?: { column: string; kind: string; mixture?: { means: number[] } }[] };

@@ -126,6 +126,16 @@ describe('rejections over real sockets', () => {
     expect(after.modelVersion).toBe(before.modelVersion);
   });
 
+  it('calibration counts nobody asked for are refused, and the coordinator keeps serving', async () => {
+    const r = await exchange(bank1, 'bank-1', (w) => [
+      w.register(hash),
+      w.calibrationCounts({ modelVersion: 0, rows: [10, 20], positives: [1, 2], noiseStd: 28, epsilon: 0.1, delta: 1e-5, epsilonSpent: 0.3 }),
+    ], 2);
+    expect(r.types[0]).toBe('welcome');
+    expect(r.codes).toEqual(['UNEXPECTED_MESSAGE']);
+    expect((await fetch(`${coordinator.url}/healthz`)).ok).toBe(true);
+  });
+
   it('garbage bytes get a specific decode error and the coordinator keeps serving', async () => {
     const r = await exchange(bank1, 'bank-1', () => [new Uint8Array([1, 2, 3, 4, 5, 250, 251])], 1);
     expect(r.codes.length).toBe(1);

@@ -142,13 +142,15 @@ describe('coordinator crash recovery', () => {
       // The agents kept their container heartbeat (<state-dir>/heartbeat, an ISO time) while running.
       for (const o of opts) expect(Date.parse(readFileSync(join(o.stateDir, 'heartbeat'), 'utf8').trim())).toBeGreaterThan(Date.now() - 120_000);
 
-      // The durable state: every round committed exactly once, versions 0..ROUNDS, checksums hold.
+      // The durable state: every round committed exactly once, versions 0..ROUNDS and the labels'
+      // calibration after the last round (ROUNDS + 1, the last round's weights), checksums hold.
       const db = new Database(join(stateDir, 'coordinator.db'), { readonly: true });
       try {
         const rounds = db.prepare("SELECT round_id AS id, COUNT(*) AS n FROM rounds WHERE state = 'committed' GROUP BY round_id ORDER BY round_id").all() as { id: number; n: number }[];
         expect(rounds).toEqual([1, 2, 3].map((id) => ({ id, n: 1 })));
         const versions = db.prepare('SELECT version, round_id AS round, path, sha256 FROM model_versions ORDER BY version').all() as { version: number; round: number; path: string; sha256: string }[];
-        expect(versions.map((v) => v.version)).toEqual([0, 1, 2, 3]);
+        expect(versions.map((v) => v.version)).toEqual([0, 1, 2, 3, 4]);
+        expect(versions[4]!.round).toBe(ROUNDS);
         for (const v of versions) {
           const ckpt = readCheckpoint(join(stateDir, 'checkpoints', v.path.split('/').pop()!), { expectedSha256: v.sha256 });
           expect(ckpt.version).toBe(v.version);
@@ -158,7 +160,9 @@ describe('coordinator crash recovery', () => {
         db.close();
       }
       const latest = readCheckpoint(join(stateDir, 'latest.ckpt'));
-      expect(latest.version).toBe(ROUNDS);
+      expect(latest.version).toBe(ROUNDS + 1);
+      expect(latest.round).toBe(ROUNDS);
+      expect(latest.meta.labelCalibration).toMatchObject({ classIndex: expect.any(Number) });
     } finally {
       first.proc.kill('SIGKILL');
       second?.proc.kill('SIGKILL');

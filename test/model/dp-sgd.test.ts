@@ -1,5 +1,6 @@
 // DP-SGD on the discriminator: exact vectorised per-example clipping (against naive per-example
 // autodiff), noise scale, no learning under huge noise, and the ledger wiring of the bank agent.
+import { releaseCalibrationCounts } from '../../client-node/dp-calibration';
 import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -443,6 +444,48 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/already spent .* nothing is left for DP-SGD under a total of ε = 1.5/);
     expect(ledger.entries().filter((e) => e.kind === 'dp-sgd')).toHaveLength(6);
     spent.dispose();
+  });
+
+  it('plans the label calibration release into σ, counts the rows per bin, and the release lands the ledger on the total', async () => {
+    const budget = { epsilonMax: 2, delta: 1e-5 };
+    const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], classifierColumn: 'c', classifierDims: [], loss: 'ns', pac: 1, seed: 8 });
+    const withCal = { model, spans: toy.spans, labelCalibration: { noiseMultiplier: 3 } };
+    const sigmaOf = async (c: typeof withCal | { model: typeof model; spans: typeof toy.spans }, file: string): Promise<{ sigma: number; ledger: PrivacyLedger; lt: GanLocalTrainer }> => {
+      const ledger = PrivacyLedger.open(join(dir, file));
+      const lt = new GanLocalTrainer(c, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
+      for (let r = 0; r < 2; r++) await lt.train(data, plan, undefined, () => false);
+      return { sigma: (ledger.entries()[0]!.params as { sigma: number }).sigma, ledger, lt };
+    };
+    const plain = await sigmaOf({ model, spans: toy.spans }, 'ledger-nocal.jsonl');
+    const cal = await sigmaOf(withCal, 'ledger-cal.jsonl');
+    // The planned release takes part of the total: more DP-SGD noise, and room left for it.
+    expect(cal.sigma).toBeGreaterThan(plain.sigma);
+    expect(plain.ledger.spent(1e-5)).toBeGreaterThan(1.97);
+    expect(cal.ledger.spent(1e-5)).toBeLessThan(1.97);
+    expect(() => plain.lt.calibrationCounts(data, { classIndex: 1, edges: [0], classifier: [] })).toThrow(/plans no label calibration/);
+
+    const classifier = cal.lt.getWeights().filter((t) => t.name.startsWith('C/'));
+    const { counts, noiseMultiplier } = cal.lt.calibrationCounts(data, { classIndex: 1, edges: [-1, 0, 1], classifier });
+    expect(noiseMultiplier).toBe(3);
+    expect(counts.rows.reduce((a, b) => a + b, 0)).toBe(400);
+    let ofClass = 0;
+    for (let r = 0; r < 400; r++) if (toy.data[r * 4 + 1 + 1] === 1) ofClass++;
+    expect(counts.positives.reduce((a, b) => a + b, 0)).toBe(ofClass);
+    // Charged, then noised: the ledger lands on the total (within the accountant's rounding).
+    const released = releaseCalibrationCounts(counts, { noiseMultiplier, ledger: cal.ledger, budget });
+    expect(cal.ledger.spent(1e-5)).toBeLessThanOrEqual(2);
+    expect(cal.ledger.spent(1e-5)).toBeGreaterThan(1.97);
+    expect(released.noiseStd).toBeCloseTo(3 * Math.SQRT2, 10);
+    expect(released.rows).not.toEqual(counts.rows);
+    // A second release was not planned: refused, nothing charged.
+    const entries = cal.ledger.entries().length;
+    expect(() => releaseCalibrationCounts(counts, { noiseMultiplier, ledger: cal.ledger, budget })).toThrow(BudgetExceededError);
+    expect(cal.ledger.entries()).toHaveLength(entries);
+    // C's tensors must be exactly the model's: a wrong shape is refused before anything is counted.
+    expect(() => cal.lt.calibrationCounts(data, { classIndex: 1, edges: [0], classifier: [{ ...classifier[0]!, shape: [1, 1], data: new Float32Array(1) }, classifier[1]!] })).toThrow(/should have shape/);
+    expect(() => cal.lt.calibrationCounts(data, { classIndex: 3, edges: [0], classifier })).toThrow(/not one of the 3 classes/);
+    plain.lt.dispose();
+    cal.lt.dispose();
   });
 
   it('refuses a WGAN-GP consortium model when DP-SGD is required', () => {

@@ -335,3 +335,34 @@ describe('summary and category weights', () => {
     expect(code(() => enc({ ...(rs as Extract<typeof rs, { type: 'roundStart' }>), categoryWeights: [{ column: 'c', values: [1, -1] }] }))).toBe('INVALID_FIELD');
   });
 });
+
+describe('label calibration messages', () => {
+  const req = { type: 'calibrationRequest' as const, modelVersion: 3, classIndex: 1, edges: [-2, 0, 1.5], classifier: [tensor('C/0/kernel', [2, 2], 3), tensor('C/0/bias', [2], 4)] };
+  const counts = { type: 'calibrationCounts' as const, modelVersion: 3, rows: [10, 20, 30, 40], positives: [1, 2, 3, 4], noiseStd: 28, epsilon: 0.1, delta: 1e-5, epsilonSpent: 0.9 };
+  const enc = (m: Message) => encodeFrame(m, { sender: 'bank-a' });
+  it('round-trips a request and its counts', () => {
+    expect(withoutFrame(decodeFrame(enc(req)))).toEqual(req);
+    expect(withoutFrame(decodeFrame(enc(counts)))).toEqual(counts);
+  });
+  it('refuses bin edges that are not finite and strictly increasing, and a request without C', () => {
+    expectCode(() => enc({ ...req, edges: [0, 0, 1] }), 'INVALID_FIELD', /strictly increasing/);
+    expectCode(() => enc({ ...req, edges: [0, Number.NaN] }), 'NON_FINITE', /edges\[1\]/);
+    expectCode(() => enc({ ...req, edges: [] }), 'MISSING_FIELD', /edges/);
+    expectCode(() => enc({ ...req, edges: Array.from({ length: 300 }, (_, i) => i) }), 'INVALID_FIELD', /at most 255/);
+    expectCode(() => enc({ ...req, classifier: [] }), 'MISSING_FIELD', /classifier/);
+    expectCode(() => enc({ ...req, classifier: [{ name: 'C/0/bias', shape: [2], data: new Float32Array([0, Number.POSITIVE_INFINITY]) }] }), 'NON_FINITE');
+  });
+  it('refuses counts without noise, with NaN, or with rows and class counts of different lengths', () => {
+    expectCode(() => enc({ ...counts, noiseStd: 0 }), 'INVALID_FIELD', /un-noised counts may not leave a bank/);
+    expectCode(() => enc({ ...counts, rows: [1, Number.NaN, 3, 4] }), 'NON_FINITE', /rows\[1\]/);
+    expectCode(() => enc({ ...counts, positives: [1, 2, 3] }), 'SHAPE_MISMATCH', /4 row counts but 3/);
+    expectCode(() => enc({ ...counts, epsilon: 0 }), 'INVALID_FIELD', /epsilon/);
+    expectCode(() => enc({ ...counts, epsilonSpent: 0.05 }), 'INVALID_FIELD', /epsilonSpent/);
+  });
+  it('refuses an oversize counts body before protobufjs materialises its doubles', () => {
+    // 100,000 noisy row counts (0.8 MB) in a frame well under the frame cap.
+    const frame = rawFrame('CalibrationCounts', WIRE_TYPE.calibrationCounts, { ...counts, rows: new Array(100_000).fill(1), positives: new Array(100_000).fill(0) });
+    expect(frame.length).toBeLessThan(32 * 1024 * 1024);
+    expectCode(() => decodeFrame(frame), 'OVERSIZE', /CalibrationCounts body/);
+  });
+});

@@ -17,6 +17,8 @@ export const WIRE_TYPE = {
   statusRequest: 7,
   statusResponse: 8,
   summary: 9,
+  calibrationRequest: 10,
+  calibrationCounts: 11,
   secaggAdvertiseKeys: 20,
   secaggKeyList: 21,
   secaggShareKeys: 22,
@@ -95,6 +97,8 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
     { type: 'summary', counts: [{ column: 'channel', values: [118.2, -1.5, 7.75] }, { column: 'is_fraud', values: [990.5, 9.5] }], epsilon: 0.1, delta: 1e-6, noiseStd: 12.5 },
     // Per-column noise sds (the target's counts less noisy); a column without one has the summary's.
     { type: 'summary', counts: [{ column: 'channel', values: [118.2, -1.5, 7.75], noiseStd: 16.5 }, { column: 'is_fraud', values: [990.5, 9.5], noiseStd: 5.75 }, { column: 'hour', values: [3] }], epsilon: 0.1, delta: 1e-6, noiseStd: 16.5 },
+    { type: 'calibrationRequest', modelVersion: 8, classIndex: 1, edges: [-6.5, -3.25, -1, 0.5, 2.75], classifier: [tensor('C/0/kernel', [3, 2], 5), tensor('C/0/bias', [2], 6)] },
+    { type: 'calibrationCounts', modelVersion: 8, rows: [1200.5, 800.25, -3.5, 410, 95.75, 12], positives: [3.5, -7.25, 20, 88, 61.5, 11], noiseStd: 28.25, epsilon: 0.125, delta: 1e-5, epsilonSpent: 0.875 },
     {
       type: 'clientUpdate',
       roundId: 5,

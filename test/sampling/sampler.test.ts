@@ -183,6 +183,20 @@ describe('sampling', () => {
     expect(fraudRate(flat.rows.filter((r) => r[ci] !== 'online'))).toBeGreaterThan(0.35);
     expect(fraudRate(flat.rows.filter((r) => r[ci] !== 'online'))).toBeLessThan(0.55);
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => sampleRows(sharp, 10, { labelLogitScale: bad })).toThrow(/labelLogitScale must be a finite number > 0/);
+    // The checkpoint's label calibration (meta.labelCalibration, fitted from the banks' noisy counts):
+    // C's fraud logit, at most 36 (online) / about −4 (other), maps to P(fraud) up to 0.7 / about 0.2 before the labels are drawn.
+    const logit = (p: number): number => Math.log(p / (1 - p));
+    const calibrated = { ...sharp, meta: { ...sharp.meta, labelCalibration: { classIndex: 1, knots: [-4, 36], logits: [logit(0.2), logit(0.7)] } } };
+    const cal = sampleRows(calibrated, 3000, { seed: 5, stratify: false });
+    expect(fraudRate(cal.rows.filter((r) => r[ci] === 'online'))).toBeGreaterThan(0.45);
+    expect(fraudRate(cal.rows.filter((r) => r[ci] === 'online'))).toBeLessThan(0.75);
+    expect(fraudRate(cal.rows.filter((r) => r[ci] !== 'online'))).toBeGreaterThan(0.1);
+    expect(fraudRate(cal.rows.filter((r) => r[ci] !== 'online'))).toBeLessThan(0.26);
+    // labelCalibration null: C as trained, as without the map.
+    expect(sampleRows(calibrated, 2000, { seed: 5, stratify: false, labelCalibration: null }).rows).toEqual(plain.rows);
+    // The generator's labels ignore it; a malformed map is refused with a clear error.
+    expect(sampleRows(calibrated, 200, { seed: 5, stratify: false, labels: 'generator' }).rows).toEqual(sampleRows(sharp, 200, { seed: 5, stratify: false, labels: 'generator' }).rows);
+    expect(() => sampleRows({ ...sharp, meta: { ...sharp.meta, labelCalibration: { classIndex: 1, knots: [0, 1], logits: [2, 1] } } }, 10, { seed: 1 })).toThrow(/label calibration: logits must be non-decreasing/);
   });
 
   it('scaleLogits turns class probabilities into softmax(a · logits), rows still summing to 1', () => {

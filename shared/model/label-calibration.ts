@@ -1,0 +1,231 @@
+// Calibrating the classifier C's probability of one class (the target's rarest) from binned counts.
+//
+// Why: under DP-SGD, C's probabilities are distorted, and not by a single slope. Clipping caps the
+// gradient of every row C gets badly wrong, so on bank-marketing's real holdout the rows C puts in
+// its top 5% (mean p 0.90 after the prior shift) are positive 66% of the time, while its middle is
+// under-confident (0.11 → 0.18). The sampler draws the target's labels from C, and a classifier
+// trained on those rows picks its operating threshold where C's own labels put it: on the
+// low-recall side (BENCHMARKS.md, bench:privacy). Histogram binning (Zadrozny & Elkan 2001) made
+// monotone by pool-adjacent-violators (isotonic regression, Zadrozny & Elkan 2002) corrects the
+// distortion of any shape from per-bin (rows, positives) counts.
+//
+// Privacy: the counts are a statistic of real rows. Each bank bins its own rows and releases the
+// counts with Gaussian noise, charged to its ledger (client-node); one row adds 1 to one bin's
+// row count and at most 1 to its positive count, so the L2 sensitivity is √2. The bin edges come
+// from C's scores on generated rows (post-processing of released weights), and the fit below is
+// post-processing of the noisy counts. All pure functions.
+
+/** A monotone map from C's logit z of `classIndex` (log p_c − log(1 − p_c)) to a calibrated logit, piecewise linear between knots. */
+export interface LabelCalibration {
+  /** The label span's class the map calibrates. */
+  classIndex: number;
+  /** Increasing z values (one per bin: the median reference score in it). */
+  knots: number[];
+  /** Calibrated logit at each knot (non-decreasing); beyond the end knots, C's logit shifted (calibratedLogit). */
+  logits: number[];
+}
+
+/** Per-bin counts a bank releases (after noise) for the calibration of one class. */
+export interface CalibrationCounts {
+  rows: number[];
+  positives: number[];
+}
+
+/** The logit of class c from a row of class probabilities: log p_c − log(1 − p_c), finite. */
+export function classLogit(p: number): number {
+  const q = Math.min(1 - 1e-12, Math.max(1e-12, p));
+  return Math.log(q) - Math.log1p(-q);
+}
+
+/**
+ * Default bins: 8 equal-frequency bins of the reference scores, the top one split at the 95th to
+ * 99.8th percentiles (a 0.5% class such as fraud lives there). Few enough that the banks' noise
+ * (sd ≈ 28 per count per bank at noise multiplier 20) is small against most bins' counts; finer
+ * bins fit bank-marketing's C no better (BENCHMARKS.md).
+ */
+export const CALIBRATION_BINS = 8;
+export const CALIBRATION_TAIL: readonly number[] = Object.freeze([0.95, 0.98, 0.99, 0.995, 0.998]);
+/** The fit merges bins until each holds this many times the merged counts' noise sd in rows. */
+export const CALIBRATION_MIN_ROWS_PER_NOISE_SD = 10;
+
+/**
+ * Bin edges from reference scores (C's logits on generated rows: public). Quantile levels are
+ * 1/K … (K−1)/K plus finer levels in the upper tail, where a rare class lives; duplicate edges
+ * are dropped, so there may be fewer bins than levels + 1.
+ */
+export function calibrationEdges(reference: ArrayLike<number>, bins = CALIBRATION_BINS, tail: readonly number[] = CALIBRATION_TAIL): number[] {
+  if (!Number.isInteger(bins) || bins < 2) throw new Error(`calibrationEdges: bins must be an integer ≥ 2, got ${bins}`);
+  const s = Float64Array.from(reference).filter(Number.isFinite).sort();
+  if (s.length < bins) throw new Error(`calibrationEdges: need at least ${bins} finite reference scores, got ${s.length}`);
+  const levels = [...Array.from({ length: bins - 1 }, (_, i) => (i + 1) / bins), ...tail.filter((l) => l > (bins - 1) / bins && l < 1)];
+  const edges: number[] = [];
+  for (const l of levels) {
+    const e = s[Math.min(s.length - 1, Math.floor(l * s.length))]!;
+    if (edges.length === 0 || e > edges[edges.length - 1]!) edges.push(e);
+  }
+  return edges;
+}
+
+/** Index of z's bin: 0 below edges[0], i where edges[i−1] ≤ z < edges[i], edges.length at or above the last. */
+export function binOf(edges: readonly number[], z: number): number {
+  let lo = 0;
+  let hi = edges.length;
+  while (lo < hi) {
+    const m = (lo + hi) >> 1;
+    if (z >= edges[m]!) lo = m + 1;
+    else hi = m;
+  }
+  return lo;
+}
+
+/** Exact per-bin counts of scored rows (at the bank, before noise). */
+export function binCounts(edges: readonly number[], scores: ArrayLike<number>, positive: ArrayLike<number>): CalibrationCounts {
+  if (scores.length !== positive.length) throw new Error(`binCounts: ${scores.length} scores but ${positive.length} labels`);
+  const rows = new Array<number>(edges.length + 1).fill(0);
+  const positives = new Array<number>(edges.length + 1).fill(0);
+  for (let i = 0; i < scores.length; i++) {
+    const b = binOf(edges, scores[i]!);
+    rows[b]!++;
+    if (positive[i]) positives[b]!++;
+  }
+  return { rows, positives };
+}
+
+/**
+ * The calibration map from the consortium's merged noisy counts. Adjacent bins are first merged
+ * until each holds at least `minRows` rows by its noisy count (the caller passes a multiple of the
+ * merged noise sd, so no bin's rate is mostly noise), from the top down, then a last small bin
+ * joins its neighbour. Each bin's rate is positives / rows (noisy counts clamped to
+ * 0 ≤ positives ≤ rows), made non-decreasing in z by pool-adjacent-violators weighted by the bins'
+ * row counts; a bin's knot is the median reference score in it. `minRate` keeps logits finite.
+ */
+export function fitLabelCalibration(edges: readonly number[], reference: ArrayLike<number>, counts: CalibrationCounts, classIndex: number, o: { minRows?: number; minRate?: number } = {}): LabelCalibration {
+  const k = edges.length + 1;
+  if (counts.rows.length !== k || counts.positives.length !== k) throw new Error(`fitLabelCalibration: ${edges.length} edges make ${k} bins, got ${counts.rows.length} row and ${counts.positives.length} positive counts`);
+  const minRate = o.minRate ?? 1e-5;
+  const minRows = o.minRows ?? 0;
+  const n0 = counts.rows.map((v) => (Number.isFinite(v) ? Math.max(0, v) : 0));
+  const p0 = counts.positives.map((v, b) => (Number.isFinite(v) ? Math.min(Math.max(0, v), n0[b]!) : 0));
+  // Groups of consecutive bins [from, to], merged from the top down while too small.
+  const groups: { from: number; to: number; n: number; pos: number }[] = [];
+  let cur: { from: number; to: number; n: number; pos: number } | null = null;
+  for (let b = k - 1; b >= 0; b--) {
+    cur = cur ? { from: b, to: cur.to, n: cur.n + n0[b]!, pos: cur.pos + p0[b]! } : { from: b, to: b, n: n0[b]!, pos: p0[b]! };
+    if (cur.n >= minRows) {
+      groups.unshift(cur);
+      cur = null;
+    }
+  }
+  if (cur) {
+    if (groups.length > 0) {
+      const g = groups[0]!;
+      groups[0] = { from: cur.from, to: g.to, n: g.n + cur.n, pos: g.pos + cur.pos };
+    } else groups.push(cur);
+  }
+  const sorted = Float64Array.from(reference).filter(Number.isFinite).sort();
+  const knots = groups.map((g) => {
+    const lo = g.from === 0 ? -Infinity : edges[g.from - 1]!;
+    const hi = g.to === k - 1 ? Infinity : edges[g.to]!;
+    const from = lowerBound(sorted, lo);
+    const to = lowerBound(sorted, hi);
+    return to > from ? sorted[(from + to) >> 1]! : Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : Number.isFinite(lo) ? lo : hi;
+  });
+  // Pool adjacent violators over the groups in z order.
+  const blocks: { rate: number; weight: number; from: number; to: number }[] = [];
+  groups.forEach((g, i) => {
+    blocks.push({ rate: g.n > 0 ? g.pos / g.n : 0, weight: g.n, from: i, to: i });
+    while (blocks.length > 1 && blocks[blocks.length - 2]!.rate >= blocks[blocks.length - 1]!.rate) {
+      const y = blocks.pop()!;
+      const x = blocks.pop()!;
+      const w = x.weight + y.weight;
+      blocks.push({ rate: w > 0 ? (x.rate * x.weight + y.rate * y.weight) / w : (x.rate + y.rate) / 2, weight: w, from: x.from, to: y.to });
+    }
+  });
+  const logits = new Array<number>(groups.length).fill(0);
+  for (const bl of blocks) {
+    const r = Math.min(1 - minRate, Math.max(minRate, bl.rate));
+    for (let i = bl.from; i <= bl.to; i++) logits[i] = Math.log(r) - Math.log1p(-r);
+  }
+  // Knots must increase for the interpolation: drop a repeated knot (empty reference range).
+  const kk: number[] = [];
+  const ll: number[] = [];
+  knots.forEach((z, i) => {
+    if (kk.length === 0 || z > kk[kk.length - 1]!) {
+      kk.push(z);
+      ll.push(logits[i]!);
+    } else ll[ll.length - 1] = Math.max(ll[ll.length - 1]!, logits[i]!);
+  });
+  return { classIndex, knots: kk, logits: ll };
+}
+
+/**
+ * The calibrated logit at z: linear between knots; beyond the end knots C's own logit shifted to
+ * the end bin's (slope 1), so C's ranking within the top (and bottom) bin survives. The top bin is
+ * where a rare class lives: flat there, every row in it would get the same label probability
+ * (simulated-96k, BENCHMARKS.md).
+ */
+export function calibratedLogit(c: LabelCalibration, z: number): number {
+  const { knots, logits } = c;
+  if (z <= knots[0]!) return logits[0]! + (z - knots[0]!);
+  const last = knots.length - 1;
+  if (z >= knots[last]!) return logits[last]! + (z - knots[last]!);
+  let lo = 0;
+  let hi = last;
+  while (hi - lo > 1) {
+    const m = (lo + hi) >> 1;
+    if (knots[m]! <= z) lo = m;
+    else hi = m;
+  }
+  const span = knots[hi]! - knots[lo]!;
+  const t = span > 0 ? (z - knots[lo]!) / span : 0;
+  return logits[lo]! + t * (logits[hi]! - logits[lo]!);
+}
+
+/**
+ * Applies the map in place to rows of k class probabilities: p_c becomes σ(map(logit p_c)) and the
+ * other classes share 1 − p_c in their old proportions.
+ */
+export function applyLabelCalibration(probs: Float32Array, k: number, c: LabelCalibration): void {
+  const ci = c.classIndex;
+  for (let r = 0; r < probs.length / k; r++) {
+    const o = r * k;
+    const p = probs[o + ci]!;
+    const q = 1 / (1 + Math.exp(-calibratedLogit(c, classLogit(p))));
+    const rest = 1 - p;
+    for (let j = 0; j < k; j++) {
+      if (j === ci) probs[o + j] = q;
+      else probs[o + j] = rest > 0 ? (probs[o + j]! * (1 - q)) / rest : (1 - q) / (k - 1);
+    }
+  }
+}
+
+/** Checks a map read from a checkpoint or a file (clear errors, never NaN downstream). */
+export function parseLabelCalibration(v: unknown, classes: number): LabelCalibration {
+  const o = v as Partial<LabelCalibration> | null;
+  const fail = (why: string): never => {
+    throw new Error(`label calibration: ${why}`);
+  };
+  if (!o || typeof o !== 'object') fail('must be an object');
+  const ci = o!.classIndex;
+  if (!Number.isInteger(ci) || ci! < 0 || ci! >= classes) fail(`classIndex must be an integer in [0, ${classes}), got ${String(ci)}`);
+  const knots = o!.knots;
+  const logits = o!.logits;
+  if (!Array.isArray(knots) || !Array.isArray(logits) || knots.length < 1 || knots.length !== logits.length) fail('knots and logits must be arrays of the same non-zero length');
+  if (!knots!.every((x) => typeof x === 'number' && Number.isFinite(x)) || !logits!.every((x) => typeof x === 'number' && Number.isFinite(x))) fail('knots and logits must be finite numbers');
+  for (let i = 1; i < knots!.length; i++) {
+    if (!(knots![i]! >= knots![i - 1]!)) fail('knots must be non-decreasing');
+    if (!(logits![i]! >= logits![i - 1]!)) fail('logits must be non-decreasing');
+  }
+  return { classIndex: ci!, knots: [...knots!], logits: [...logits!] };
+}
+
+function lowerBound(sorted: Float64Array, x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const m = (lo + hi) >> 1;
+    if (sorted[m]! < x) lo = m + 1;
+    else hi = m;
+  }
+  return lo;
+}

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import {
+  applyLabelCalibration,
+  binCounts,
+  binOf,
+  calibratedLogit,
+  calibrationEdges,
+  classLogit,
+  fitLabelCalibration,
+  parseLabelCalibration,
+} from '../../shared/model/label-calibration';
+import { Rng } from '../../shared/tensor/random';
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** Scores z ~ N(−2, 1.5²) and labels drawn from a known, non-affine P(y | z). */
+function world(n: number, truth: (z: number) => number, seed = 5): { z: Float64Array; y: Uint8Array } {
+  const rng = new Rng(seed);
+  const normal = (): number => Math.sqrt(-2 * Math.log(rng.nextOpen())) * Math.cos(2 * Math.PI * rng.next());
+  const z = Float64Array.from({ length: n }, () => -2 + 1.5 * normal());
+  const y = Uint8Array.from(z, (v) => (rng.next() < truth(v) ? 1 : 0));
+  return { z, y };
+}
+
+describe('label calibration maths', () => {
+  it('places strictly increasing edges at the quantiles, finer in the upper tail', () => {
+    const ref = Float64Array.from({ length: 10_000 }, (_, i) => i);
+    const edges = calibrationEdges(ref, 8, [0.95, 0.99]);
+    expect(edges).toEqual([1250, 2500, 3750, 5000, 6250, 7500, 8750, 9500, 9900]);
+    // Ties collapse: a reference of 3 distinct values gives 3 edges, not 7.
+    expect(calibrationEdges(Float64Array.from({ length: 300 }, (_, i) => i % 3), 8, [])).toEqual([0, 1, 2]);
+    expect(() => calibrationEdges([1, 2, 3], 8)).toThrow(/at least 8/);
+  });
+
+  it('bins by edge, counting rows and class rows per bin', () => {
+    const edges = [0, 1];
+    expect([-5, 0, 0.5, 1, 7].map((z) => binOf(edges, z))).toEqual([0, 1, 1, 2, 2]);
+    expect(binCounts(edges, [-1, 0.5, 0.7, 3], [1, 0, 1, 1])).toEqual({ rows: [1, 2, 1], positives: [1, 1, 1] });
+    expect(() => binCounts(edges, [1, 2], [1])).toThrow(/2 scores but 1 labels/);
+  });
+
+  it('recovers an S-shaped distortion from exact counts (the DP-SGD classifier is over-confident at the top)', () => {
+    // True P(y | z): flat in the middle, capped at 0.65 at the top, as bank-marketing's C on its holdout.
+    const truth = (z: number): number => 0.65 * sigmoid(1.6 * (z + 1.5));
+    const { z, y } = world(60_000, truth);
+    const edges = calibrationEdges(z);
+    const fit = fitLabelCalibration(edges, z, binCounts(edges, z, y), 1);
+    expect(fit.classIndex).toBe(1);
+    for (let i = 1; i < fit.logits.length; i++) expect(fit.logits[i]!).toBeGreaterThanOrEqual(fit.logits[i - 1]!);
+    for (const at of [-3, -2, -1, 0, 1]) expect(sigmoid(calibratedLogit(fit, at))).toBeCloseTo(truth(at), 1);
+    // The uncalibrated score says P = 0.73 at z = 1; the map brings it to the true ~0.63.
+    expect(Math.abs(sigmoid(calibratedLogit(fit, 1)) - truth(1))).toBeLessThan(0.06);
+    expect(sigmoid(1)).toBeGreaterThan(truth(1) + 0.08);
+  });
+
+  it('merges bins until each holds minRows rows, so no rate is mostly noise', () => {
+    const edges = [0, 1, 2, 3];
+    const counts = { rows: [5000, 4000, 300, 40, 10], positives: [50, 200, 100, 30, 9] };
+    const fit = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5, 3.5, -2, 0.2], counts, 0, { minRows: 500 });
+    // The top three bins (350 rows) join into one group at or above 500 rows with the bin below them.
+    expect(fit.knots.length).toBe(2);
+    expect(sigmoid(fit.logits[1]!)).toBeCloseTo((200 + 100 + 30 + 9) / (4000 + 300 + 40 + 10), 6);
+    expect(sigmoid(fit.logits[0]!)).toBeCloseTo(50 / 5000, 6);
+  });
+
+  it('clamps noisy counts (negative, class rows above rows) and pools violators into a monotone map', () => {
+    const edges = [0, 1];
+    const fit = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, -20, 50], positives: [-3, 10, 80] }, 1);
+    // Bin 0: 0/100 (clamped); bin 1: no rows (clamped to 0), rate 0; bin 2: 50/50 (class rows capped at rows).
+    expect(sigmoid(fit.logits[0]!)).toBeLessThan(1e-4);
+    expect(sigmoid(fit.logits[fit.logits.length - 1]!)).toBeGreaterThan(0.9999);
+    const decreasing = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, 100, 100], positives: [30, 10, 50] }, 1);
+    expect(decreasing.logits[0]).toBeCloseTo(decreasing.logits[1]!, 12); // pooled: (30 + 10) / 200
+    expect(sigmoid(decreasing.logits[0]!)).toBeCloseTo(0.2, 10);
+  });
+
+  it('applies the map to one class and rescales the others, rows still summing to 1', () => {
+    const c = { classIndex: 2, knots: [-1, 1], logits: [Math.log(0.1 / 0.9), Math.log(0.5 / 0.5)] };
+    const probs = new Float32Array([0.2, 0.3, 0.5, 0.6, 0.3, 0.1]);
+    applyLabelCalibration(probs, 3, c);
+    // Row 0: p = 0.5 → z = 0 → halfway between the knots' logits → P = σ(mean) = 0.25 (in logit terms).
+    const q0 = sigmoid((Math.log(0.1 / 0.9) + 0) / 2);
+    expect(probs[2]).toBeCloseTo(q0, 6);
+    expect(probs[0]! / probs[1]!).toBeCloseTo(0.2 / 0.3, 5);
+    expect(probs[0]! + probs[1]! + probs[2]!).toBeCloseTo(1, 6);
+    // Row 1: p = 0.1 → z = −2.197, below the first knot: C's logit shifted by the first knot's, slope 1.
+    expect(probs[5]).toBeCloseTo(sigmoid(Math.log(0.1 / 0.9) + (Math.log(0.1 / 0.9) + 1)), 6);
+    expect(calibratedLogit(c, 5) - calibratedLogit(c, 3)).toBeCloseTo(2, 12); // above the last knot too
+    expect(classLogit(1)).toBeLessThan(Infinity);
+    expect(classLogit(0)).toBeGreaterThan(-Infinity);
+  });
+
+  it('refuses a malformed map from a checkpoint with a clear error', () => {
+    expect(() => parseLabelCalibration(null, 2)).toThrow(/must be an object/);
+    expect(() => parseLabelCalibration({ classIndex: 2, knots: [0], logits: [0] }, 2)).toThrow(/classIndex/);
+    expect(() => parseLabelCalibration({ classIndex: 1, knots: [0, 1], logits: [0] }, 2)).toThrow(/same non-zero length/);
+    expect(() => parseLabelCalibration({ classIndex: 1, knots: [0, Number.NaN], logits: [0, 1] }, 2)).toThrow(/finite/);
+    expect(() => parseLabelCalibration({ classIndex: 1, knots: [1, 0], logits: [0, 1] }, 2)).toThrow(/knots must be non-decreasing/);
+    expect(() => parseLabelCalibration({ classIndex: 1, knots: [0, 1], logits: [1, 0] }, 2)).toThrow(/logits must be non-decreasing/);
+    expect(parseLabelCalibration({ classIndex: 1, knots: [0, 1], logits: [-1, 2] }, 2)).toEqual({ classIndex: 1, knots: [0, 1], logits: [-1, 2] });
+  });
+});
