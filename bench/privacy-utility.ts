@@ -40,6 +40,7 @@ import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { quantileSorted } from '../shared/eval/random';
 import { labelsForQuotas, sampleRows } from '../shared/sampling/sampler';
+import { applyLabelCalibration } from '../shared/model/label-calibration';
 import { evaluateFiles } from '../shared/eval/run';
 import { parseCsvText, writeCsv } from '../shared/data/csv';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../shared/privacy/summary-noise';
@@ -173,9 +174,9 @@ async function main(): Promise<void> {
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${labelCalibrationNoise !== 20 ? ` --label-calibration-noise ${labelCalibrationNoise}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C).`,
+    `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD${labelCalibrationNoise > 0 ? ` ⊕ the label-calibration counts after the last round (noise multiplier ${labelCalibrationNoise}, sd ${(labelCalibrationNoise * Math.SQRT2).toFixed(1)} per count per bank)` : ''} compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C${labelCalibrationNoise > 0 ? ', calibrated by the map fitted to the banks\' noisy counts (the coordinator\'s --label-calibration-noise)' : ''}).`,
     '',
     '| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -324,6 +325,29 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
     // The threshold a TSTR model would take from C's labels, with no generator in between: labels
     // drawn as the sampler draws them (prior shifted to the holdout's class counts) on the holdout's
     // own rows, the F1-best threshold on p against THOSE labels, then scored against the true ones.
+    // Reliability: C's probability after the prior shift (as the sampler draws from it, uncalibrated)
+    // against the real rate, in the top half of 20 equal-frequency bins of C's score.
+    {
+      const order = Array.from(p.keys()).sort((a, b) => p[a]! - p[b]!);
+      const share = counts[minority]! / rows.length;
+      let lo = -30;
+      let hi = 30;
+      const logit = (q: number): number => Math.log(Math.max(1e-12, q)) - Math.log(Math.max(1e-12, 1 - q));
+      for (let it = 0; it < 60; it++) {
+        const mid = (lo + hi) / 2;
+        const mean = order.reduce((a, r) => a + 1 / (1 + Math.exp(-(logit(p[r]!) + mid))), 0) / order.length;
+        if (mean > share) hi = mid;
+        else lo = mid;
+      }
+      const cells: string[] = [];
+      for (let b = 10; b < 20; b++) {
+        const part = order.slice(Math.floor((b * order.length) / 20), Math.floor(((b + 1) * order.length) / 20));
+        const said = part.reduce((a, r) => a + 1 / (1 + Math.exp(-(logit(p[r]!) + lo))), 0) / part.length;
+        const real = part.reduce((a, r) => a + y[r]!, 0) / part.length;
+        cells.push(`${said.toFixed(2)}→${real.toFixed(2)}`);
+      }
+      log(`  DIAGNOSTIC C's reliability on the holdout, prior-shifted P(minority) → real rate, top half of 20 equal-frequency bins of C's score: ${cells.join(' ')}`);
+    }
     const drawn = labelsForQuotas(probs, span.dim, counts, new Rng(17));
     const yDrawn = Uint8Array.from(drawn, (c) => (c === minority ? 1 : 0));
     const t = metricsAt(p, y, bestF1Threshold(p, yDrawn));
@@ -331,6 +355,15 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
       `  DIAGNOSTIC C's threshold from its own labels on the holdout rows: recall ${t.recall.toFixed(2)}, precision ${t.precision.toFixed(2)}, F1 ${t.f1.toFixed(2)} ` +
         `(at the holdout's F1-best threshold: ${m.recall.toFixed(2)}, ${m.precision.toFixed(2)}, ${m.f1.toFixed(2)})`,
     );
+    if (res.labelCalibration) {
+      // The same with the published calibration map applied first, as the sampler draws the labels now.
+      const cal = Float32Array.from(probs);
+      applyLabelCalibration(cal, span.dim, res.labelCalibration);
+      const pc = Float64Array.from(truth, (_, r) => cal[r * span.dim + minority]!);
+      const yc = Uint8Array.from(labelsForQuotas(cal, span.dim, counts, new Rng(17)), (c) => (c === minority ? 1 : 0));
+      const tc = metricsAt(pc, y, bestF1Threshold(pc, yc));
+      log(`  DIAGNOSTIC the same with the published label calibration applied: recall ${tc.recall.toFixed(2)}, precision ${tc.precision.toFixed(2)}, F1 ${tc.f1.toFixed(2)}`);
+    }
     return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
   } finally {
     model.dispose();

@@ -2,8 +2,9 @@
 //
 // Why: under DP-SGD, C's probabilities are distorted, and not by a single slope. Clipping caps the
 // gradient of every row C gets badly wrong, so on bank-marketing's real holdout the rows C puts in
-// its top 5% (mean p 0.90 after the prior shift) are positive 66% of the time, while its middle is
-// under-confident (0.11 → 0.18). The sampler draws the target's labels from C, and a classifier
+// its top 5% (mean p 0.91 after the prior shift) are positive 67% of the time, while its middle is
+// under-confident (0.11 → 0.18; bench:privacy --classifier-holdout, BENCHMARKS.md). The sampler
+// draws the target's labels from C, and a classifier
 // trained on those rows picks its operating threshold where C's own labels put it: on the
 // low-recall side (BENCHMARKS.md, bench:privacy). Histogram binning (Zadrozny & Elkan 2001) made
 // monotone by pool-adjacent-violators (isotonic regression, Zadrozny & Elkan 2002) corrects the
