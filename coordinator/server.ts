@@ -240,20 +240,26 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   // Label calibration after the last round (opts.labelCalibration): the open request, if any.
   let calibration: { modelVersion: number; round: number; bins: number; expected: Set<string>; counts: Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>; complete: () => void } | null = null;
   let publishedVersion: number | undefined;
+  // Banks whose update this coordinator accepted in this run (label calibration asks only them).
+  const trainedBanks = new Set<string>();
 
   async function calibrateLabels(): Promise<void> {
     const lc = opts.labelCalibration;
     if (!lc) return;
     const latest = opts.persistence.latestModel();
     if (!latest || latest.version === 0) return;
+    // A coordinator restarted after training finished: its latest model is already calibrated.
+    if (latest.model.meta.labelCalibration) return;
     const plan = planLabelCalibration(latest.model, { seed: latest.version });
     if (!plan) {
       log.info('label_calibration_skipped', { reason: 'the model has no classifier of the target, or no category weights for it' });
       return;
     }
-    const banks = [...sockets.keys()];
+    // The connected banks that trained in this run: a bank's agent answers only after training
+    // (it planned the release with its DP-SGD noise), so waiting for any other would only time out.
+    const banks = [...sockets.keys()].filter((b) => trainedBanks.has(b));
     if (banks.length === 0) {
-      log.warn('label_calibration_skipped', { reason: 'no bank connected' });
+      log.warn('label_calibration_skipped', { reason: 'no bank that trained in this run is connected' });
       return;
     }
     const counts = new Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>();
@@ -380,9 +386,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           if (!('flat' in checked)) return reject(socket, checked, bankId);
           const added = secagg.addMaskedInput(bankId, checked.flat);
           if (added) return reject(socket, added, bankId);
-          // The RoundManager holds no update for this bank, only its public metadata.
+          // The RoundManager holds no update for this bank, only its public metadata. Marked as
+          // trained first: the update that completes the last round can finish training inside the call.
+          const had = trainedBanks.has(bankId);
+          trainedBanks.add(bankId);
           const rej = rounds.acceptUpdate(bankId, msg.roundId, msg.modelVersion, { bankId, sampleCount: msg.sampleCount, update: [], metrics: msg.metrics }, msg.epsilonSpent);
-          if (rej) return reject(socket, rej, bankId);
+          if (rej) {
+            if (!had) trainedBanks.delete(bankId);
+            return reject(socket, rej, bankId);
+          }
           lastUpdateAt = Date.now();
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);
           return;
@@ -406,6 +418,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           // Stamped before acceptUpdate: the update that completes a round aggregates inside that call.
           const previousUpdateAt = lastUpdateAt;
           lastUpdateAt = Date.now();
+          const had = trainedBanks.has(bankId);
+          trainedBanks.add(bankId);
           const rej = rounds.acceptUpdate(
             bankId,
             msg.roundId,
@@ -415,6 +429,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           );
           if (rej) {
             lastUpdateAt = previousUpdateAt;
+            if (!had) trainedBanks.delete(bankId);
             return reject(socket, rej, bankId);
           }
           opts.persistence.recordSpend(bankId, msg.roundId, msg.epsilonSpent, msg.delta);

@@ -160,16 +160,23 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
 }
 
 /**
- * The calibrated logit at z: linear between knots; beyond the end knots C's own logit shifted to
- * the end bin's (slope 1), so C's ranking within the top (and bottom) bin survives. The top bin is
- * where a rare class lives: flat there, every row in it would get the same label probability
- * (simulated-96k, BENCHMARKS.md).
+ * The calibrated logit at z: linear between knots, and beyond the end knots continued at the
+ * slope of the end segment, between 0 (flat, as when the top bins were pooled) and 1 (C's own
+ * slope; also with a single knot). So C's ranking within the top bin survives where the map still
+ * rises there: that bin is where a rare class lives, and flat there every row in it would get the
+ * same label probability (simulated-96k); where C is over-confident at the top the map rises
+ * slowly and so does its continuation (bank-marketing; BENCHMARKS.md).
  */
 export function calibratedLogit(c: LabelCalibration, z: number): number {
   const { knots, logits } = c;
-  if (z <= knots[0]!) return logits[0]! + (z - knots[0]!);
   const last = knots.length - 1;
-  if (z >= knots[last]!) return logits[last]! + (z - knots[last]!);
+  const slope = (i: number, j: number): number => {
+    if (last === 0) return 1;
+    const s = (logits[j]! - logits[i]!) / (knots[j]! - knots[i]!);
+    return Number.isFinite(s) ? Math.min(1, Math.max(0, s)) : 0;
+  };
+  if (z <= knots[0]!) return logits[0]! + (z - knots[0]!) * slope(0, Math.min(1, last));
+  if (z >= knots[last]!) return logits[last]! + (z - knots[last]!) * slope(Math.max(0, last - 1), last);
   let lo = 0;
   let hi = last;
   while (hi - lo > 1) {

@@ -83,9 +83,15 @@ describe('label calibration maths', () => {
     expect(probs[2]).toBeCloseTo(q0, 6);
     expect(probs[0]! / probs[1]!).toBeCloseTo(0.2 / 0.3, 5);
     expect(probs[0]! + probs[1]! + probs[2]!).toBeCloseTo(1, 6);
-    // Row 1: p = 0.1 → z = −2.197, below the first knot: C's logit shifted by the first knot's, slope 1.
+    // Row 1: p = 0.1 → z = −2.197, below the first knot: continued at the first segment's slope (1.1, capped at 1).
     expect(probs[5]).toBeCloseTo(sigmoid(Math.log(0.1 / 0.9) + (Math.log(0.1 / 0.9) + 1)), 6);
     expect(calibratedLogit(c, 5) - calibratedLogit(c, 3)).toBeCloseTo(2, 12); // above the last knot too
+    // The continuation follows the end segment's slope, between 0 and 1: flat where the top bins were pooled ...
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 1, 2], logits: [-2, 0, 0] }, 5)).toBe(0);
+    // ... and half C's slope where the map rises half as fast there (C over-confident at the top).
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, 4)).toBeCloseTo(1, 12);
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, -2)).toBeCloseTo(-2, 12);
+    expect(calibratedLogit({ classIndex: 0, knots: [3], logits: [-1] }, 5)).toBeCloseTo(1, 12); // one knot: a shift
     expect(classLogit(1)).toBeLessThan(Infinity);
     expect(classLogit(0)).toBeGreaterThan(-Infinity);
   });
