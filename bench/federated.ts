@@ -3,7 +3,7 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
-import { CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration, type LabelCalibration } from '../shared/model/label-calibration';
+import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration, type LabelCalibration } from '../shared/model/label-calibration';
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
 import { CALIBRATION_SENSITIVITY, calibrationRdp } from '../client-node/dp-calibration';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -315,7 +315,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
         c.rows.forEach((v, k) => ((total.rows[k]! += v + noise[k]!), (total.positives[k]! += c.positives[k]! + noise[bins + k]!)));
       });
       const mergedSd = sd * Math.sqrt(banks.length);
-      labelCalibration = fitLabelCalibration(plan.edges, plan.reference, total, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * mergedSd });
+      labelCalibration = fitLabelCalibration(plan.edges, plan.reference, total, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * mergedSd, minPositives: CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * mergedSd });
       o.log(`  ${split.name} label calibration: ${labelCalibration.knots.length} bins, P(class ${plan.classIndex}) ${labelCalibration.logits.map((v) => (1 / (1 + Math.exp(-v))).toFixed(3)).join(' ')}`);
     }
   }

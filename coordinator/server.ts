@@ -20,7 +20,7 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration } from '../shared/model/label-calibration';
+import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -283,7 +283,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     const merged = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
     for (const c of counts.values()) c.rows.forEach((v, b) => ((merged.rows[b]! += v), (merged.positives[b]! += c.positives[b]!)));
     const noiseStd = Math.sqrt([...counts.values()].reduce((a, c) => a + c.noiseStd ** 2, 0));
-    const fitted = fitLabelCalibration(plan.edges, plan.reference, merged, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * noiseStd });
+    const fitted = fitLabelCalibration(plan.edges, plan.reference, merged, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * noiseStd, minPositives: CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd });
     publishedVersion = opts.persistence.commitLabelCalibration(latest.version, fitted, {
       banks: answered,
       noiseStd,

@@ -48,6 +48,8 @@ export const CALIBRATION_BINS = 8;
 export const CALIBRATION_TAIL: readonly number[] = Object.freeze([0.95, 0.98, 0.99, 0.995, 0.998]);
 /** The fit merges bins until each holds this many times the merged counts' noise sd in rows. */
 export const CALIBRATION_MIN_ROWS_PER_NOISE_SD = 10;
+/** The map starts at the first merged bin with this many times the noise sd in class rows. */
+export const CALIBRATION_MIN_POSITIVES_PER_NOISE_SD = 3;
 
 /**
  * Bin edges from reference scores (C's logits on generated rows: public). Quantile levels are
@@ -98,9 +100,11 @@ export function binCounts(edges: readonly number[], scores: ArrayLike<number>, p
  * merged noise sd, so no bin's rate is mostly noise), from the top down, then a last small bin
  * joins its neighbour. Each bin's rate is positives / rows (noisy counts clamped to
  * 0 ≤ positives ≤ rows), made non-decreasing in z by pool-adjacent-violators weighted by the bins'
- * row counts; a bin's knot is the median reference score in it. `minRate` keeps logits finite.
+ * row counts; a bin's knot is the median reference score in it. The map starts at the first group
+ * (from the bottom) with at least `minPositives` class rows by its noisy count (a multiple of the
+ * noise sd, from the caller); the groups below are noise for a rare class. `minRate` keeps logits finite.
  */
-export function fitLabelCalibration(edges: readonly number[], reference: ArrayLike<number>, counts: CalibrationCounts, classIndex: number, o: { minRows?: number; minRate?: number } = {}): LabelCalibration {
+export function fitLabelCalibration(edges: readonly number[], reference: ArrayLike<number>, counts: CalibrationCounts, classIndex: number, o: { minRows?: number; minPositives?: number; minRate?: number } = {}): LabelCalibration {
   const k = edges.length + 1;
   if (counts.rows.length !== k || counts.positives.length !== k) throw new Error(`fitLabelCalibration: ${edges.length} edges make ${k} bins, got ${counts.rows.length} row and ${counts.positives.length} positive counts`);
   const minRate = o.minRate ?? 1e-5;
@@ -147,10 +151,17 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
     const r = Math.min(1 - minRate, Math.max(minRate, bl.rate));
     for (let i = bl.from; i <= bl.to; i++) logits[i] = Math.log(r) - Math.log1p(-r);
   }
+  // Groups at the bottom with fewer class rows than minPositives say nothing the noise does not: a
+  // rare class's lower bins would pool into one flat stretch and erase C's ranking there. The map
+  // starts at the first informative group; below it C's own logit continues (calibratedLogit).
+  const minPositives = o.minPositives ?? 0;
+  let first = groups.findIndex((g) => g.pos >= minPositives);
+  if (first < 0) first = groups.length - 1;
   // Knots must increase for the interpolation: drop a repeated knot (empty reference range).
   const kk: number[] = [];
   const ll: number[] = [];
   knots.forEach((z, i) => {
+    if (i < first) return;
     if (kk.length === 0 || z > kk[kk.length - 1]!) {
       kk.push(z);
       ll.push(logits[i]!);
@@ -160,12 +171,13 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
 }
 
 /**
- * The calibrated logit at z: linear between knots, and beyond the end knots continued at the
- * slope of the end segment, between 0 (flat, as when the top bins were pooled) and 1 (C's own
- * slope; also with a single knot). So C's ranking within the top bin survives where the map still
- * rises there: that bin is where a rare class lives, and flat there every row in it would get the
- * same label probability (simulated-96k); where C is over-confident at the top the map rises
- * slowly and so does its continuation (bank-marketing; BENCHMARKS.md).
+ * The calibrated logit at z: linear between knots; below the first knot C's own logit shifted to
+ * it (slope 1: where the counts were too few to say more, C's ranking stays); above the last knot
+ * continued at the slope of the last segment, between 0 (flat, as when the top bins were pooled)
+ * and 1 (C's own slope; also with a single knot). So C's ranking within the top bin survives where
+ * the map still rises there: that bin is where a rare class lives, and flat there every row in it
+ * would get the same label probability (simulated-96k); where C is over-confident at the top the
+ * map rises slowly and so does its continuation (bank-marketing; BENCHMARKS.md).
  */
 export function calibratedLogit(c: LabelCalibration, z: number): number {
   const { knots, logits } = c;
@@ -175,7 +187,7 @@ export function calibratedLogit(c: LabelCalibration, z: number): number {
     const s = (logits[j]! - logits[i]!) / (knots[j]! - knots[i]!);
     return Number.isFinite(s) ? Math.min(1, Math.max(0, s)) : 0;
   };
-  if (z <= knots[0]!) return logits[0]! + (z - knots[0]!) * slope(0, Math.min(1, last));
+  if (z <= knots[0]!) return logits[0]! + (z - knots[0]!);
   if (z >= knots[last]!) return logits[last]! + (z - knots[last]!) * slope(Math.max(0, last - 1), last);
   let lo = 0;
   let hi = last;

@@ -63,6 +63,20 @@ describe('label calibration maths', () => {
     expect(sigmoid(fit.logits[0]!)).toBeCloseTo(50 / 5000, 6);
   });
 
+  it("starts the map at the first bin with enough class rows: a rare class's noisy lower bins do not flatten C's ranking", () => {
+    const edges = [0, 1, 2];
+    // Three lower bins with a handful of class rows (noise sd ~50 would swamp them), one top bin with 300.
+    const counts = { rows: [30_000, 20_000, 10_000, 1000], positives: [3, -20, 12, 300] };
+    const fit = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1, { minPositives: 150 });
+    expect(fit.knots).toEqual([2.5]);
+    expect(sigmoid(fit.logits[0]!)).toBeCloseTo(0.3, 10);
+    // C's ranking below the top bin survives: one unit of C's logit is one unit of the map's.
+    expect(calibratedLogit(fit, -1) - calibratedLogit(fit, -2)).toBeCloseTo(1, 12);
+    // Without the floor the lower bins pool into one flat stretch.
+    const flat = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
+    expect(flat.logits[0]).toBe(flat.logits[1]);
+  });
+
   it('clamps noisy counts (negative, class rows above rows) and pools violators into a monotone map', () => {
     const edges = [0, 1];
     const fit = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, -20, 50], positives: [-3, 10, 80] }, 1);
@@ -83,14 +97,15 @@ describe('label calibration maths', () => {
     expect(probs[2]).toBeCloseTo(q0, 6);
     expect(probs[0]! / probs[1]!).toBeCloseTo(0.2 / 0.3, 5);
     expect(probs[0]! + probs[1]! + probs[2]!).toBeCloseTo(1, 6);
-    // Row 1: p = 0.1 → z = −2.197, below the first knot: continued at the first segment's slope (1.1, capped at 1).
+    // Row 1: p = 0.1 → z = −2.197, below the first knot: C's own logit shifted to the first knot's.
     expect(probs[5]).toBeCloseTo(sigmoid(Math.log(0.1 / 0.9) + (Math.log(0.1 / 0.9) + 1)), 6);
     expect(calibratedLogit(c, 5) - calibratedLogit(c, 3)).toBeCloseTo(2, 12); // above the last knot too
     // The continuation follows the end segment's slope, between 0 and 1: flat where the top bins were pooled ...
     expect(calibratedLogit({ classIndex: 0, knots: [0, 1, 2], logits: [-2, 0, 0] }, 5)).toBe(0);
     // ... and half C's slope where the map rises half as fast there (C over-confident at the top).
     expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, 4)).toBeCloseTo(1, 12);
-    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, -2)).toBeCloseTo(-2, 12);
+    // Below the first knot: C's own slope (where the counts were too few to say more).
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, -2)).toBeCloseTo(-3, 12);
     expect(calibratedLogit({ classIndex: 0, knots: [3], logits: [-1] }, 5)).toBeCloseTo(1, 12); // one knot: a shift
     expect(classLogit(1)).toBeLessThan(Infinity);
     expect(classLogit(0)).toBeGreaterThan(-Infinity);
