@@ -36,6 +36,12 @@ export interface RunAgentOptions {
    * shared/privacy/summary-noise.ts.
    */
   summaryTargetShare?: number;
+  /**
+   * false (`--no-label-calibration`): this bank neither plans nor answers the coordinator's label
+   * calibration request after the last round (one release fewer; the consortium's labels are then
+   * calibrated from the other banks' counts, or not at all). Default true.
+   */
+  labelCalibration?: boolean;
   delta?: number;
   /**
    * DP-SGD on the discriminator, charged to the ledger per round. On when noiseMultiplier or
@@ -122,7 +128,10 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
     },
     createTrainer: async (json) => {
-      const cfg = parseConsortiumModelConfig(json);
+      const parsed = parseConsortiumModelConfig(json);
+      // Opted out: the release is neither planned into σ nor answered.
+      const { labelCalibration: _planned, ...withoutCalibration } = parsed;
+      const cfg = opts.labelCalibration === false ? withoutCalibration : parsed;
       const dim = encoder.configure(cfg);
       return new GanLocalTrainer(cfg, dim, { ...opts.dp, ledger, budget });
     },
@@ -144,11 +153,15 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       return released;
     },
     // Label calibration after the last round: charged, then noised, then sent (at most once per run).
-    releaseCalibration: (exact, noiseMultiplier) => {
-      const released = releaseCalibrationCounts(exact, { noiseMultiplier, ledger, budget });
-      log.info('label_calibration_charged', { noiseMultiplier, epsilon: Number(released.epsilon.toFixed(4)), epsilonSpent: Number(ledger.spent(budget.delta).toFixed(4)) });
-      return released;
-    },
+    ...(opts.labelCalibration === false
+      ? {}
+      : {
+          releaseCalibration: (exact: { rows: number[]; positives: number[] }, noiseMultiplier: number) => {
+            const released = releaseCalibrationCounts(exact, { noiseMultiplier, ledger, budget });
+            log.info('label_calibration_charged', { noiseMultiplier, epsilon: Number(released.epsilon.toFixed(4)), epsilonSpent: Number(ledger.spent(budget.delta).toFixed(4)) });
+            return released;
+          },
+        }),
     ...(opts.clientDp
       ? {
           privatizeUpdate: (update: { name: string; shape: number[]; data: Float32Array }[], info: { roundId: number; clipNorm: number }) => {

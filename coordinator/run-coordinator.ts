@@ -50,6 +50,8 @@ export interface CoordinatorSettings {
   generatorEma?: number;
   /** Noise multiplier of the banks' label-calibration counts after the last round (server.ts labelCalibration); absent = off. */
   labelCalibrationNoise?: number;
+  /** How long the coordinator waits for the banks' calibration counts (default 120 s; tests shorten it). */
+  labelCalibrationTimeoutMs?: number;
 }
 
 export async function runCoordinator(
@@ -93,7 +95,7 @@ export async function runCoordinator(
 
   const running = await startCoordinator({
     ...(s.generatorEma ? { generatorEma: s.generatorEma } : {}),
-    ...(labelCalibration ? { labelCalibration } : {}),
+    ...(labelCalibration ? { labelCalibration: { ...labelCalibration, ...(s.labelCalibrationTimeoutMs !== undefined ? { timeoutMs: s.labelCalibrationTimeoutMs } : {}) } } : {}),
     host: s.host,
     port: s.port,
     schemaHash: hash,

@@ -242,6 +242,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   let publishedVersion: number | undefined;
   // Banks whose update this coordinator accepted in this run (label calibration asks only them).
   const trainedBanks = new Set<string>();
+  // Set by close(): an open calibration stops waiting and publishes nothing.
+  let closing = false;
 
   async function calibrateLabels(): Promise<void> {
     const lc = opts.labelCalibration;
@@ -274,6 +276,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
     calibration = null;
+    if (closing) return;
     if (counts.size === 0) {
       log.warn('label_calibration_skipped', { reason: `no bank answered within ${timeoutMs} ms` });
       return;
@@ -501,6 +504,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     metrics,
     finished,
     close: async () => {
+      closing = true;
+      calibration?.complete();
       rounds.stop();
       secagg?.close();
       io.disconnectSockets(true);

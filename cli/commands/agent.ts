@@ -26,6 +26,7 @@ export function register(program: Command): void {
     .option('--summary-target-share <share>', "share of the summary's privacy loss spent on the target column's class counts (the rest is split evenly over the other columns)", String(DEFAULT_SUMMARY_TARGET_SHARE))
     .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
     .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend on its own over --dp-rounds rounds (default: σ calibrated so the ledger, summary included, composes to --epsilon-max after --dp-rounds rounds)')
+    .option('--no-label-calibration', "neither plan nor answer the coordinator's label-calibration request after the last round (DP-noised counts of this bank's rows per bin of the consortium classifier's score, charged to the ledger)")
     .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
@@ -50,6 +51,7 @@ export function register(program: Command): void {
         epsilonMax: positiveNumber(o.epsilonMax, '--epsilon-max'),
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
         summaryTargetShare: share(o.summaryTargetShare, '--summary-target-share'),
+        labelCalibration: o.labelCalibration !== false,
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
         ...(o.clientDpNoise !== undefined ? { clientDp: { noiseMultiplier: positiveNumber(o.clientDpNoise, '--client-dp-noise'), banks: Math.max(1, positiveInt(o.clientDpBanks, '--client-dp-banks')) } } : {}),
         dp: o.dp === false ? undefined : {
@@ -92,6 +94,7 @@ interface AgentCliOptions {
   epsilonMax: string;
   summaryEpsilon: string;
   summaryTargetShare: string;
+  labelCalibration?: boolean;
   delta?: string;
   targetEpsilon?: string;
   noiseMultiplier?: string;
