@@ -100,7 +100,8 @@ export function binCounts(edges: readonly number[], scores: ArrayLike<number>, p
  * merged noise sd, so no bin's rate is mostly noise), from the top down, then a last small bin
  * joins its neighbour. Each bin's rate is positives / rows (noisy counts clamped to
  * 0 ≤ positives ≤ rows), made non-decreasing in z by pool-adjacent-violators weighted by the bins'
- * row counts; a bin's knot is the median reference score in it. The map starts at the first group
+ * row counts, one knot per pooled block (centred isotonic regression); a bin's knot is the median
+ * reference score in it. The map starts at the first group
  * (from the bottom) with at least `minPositives` class rows by its noisy count (a multiple of the
  * noise sd, from the caller); the groups below are noise for a rare class. `minRate` keeps logits finite.
  */
@@ -135,9 +136,17 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
     const to = lowerBound(sorted, hi);
     return to > from ? sorted[(from + to) >> 1]! : Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : Number.isFinite(lo) ? lo : hi;
   });
+  // Groups at the bottom with fewer class rows than minPositives say nothing the noise does not: a
+  // rare class's lower bins would pool into one flat stretch and erase C's ranking there. The map
+  // starts at the first informative group; below it C's own logit continues (calibratedLogit).
+  const minPositives = o.minPositives ?? 0;
+  let first = groups.findIndex((g) => g.pos >= minPositives);
+  if (first < 0) first = groups.length - 1;
+  const used = groups.slice(first);
+  const usedKnots = knots.slice(first);
   // Pool adjacent violators over the groups in z order.
   const blocks: { rate: number; weight: number; from: number; to: number }[] = [];
-  groups.forEach((g, i) => {
+  used.forEach((g, i) => {
     blocks.push({ rate: g.n > 0 ? g.pos / g.n : 0, weight: g.n, from: i, to: i });
     while (blocks.length > 1 && blocks[blocks.length - 2]!.rate >= blocks[blocks.length - 1]!.rate) {
       const y = blocks.pop()!;
@@ -146,27 +155,27 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
       blocks.push({ rate: w > 0 ? (x.rate * x.weight + y.rate * y.weight) / w : (x.rate + y.rate) / 2, weight: w, from: x.from, to: y.to });
     }
   });
-  const logits = new Array<number>(groups.length).fill(0);
-  for (const bl of blocks) {
-    const r = Math.min(1 - minRate, Math.max(minRate, bl.rate));
-    for (let i = bl.from; i <= bl.to; i++) logits[i] = Math.log(r) - Math.log1p(-r);
-  }
-  // Groups at the bottom with fewer class rows than minPositives say nothing the noise does not: a
-  // rare class's lower bins would pool into one flat stretch and erase C's ranking there. The map
-  // starts at the first informative group; below it C's own logit continues (calibratedLogit).
-  const minPositives = o.minPositives ?? 0;
-  let first = groups.findIndex((g) => g.pos >= minPositives);
-  if (first < 0) first = groups.length - 1;
-  // Knots must increase for the interpolation: drop a repeated knot (empty reference range).
+  // Centred isotonic regression (Oron & Flournoy 2017): one knot per pooled block, at its groups'
+  // row-weighted mean knot, so the map rises strictly from block to block and keeps C's ranking
+  // inside a pooled block instead of a flat stretch of ties.
   const kk: number[] = [];
   const ll: number[] = [];
-  knots.forEach((z, i) => {
-    if (i < first) return;
+  for (const bl of blocks) {
+    let w = 0;
+    let zw = 0;
+    for (let i = bl.from; i <= bl.to; i++) {
+      w += used[i]!.n;
+      zw += used[i]!.n * usedKnots[i]!;
+    }
+    const z = w > 0 ? zw / w : usedKnots.slice(bl.from, bl.to + 1).reduce((a, b) => a + b, 0) / (bl.to - bl.from + 1);
+    const r = Math.min(1 - minRate, Math.max(minRate, bl.rate));
+    const logit = Math.log(r) - Math.log1p(-r);
+    // Knots must increase for the interpolation (a block of empty reference ranges can repeat one).
     if (kk.length === 0 || z > kk[kk.length - 1]!) {
       kk.push(z);
-      ll.push(logits[i]!);
-    } else ll[ll.length - 1] = Math.max(ll[ll.length - 1]!, logits[i]!);
-  });
+      ll.push(logit);
+    } else ll[ll.length - 1] = Math.max(ll[ll.length - 1]!, logit);
+  }
   return { classIndex, knots: kk, logits: ll };
 }
 

@@ -72,9 +72,9 @@ describe('label calibration maths', () => {
     expect(sigmoid(fit.logits[0]!)).toBeCloseTo(0.3, 10);
     // C's ranking below the top bin survives: one unit of C's logit is one unit of the map's.
     expect(calibratedLogit(fit, -1) - calibratedLogit(fit, -2)).toBeCloseTo(1, 12);
-    // Without the floor the lower bins pool into one flat stretch.
-    const flat = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
-    expect(flat.logits[0]).toBe(flat.logits[1]);
+    // Without the floor the noisy lower bins pool into one block (0.0001 ≥ 0: a violation), one knot.
+    const pooled = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
+    expect(pooled.knots).toHaveLength(3);
   });
 
   it('clamps noisy counts (negative, class rows above rows) and pools violators into a monotone map', () => {
@@ -84,8 +84,12 @@ describe('label calibration maths', () => {
     expect(sigmoid(fit.logits[0]!)).toBeLessThan(1e-4);
     expect(sigmoid(fit.logits[fit.logits.length - 1]!)).toBeGreaterThan(0.9999);
     const decreasing = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, 100, 100], positives: [30, 10, 50] }, 1);
-    expect(decreasing.logits[0]).toBeCloseTo(decreasing.logits[1]!, 12); // pooled: (30 + 10) / 200
+    // Pooled: (30 + 10) / 200, one knot at the block's row-weighted mean knot (centred isotonic
+    // regression), so the map still rises strictly through the pooled stretch.
+    expect(decreasing.knots).toEqual([(-1 + 0.5) / 2, 2]);
     expect(sigmoid(decreasing.logits[0]!)).toBeCloseTo(0.2, 10);
+    expect(sigmoid(decreasing.logits[1]!)).toBeCloseTo(0.5, 10);
+    expect(calibratedLogit(decreasing, 0.5)).toBeGreaterThan(calibratedLogit(decreasing, -0.25));
   });
 
   it('applies the map to one class and rescales the others, rows still summing to 1', () => {
