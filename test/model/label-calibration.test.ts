@@ -104,11 +104,9 @@ describe('label calibration maths', () => {
     // Row 1: p = 0.1 → z = −2.197, below the first knot: C's own logit shifted to the first knot's.
     expect(probs[5]).toBeCloseTo(sigmoid(Math.log(0.1 / 0.9) + (Math.log(0.1 / 0.9) + 1)), 6);
     expect(calibratedLogit(c, 5) - calibratedLogit(c, 3)).toBeCloseTo(2, 12); // above the last knot too
-    // The continuation follows the end segment's slope, between 0 and 1: flat where the top bins were pooled ...
-    expect(calibratedLogit({ classIndex: 0, knots: [0, 1, 2], logits: [-2, 0, 0] }, 5)).toBe(0);
-    // ... and half C's slope where the map rises half as fast there (C over-confident at the top).
-    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, 4)).toBeCloseTo(1, 12);
-    // Below the first knot: C's own slope (where the counts were too few to say more).
+    // Beyond the end knots C's own slope, whatever the map's end segment does: the counts say nothing there.
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, 4)).toBeCloseTo(2, 12);
+    expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, 1)).toBeCloseTo(-0.5, 12);
     expect(calibratedLogit({ classIndex: 0, knots: [0, 2], logits: [-1, 0] }, -2)).toBeCloseTo(-3, 12);
     expect(calibratedLogit({ classIndex: 0, knots: [3], logits: [-1] }, 5)).toBeCloseTo(1, 12); // one knot: a shift
     expect(classLogit(1)).toBeLessThan(Infinity);
