@@ -4,11 +4,11 @@
 // gradient of every row C gets badly wrong, so on bank-marketing's real holdout the rows C puts in
 // its top 5% (mean p 0.91 after the prior shift) are positive 67% of the time, while its middle is
 // under-confident (0.11 → 0.18; bench:privacy --classifier-holdout, BENCHMARKS.md). The sampler
-// draws the target's labels from C, and a classifier
-// trained on those rows picks its operating threshold where C's own labels put it: on the
-// low-recall side (BENCHMARKS.md, bench:privacy). Histogram binning (Zadrozny & Elkan 2001) made
-// monotone by pool-adjacent-violators (isotonic regression, Zadrozny & Elkan 2002) corrects the
-// distortion of any shape from per-bin (rows, positives) counts.
+// draws the target's labels from C, and a classifier trained on those rows picks its operating
+// threshold where C's own labels put it: on the low-recall side. Histogram binning (Zadrozny &
+// Elkan 2001) made monotone by pool-adjacent-violators (isotonic regression, Zadrozny & Elkan
+// 2002; centred, Oron & Flournoy 2017) corrects a distortion of any shape from per-bin (rows,
+// positives) counts.
 //
 // Privacy: the counts are a statistic of real rows. Each bank bins its own rows and releases the
 // counts with Gaussian noise, charged to its ledger (client-node); one row adds 1 to one bin's
@@ -20,7 +20,7 @@
 export interface LabelCalibration {
   /** The label span's class the map calibrates. */
   classIndex: number;
-  /** Increasing z values (one per bin: the median reference score in it). */
+  /** Increasing z values: one per pooled block of bins, its bins' row-weighted mean knot (a bin's knot is the median reference score in it). */
   knots: number[];
   /** Calibrated logit at each knot (non-decreasing); beyond the end knots, C's logit shifted (calibratedLogit). */
   logits: number[];
@@ -41,8 +41,7 @@ export function classLogit(p: number): number {
 /**
  * Default bins: 8 equal-frequency bins of the reference scores, the top one split at the 95th to
  * 99.8th percentiles (a 0.5% class such as fraud lives there). Few enough that the banks' noise
- * (sd ≈ 28 per count per bank at noise multiplier 20) is small against most bins' counts; finer
- * bins fit bank-marketing's C no better (BENCHMARKS.md).
+ * (sd ≈ 28 per count per bank at noise multiplier 20) is small against most bins' counts.
  */
 export const CALIBRATION_BINS = 8;
 export const CALIBRATION_TAIL: readonly number[] = Object.freeze([0.95, 0.98, 0.99, 0.995, 0.998]);
