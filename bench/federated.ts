@@ -3,9 +3,9 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
-import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration, type LabelCalibration } from '../shared/model/label-calibration';
+import { fitFromNoisyCounts, type LabelCalibration } from '../shared/model/label-calibration';
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { CALIBRATION_SENSITIVITY, calibrationRdp } from '../client-node/dp-calibration';
+import { addCalibrationNoise, calibrationRdp } from '../client-node/dp-calibration';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
@@ -303,19 +303,11 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const published = ema ?? global;
   let labelCalibration: LabelCalibration | undefined;
   if (calibrationZ > 0) {
-    // As coordinator (planLabelCalibration, fit) and banks (countForCalibration, then noise as releaseCalibrationCounts adds it).
+    // As the coordinator (planLabelCalibration, fitFromNoisyCounts) and the banks (countForCalibration, then the noise releaseCalibrationCounts adds).
     const plan = planLabelCalibration({ modelConfig, transformer: transformer.toJSON(), tensors: published, meta: { categoryWeights: merged } }, { seed: o.rounds });
     if (plan) {
-      const bins = plan.edges.length + 1;
-      const total = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
-      const sd = calibrationZ * CALIBRATION_SENSITIVITY;
-      banks.forEach((_, b) => {
-        const c = countForCalibration(models[b]!, data[b]!.encoded, data[b]!.n, plan);
-        const noise = secureGaussian(2 * bins, sd);
-        c.rows.forEach((v, k) => ((total.rows[k]! += v + noise[k]!), (total.positives[k]! += c.positives[k]! + noise[bins + k]!)));
-      });
-      const mergedSd = sd * Math.sqrt(banks.length);
-      labelCalibration = fitLabelCalibration(plan.edges, plan.reference, total, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * mergedSd, minPositives: CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * mergedSd });
+      const releases = banks.map((_, b) => addCalibrationNoise(countForCalibration(models[b]!, data[b]!.encoded, data[b]!.n, plan), calibrationZ));
+      labelCalibration = fitFromNoisyCounts(plan.edges, plan.reference, plan.classIndex, releases).calibration;
       o.log(`  ${split.name} label calibration: ${labelCalibration.knots.length} bins, P(class ${plan.classIndex}) ${labelCalibration.logits.map((v) => (1 / (1 + Math.exp(-v))).toFixed(3)).join(' ')}`);
     }
   }

@@ -39,7 +39,7 @@ import { benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { quantileSorted } from '../shared/eval/random';
-import { labelsForQuotas, sampleRows } from '../shared/sampling/sampler';
+import { labelsForQuotas, priorShiftProbabilities, sampleRows } from '../shared/sampling/sampler';
 import { applyLabelCalibration } from '../shared/model/label-calibration';
 import { evaluateFiles } from '../shared/eval/run';
 import { parseCsvText, writeCsv } from '../shared/data/csv';
@@ -328,21 +328,12 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
     // Reliability: C's probability after the prior shift (as the sampler draws from it, uncalibrated)
     // against the real rate, in the top half of 20 equal-frequency bins of C's score.
     {
+      const shifted = priorShiftProbabilities(Array.from(p), counts[minority]!);
       const order = Array.from(p.keys()).sort((a, b) => p[a]! - p[b]!);
-      const share = counts[minority]! / rows.length;
-      let lo = -30;
-      let hi = 30;
-      const logit = (q: number): number => Math.log(Math.max(1e-12, q)) - Math.log(Math.max(1e-12, 1 - q));
-      for (let it = 0; it < 60; it++) {
-        const mid = (lo + hi) / 2;
-        const mean = order.reduce((a, r) => a + 1 / (1 + Math.exp(-(logit(p[r]!) + mid))), 0) / order.length;
-        if (mean > share) hi = mid;
-        else lo = mid;
-      }
       const cells: string[] = [];
       for (let b = 10; b < 20; b++) {
         const part = order.slice(Math.floor((b * order.length) / 20), Math.floor(((b + 1) * order.length) / 20));
-        const said = part.reduce((a, r) => a + 1 / (1 + Math.exp(-(logit(p[r]!) + lo))), 0) / part.length;
+        const said = part.reduce((a, r) => a + shifted[r]!, 0) / part.length;
         const real = part.reduce((a, r) => a + y[r]!, 0) / part.length;
         cells.push(`${said.toFixed(2)}→${real.toFixed(2)}`);
       }

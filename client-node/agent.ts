@@ -262,7 +262,6 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     if (calibrationSent) throw new Error('a calibration release was already sent in this run (one is planned)');
     const data = opts.dataset.prepare(lastTransformerJson);
     const { counts, noiseMultiplier } = trainer.calibrationCounts(data, msg);
-    if (counts.rows.length !== msg.edges.length + 1) throw new Error(`calibration: ${counts.rows.length} bins for ${msg.edges.length} edges`);
     const noisy = opts.releaseCalibration(counts, noiseMultiplier);
     calibrationSent = true;
     send(wire.calibrationCounts({ modelVersion: msg.modelVersion, ...noisy, epsilonSpent: opts.epsilonSpent().epsilon }));

@@ -24,21 +24,37 @@ export interface NoisyCalibrationCounts extends CalibrationCounts {
 
 /**
  * Charges the ledger (throws BudgetExceededError past the budget: then nothing is released), then
- * adds N(0, (z·√2)²) from node:crypto to every count.
+ * adds the noise (addCalibrationNoise).
  */
 export function releaseCalibrationCounts(exact: CalibrationCounts, o: { noiseMultiplier: number; ledger: PrivacyLedger; budget: Budget }): NoisyCalibrationCounts {
-  const z = o.noiseMultiplier;
-  if (!(Number.isFinite(z) && z > 0)) throw new Error(`label calibration: the noise multiplier must be a finite number > 0, got ${z}`);
-  const bins = exact.rows.length;
-  if (bins < 2 || exact.positives.length !== bins) throw new Error(`label calibration: ${exact.rows.length} row counts and ${exact.positives.length} class counts`);
-  const sd = z * CALIBRATION_SENSITIVITY;
-  o.ledger.charge({ kind: 'counts', params: { sigma: sd, sensitivity: CALIBRATION_SENSITIVITY }, note: `label calibration: rows and class rows in ${bins} bins of the classifier's score` }, o.budget);
-  const noise = secureGaussian(2 * bins, sd);
+  const z = checkNoiseMultiplier(o.noiseMultiplier);
+  const bins = checkBins(exact);
+  o.ledger.charge({ kind: 'counts', params: { sigma: z * CALIBRATION_SENSITIVITY, sensitivity: CALIBRATION_SENSITIVITY }, note: `label calibration: rows and class rows in ${bins} bins of the classifier's score` }, o.budget);
   return {
-    rows: exact.rows.map((v, b) => v + noise[b]!),
-    positives: exact.positives.map((v, b) => v + noise[bins + b]!),
-    noiseStd: sd,
+    ...addCalibrationNoise(exact, z),
     epsilon: rdpToEpsilon(DEFAULT_ORDERS, calibrationRdp(z), o.budget.delta).epsilon,
     delta: o.budget.delta,
   };
+}
+
+/**
+ * N(0, (z·√2)²) from node:crypto on every count. Charges nothing: the agent only reaches it through
+ * releaseCalibrationCounts; bench/federated.ts, which has no ledger, accounts for it in its σ plan.
+ */
+export function addCalibrationNoise(exact: CalibrationCounts, noiseMultiplier: number): CalibrationCounts & { noiseStd: number } {
+  const sd = checkNoiseMultiplier(noiseMultiplier) * CALIBRATION_SENSITIVITY;
+  const bins = checkBins(exact);
+  const noise = secureGaussian(2 * bins, sd);
+  return { rows: exact.rows.map((v, b) => v + noise[b]!), positives: exact.positives.map((v, b) => v + noise[bins + b]!), noiseStd: sd };
+}
+
+function checkNoiseMultiplier(z: number): number {
+  if (!(Number.isFinite(z) && z > 0)) throw new Error(`label calibration: the noise multiplier must be a finite number > 0, got ${z}`);
+  return z;
+}
+
+function checkBins(exact: CalibrationCounts): number {
+  const bins = exact.rows.length;
+  if (bins < 2 || exact.positives.length !== bins) throw new Error(`label calibration: ${exact.rows.length} row counts and ${exact.positives.length} class counts`);
+  return bins;
 }

@@ -152,13 +152,14 @@ export class GanLocalTrainer implements LocalTrainer {
       const key = `${q}:${stepsPerRound}:${rounds}:${target}:${total !== undefined}:${local.budget.delta}`;
       // Calibrated once (the first round): the ledger's charges at that moment are the prior.
       if (this.calibrated?.key !== key) {
+        const planned = this.plannedCalibration();
         const s = noiseMultiplierFor({
           targetEpsilon: target,
           delta: local.budget.delta,
           sampleRate: q,
           steps: Math.max(1, rounds * stepsPerRound),
           // The ledger so far, and the calibration release still to come after the last round.
-          ...(total !== undefined ? { priorRdp: this.plannedCalibration() ? composeRdp(local.ledger.rdp(), calibrationRdp(this.plannedCalibration()!)) : local.ledger.rdp() } : {}),
+          ...(total !== undefined ? { priorRdp: planned ? composeRdp(local.ledger.rdp(), calibrationRdp(planned)) : local.ledger.rdp() } : {}),
         });
         this.calibrated = { key, sigma: s };
       }

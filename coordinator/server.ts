@@ -20,7 +20,7 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, CALIBRATION_MIN_ROWS_PER_NOISE_SD, fitLabelCalibration } from '../shared/model/label-calibration';
+import { fitFromNoisyCounts } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -238,7 +238,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   );
 
   // Label calibration after the last round (opts.labelCalibration): the open request, if any.
-  let calibration: { modelVersion: number; round: number; bins: number; expected: Set<string>; counts: Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>; complete: () => void } | null = null;
+  type BankCalibration = { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number };
+  let calibration: { modelVersion: number; round: number; bins: number; expected: Set<string>; counts: Map<string, BankCalibration>; complete: () => void } | null = null;
   let publishedVersion: number | undefined;
   // Banks whose update this coordinator accepted in this run (label calibration asks only them).
   const trainedBanks = new Set<string>();
@@ -264,7 +265,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       log.warn('label_calibration_skipped', { reason: 'no bank that trained in this run is connected' });
       return;
     }
-    const counts = new Map<string, { rows: number[]; positives: number[]; noiseStd: number; epsilonSpent: number }>();
+    const counts = new Map<string, BankCalibration>();
     let complete!: () => void;
     const done = new Promise<void>((r) => (complete = r));
     calibration = { modelVersion: latest.version, round: latest.round, bins: plan.edges.length + 1, expected: new Set(banks), counts, complete };
@@ -282,11 +283,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       return;
     }
     const answered = [...counts.keys()].sort();
-    const bins = plan.edges.length + 1;
-    const merged = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
-    for (const c of counts.values()) c.rows.forEach((v, b) => ((merged.rows[b]! += v), (merged.positives[b]! += c.positives[b]!)));
-    const noiseStd = Math.sqrt([...counts.values()].reduce((a, c) => a + c.noiseStd ** 2, 0));
-    const fitted = fitLabelCalibration(plan.edges, plan.reference, merged, plan.classIndex, { minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * noiseStd, minPositives: CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd });
+    const { calibration: fitted, noiseStd } = fitFromNoisyCounts(plan.edges, plan.reference, plan.classIndex, [...counts.values()]);
     publishedVersion = opts.persistence.commitLabelCalibration(latest.version, fitted, {
       banks: answered,
       noiseStd,

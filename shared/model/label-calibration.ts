@@ -179,6 +179,34 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
 }
 
 /**
+ * The coordinator's fit from the banks' noisy releases: counts summed per bin, the merged noise
+ * sd √Σ sd², and the merging and floor thresholds set from it (CALIBRATION_MIN_*_PER_NOISE_SD).
+ */
+export function fitFromNoisyCounts(
+  edges: readonly number[],
+  reference: ArrayLike<number>,
+  classIndex: number,
+  releases: readonly (CalibrationCounts & { noiseStd: number })[],
+): { calibration: LabelCalibration; noiseStd: number } {
+  if (releases.length === 0) throw new Error('fitFromNoisyCounts: no bank released counts');
+  const bins = edges.length + 1;
+  const merged: CalibrationCounts = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
+  for (const r of releases) {
+    if (r.rows.length !== bins || r.positives.length !== bins) throw new Error(`fitFromNoisyCounts: a release has ${r.rows.length} / ${r.positives.length} counts for ${bins} bins`);
+    for (let b = 0; b < bins; b++) {
+      merged.rows[b]! += r.rows[b]!;
+      merged.positives[b]! += r.positives[b]!;
+    }
+  }
+  const noiseStd = Math.sqrt(releases.reduce((a, r) => a + r.noiseStd ** 2, 0));
+  const calibration = fitLabelCalibration(edges, reference, merged, classIndex, {
+    minRows: CALIBRATION_MIN_ROWS_PER_NOISE_SD * noiseStd,
+    minPositives: CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd,
+  });
+  return { calibration, noiseStd };
+}
+
+/**
  * The calibrated logit at z: linear between knots, and beyond the end knots C's own logit shifted
  * to meet the map (slope 1). The counts say nothing about how the rate changes beyond the centre
  * of the end blocks, so there C's ranking and its own steepness stay: the top block is where a

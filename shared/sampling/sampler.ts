@@ -376,10 +376,11 @@ function weightedDraw(p: readonly number[], m: number, rng: Rng): number[] {
  * Exactly m of p.length indices, index j with probability π_j = σ(logit p_j + λ), Σ π = m
  * (λ by bisection; p clamped to [1e-12, 1 − 1e-12] so every row keeps a chance either way).
  */
-function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
-  const n = p.length;
-  if (m <= 0) return [];
-  if (m >= n) return p.map((_, j) => j);
+/**
+ * Probabilities p of one class shifted in logit by one λ so that they sum to m: σ(logit p_j + λ),
+ * the class's posterior under a prior that expects m of these rows (Saerens et al. 2002).
+ */
+export function priorShiftProbabilities(p: readonly number[], m: number): number[] {
   const logit = p.map((x) => {
     const q = Math.min(1 - 1e-12, Math.max(1e-12, x));
     return Math.log(q / (1 - q));
@@ -393,7 +394,14 @@ function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
     else hi = mid;
   }
   const lam = (lo + hi) / 2;
-  const pi = logit.map((l) => 1 / (1 + Math.exp(-(l + lam))));
+  return logit.map((l) => 1 / (1 + Math.exp(-(l + lam))));
+}
+
+function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
+  const n = p.length;
+  if (m <= 0) return [];
+  if (m >= n) return p.map((_, j) => j);
+  const pi = priorShiftProbabilities(p, m);
   // Systematic sampling in a random order: a uniform start u, then the rows whose running sum of
   // π crosses u, u + 1, … Each row is taken with probability π_j, and Σ π = m rows in all.
   const perm = rng.shuffle(Array.from({ length: n }, (_, j) => j));

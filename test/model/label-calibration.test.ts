@@ -6,6 +6,7 @@ import {
   calibratedLogit,
   calibrationEdges,
   classLogit,
+  fitFromNoisyCounts,
   fitLabelCalibration,
   parseLabelCalibration,
 } from '../../shared/model/label-calibration';
@@ -75,6 +76,20 @@ describe('label calibration maths', () => {
     // Without the floor the noisy lower bins pool into one block (0.0001 ≥ 0: a violation), one knot.
     const pooled = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
     expect(pooled.knots).toHaveLength(3);
+  });
+
+  it("fits the banks' releases summed, with thresholds from their merged noise sd", () => {
+    const edges = [0, 1];
+    const ref = [-1, 0.5, 2];
+    const a = { rows: [3000, 2000, 900], positives: [30, 200, 400], noiseStd: 30 };
+    const b = { rows: [1000, 1000, 300], positives: [10, 100, 150], noiseStd: 40 };
+    const { calibration, noiseStd } = fitFromNoisyCounts(edges, ref, 1, [a, b]);
+    expect(noiseStd).toBeCloseTo(50, 12);
+    // 10 × 50 rows and 3 × 50 class rows: the lowest bin (40 class rows) is below the floor.
+    expect(calibration).toEqual(fitLabelCalibration(edges, ref, { rows: [4000, 3000, 1200], positives: [40, 300, 550] }, 1, { minRows: 500, minPositives: 150 }));
+    expect(calibration.knots).toHaveLength(2);
+    expect(() => fitFromNoisyCounts(edges, ref, 1, [])).toThrow(/no bank/);
+    expect(() => fitFromNoisyCounts(edges, ref, 1, [{ ...a, rows: [1, 2] }])).toThrow(/2 \/ 3 counts for 3 bins/);
   });
 
   it('clamps noisy counts (negative, class rows above rows) and pools violators into a monotone map', () => {
