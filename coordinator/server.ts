@@ -20,7 +20,7 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { fitFromNoisyCounts } from '../shared/model/label-calibration';
+import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationNoiseStd, fitFromNoisyCounts, tooRareToCalibrate } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -265,6 +265,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       log.warn('label_calibration_skipped', { reason: 'no bank that trained in this run is connected' });
       return;
     }
+    const expectedNoise = calibrationNoiseStd(lc.noiseMultiplier, banks.length);
+    if (tooRareToCalibrate(plan.classRows, expectedNoise)) {
+      log.info('label_calibration_skipped', {
+        reason: `class ${plan.classIndex} has about ${Math.round(plan.classRows)} rows by the consortium's noisy counts, fewer than ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${Math.round(expectedNoise)} each) of the calibration counts: its bins would be noise; nothing requested, nothing spent`,
+      });
+      return;
+    }
     const counts = new Map<string, BankCalibration>();
     let complete!: () => void;
     const done = new Promise<void>((r) => (complete = r));
@@ -284,6 +291,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     }
     const answered = [...counts.keys()].sort();
     const { calibration: fitted, noiseStd } = fitFromNoisyCounts(plan.edges, plan.reference, plan.classIndex, [...counts.values()]);
+    if (!fitted) {
+      log.warn('label_calibration_skipped', { reason: `no bin holds ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${noiseStd.toFixed(1)} each) of class ${plan.classIndex}'s rows by the banks' noisy counts: the model stays as published`, banks: answered });
+      return;
+    }
     publishedVersion = opts.persistence.commitLabelCalibration(latest.version, fitted, {
       banks: answered,
       noiseStd,

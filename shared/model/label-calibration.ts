@@ -94,7 +94,10 @@ export function binCounts(edges: readonly number[], scores: ArrayLike<number>, p
 }
 
 /**
- * The calibration map from the consortium's merged noisy counts. Adjacent bins are first merged
+ * The calibration map from the consortium's merged noisy counts, or null when no group of bins
+ * holds `minPositives` class rows: the counts then say nothing about the class the noise does not
+ * (a class of 11 rows under noise sd 49 once came out as a shift of +2.7 in logit, lifting the
+ * class 15x wherever labels are drawn without class quotas). Adjacent bins are first merged
  * until each holds at least `minRows` rows by its noisy count (the caller passes a multiple of the
  * merged noise sd, so no bin's rate is mostly noise), from the top down, then a last small bin
  * joins its neighbour. Each bin's rate is positives / rows (noisy counts clamped to
@@ -104,7 +107,7 @@ export function binCounts(edges: readonly number[], scores: ArrayLike<number>, p
  * (from the bottom) with at least `minPositives` class rows by its noisy count (a multiple of the
  * noise sd, from the caller); the groups below are noise for a rare class. `minRate` keeps logits finite.
  */
-export function fitLabelCalibration(edges: readonly number[], reference: ArrayLike<number>, counts: CalibrationCounts, classIndex: number, o: { minRows?: number; minPositives?: number; minRate?: number } = {}): LabelCalibration {
+export function fitLabelCalibration(edges: readonly number[], reference: ArrayLike<number>, counts: CalibrationCounts, classIndex: number, o: { minRows?: number; minPositives?: number; minRate?: number } = {}): LabelCalibration | null {
   const k = edges.length + 1;
   if (counts.rows.length !== k || counts.positives.length !== k) throw new Error(`fitLabelCalibration: ${edges.length} edges make ${k} bins, got ${counts.rows.length} row and ${counts.positives.length} positive counts`);
   const minRate = o.minRate ?? 1e-5;
@@ -139,8 +142,8 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
   // rare class's lower bins would pool into one flat stretch and erase C's ranking there. The map
   // starts at the first informative group; below it C's own logit continues (calibratedLogit).
   const minPositives = o.minPositives ?? 0;
-  let first = groups.findIndex((g) => g.pos >= minPositives);
-  if (first < 0) first = groups.length - 1;
+  const first = groups.findIndex((g) => g.pos >= minPositives);
+  if (first < 0) return null;
   const used = groups.slice(first);
   const usedKnots = knots.slice(first);
   // Pool adjacent violators over the groups in z order.
@@ -181,13 +184,14 @@ export function fitLabelCalibration(edges: readonly number[], reference: ArrayLi
 /**
  * The coordinator's fit from the banks' noisy releases: counts summed per bin, the merged noise
  * sd √Σ sd², and the merging and floor thresholds set from it (CALIBRATION_MIN_*_PER_NOISE_SD).
+ * calibration is null when no merged bin holds enough class rows (fitLabelCalibration).
  */
 export function fitFromNoisyCounts(
   edges: readonly number[],
   reference: ArrayLike<number>,
   classIndex: number,
   releases: readonly (CalibrationCounts & { noiseStd: number })[],
-): { calibration: LabelCalibration; noiseStd: number } {
+): { calibration: LabelCalibration | null; noiseStd: number } {
   if (releases.length === 0) throw new Error('fitFromNoisyCounts: no bank released counts');
   const bins = edges.length + 1;
   const merged: CalibrationCounts = { rows: new Array<number>(bins).fill(0), positives: new Array<number>(bins).fill(0) };
@@ -278,4 +282,19 @@ function lowerBound(sorted: Float64Array, x: number): number {
     else hi = m;
   }
   return lo;
+}
+
+/** The merged noise sd of the calibration counts of `banks` banks, each adding sd z·√2 (client-node/dp-calibration). */
+export function calibrationNoiseStd(noiseMultiplier: number, banks: number): number {
+  return noiseMultiplier * Math.SQRT2 * Math.sqrt(banks);
+}
+
+/**
+ * Whether a class of about `classRows` rows (the consortium's noisy count, public) is too rare to
+ * calibrate under merged noise sd `noiseStd`: even all its rows in one bin would fall short of the
+ * fit's floor (CALIBRATION_MIN_POSITIVES_PER_NOISE_SD noise sds), so the fit could only return
+ * null. The coordinator then asks for nothing and the banks spend nothing.
+ */
+export function tooRareToCalibrate(classRows: number, noiseStd: number): boolean {
+  return !(classRows >= CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd);
 }

@@ -14,6 +14,8 @@ import type { NamedTensor } from '../tensor/named';
 
 export interface LabelCalibrationPlan {
   classIndex: number;
+  /** The class's rows by the consortium's DP-noised counts (public). */
+  classRows: number;
   edges: number[];
   /** C's logit of the class on the generated rows (the fit's knots are their medians per bin). */
   reference: Float64Array;
@@ -56,7 +58,7 @@ export function planLabelCalibration(m: SamplableModel, o: { rows?: number; seed
       done += k;
     }
     const names = new Set(model.classifierParamNames());
-    return { classIndex, edges: calibrationEdges(reference), reference, classifier: m.tensors.filter((t) => names.has(t.name)) };
+    return { classIndex, classRows: target.values[classIndex]!, edges: calibrationEdges(reference), reference, classifier: m.tensors.filter((t) => names.has(t.name)) };
   } finally {
     model.dispose();
   }

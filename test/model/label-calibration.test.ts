@@ -7,12 +7,22 @@ import {
   calibrationEdges,
   classLogit,
   fitFromNoisyCounts,
+  calibrationNoiseStd,
   fitLabelCalibration,
   parseLabelCalibration,
+  tooRareToCalibrate,
+  type LabelCalibration,
 } from '../../shared/model/label-calibration';
 import { Rng } from '../../shared/tensor/random';
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** fitLabelCalibration where the counts must yield a map. */
+function fitted(...args: Parameters<typeof fitLabelCalibration>): LabelCalibration {
+  const fit = fitLabelCalibration(...args);
+  if (!fit) throw new Error('expected a calibration map, got none');
+  return fit;
+}
 
 /** Scores z ~ N(−2, 1.5²) and labels drawn from a known, non-affine P(y | z). */
 function world(n: number, truth: (z: number) => number, seed = 5): { z: Float64Array; y: Uint8Array } {
@@ -45,7 +55,7 @@ describe('label calibration maths', () => {
     const truth = (z: number): number => 0.65 * sigmoid(1.6 * (z + 1.5));
     const { z, y } = world(60_000, truth);
     const edges = calibrationEdges(z);
-    const fit = fitLabelCalibration(edges, z, binCounts(edges, z, y), 1);
+    const fit = fitted(edges, z, binCounts(edges, z, y), 1);
     expect(fit.classIndex).toBe(1);
     for (let i = 1; i < fit.logits.length; i++) expect(fit.logits[i]!).toBeGreaterThanOrEqual(fit.logits[i - 1]!);
     for (const at of [-3, -2, -1, 0, 1]) expect(sigmoid(calibratedLogit(fit, at))).toBeCloseTo(truth(at), 1);
@@ -57,7 +67,7 @@ describe('label calibration maths', () => {
   it('merges bins until each holds minRows rows, so no rate is mostly noise', () => {
     const edges = [0, 1, 2, 3];
     const counts = { rows: [5000, 4000, 300, 40, 10], positives: [50, 200, 100, 30, 9] };
-    const fit = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5, 3.5, -2, 0.2], counts, 0, { minRows: 500 });
+    const fit = fitted(edges, [-1, 0.5, 1.5, 2.5, 3.5, -2, 0.2], counts, 0, { minRows: 500 });
     // The top three bins (350 rows) join into one group at or above 500 rows with the bin below them.
     expect(fit.knots.length).toBe(2);
     expect(sigmoid(fit.logits[1]!)).toBeCloseTo((200 + 100 + 30 + 9) / (4000 + 300 + 40 + 10), 6);
@@ -68,14 +78,36 @@ describe('label calibration maths', () => {
     const edges = [0, 1, 2];
     // Three lower bins with a handful of class rows (noise sd ~50 would swamp them), one top bin with 300.
     const counts = { rows: [30_000, 20_000, 10_000, 1000], positives: [3, -20, 12, 300] };
-    const fit = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1, { minPositives: 150 });
+    const fit = fitted(edges, [-1, 0.5, 1.5, 2.5], counts, 1, { minPositives: 150 });
     expect(fit.knots).toEqual([2.5]);
     expect(sigmoid(fit.logits[0]!)).toBeCloseTo(0.3, 10);
     // C's ranking below the top bin survives: one unit of C's logit is one unit of the map's.
     expect(calibratedLogit(fit, -1) - calibratedLogit(fit, -2)).toBeCloseTo(1, 12);
     // Without the floor the noisy lower bins pool into one block (0.0001 ≥ 0: a violation), one knot.
-    const pooled = fitLabelCalibration(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
+    const pooled = fitted(edges, [-1, 0.5, 1.5, 2.5], counts, 1);
     expect(pooled.knots).toHaveLength(3);
+  });
+
+  it('publishes no map when no bin holds enough class rows for the noise, instead of a shift fitted from noise', () => {
+    const edges = [0, 1];
+    // A class of ~11 rows under merged noise sd 49: the noisy class counts, clamped at 0, would
+    // have made a one-knot map far above the class's true rate.
+    const counts = { rows: [20_000, 3000, 600], positives: [-40, 30, 55] };
+    expect(fitLabelCalibration(edges, [-3, 0.5, 2], counts, 0, { minRows: 490, minPositives: 147 })).toBeNull();
+    const noisy = [{ ...counts, noiseStd: 49 }];
+    expect(fitFromNoisyCounts(edges, [-3, 0.5, 2], 0, noisy).calibration).toBeNull();
+    // The same counts with enough class rows in the top bin do make a map.
+    expect(fitFromNoisyCounts(edges, [-3, 0.5, 2], 0, [{ ...counts, positives: [-40, 30, 200], noiseStd: 49 }]).calibration?.knots).toEqual([2]);
+  });
+
+  it('skips the request for a class too rare for the calibration noise (the banks spend nothing)', () => {
+    // z = 20 at 3 banks: merged sd 20·√2·√3 ≈ 49, so a class needs ≥ 3 × 49 ≈ 147 rows.
+    const sd = calibrationNoiseStd(20, 3);
+    expect(sd).toBeCloseTo(20 * Math.sqrt(6), 12);
+    expect(tooRareToCalibrate(11, sd)).toBe(true);
+    expect(tooRareToCalibrate(146, sd)).toBe(true);
+    expect(tooRareToCalibrate(434, sd)).toBe(false);
+    expect(tooRareToCalibrate(Number.NaN, sd)).toBe(true);
   });
 
   it("fits the banks' releases summed, with thresholds from their merged noise sd", () => {
@@ -86,19 +118,19 @@ describe('label calibration maths', () => {
     const { calibration, noiseStd } = fitFromNoisyCounts(edges, ref, 1, [a, b]);
     expect(noiseStd).toBeCloseTo(50, 12);
     // 10 × 50 rows and 3 × 50 class rows: the lowest bin (40 class rows) is below the floor.
-    expect(calibration).toEqual(fitLabelCalibration(edges, ref, { rows: [4000, 3000, 1200], positives: [40, 300, 550] }, 1, { minRows: 500, minPositives: 150 }));
-    expect(calibration.knots).toHaveLength(2);
+    expect(calibration).toEqual(fitted(edges, ref, { rows: [4000, 3000, 1200], positives: [40, 300, 550] }, 1, { minRows: 500, minPositives: 150 }));
+    expect(calibration!.knots).toHaveLength(2);
     expect(() => fitFromNoisyCounts(edges, ref, 1, [])).toThrow(/no bank/);
     expect(() => fitFromNoisyCounts(edges, ref, 1, [{ ...a, rows: [1, 2] }])).toThrow(/2 \/ 3 counts for 3 bins/);
   });
 
   it('clamps noisy counts (negative, class rows above rows) and pools violators into a monotone map', () => {
     const edges = [0, 1];
-    const fit = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, -20, 50], positives: [-3, 10, 80] }, 1);
+    const fit = fitted(edges, [-1, 0.5, 2], { rows: [100, -20, 50], positives: [-3, 10, 80] }, 1);
     // Bin 0: 0/100 (clamped); bin 1: no rows (clamped to 0), rate 0; bin 2: 50/50 (class rows capped at rows).
     expect(sigmoid(fit.logits[0]!)).toBeLessThan(1e-4);
     expect(sigmoid(fit.logits[fit.logits.length - 1]!)).toBeGreaterThan(0.9999);
-    const decreasing = fitLabelCalibration(edges, [-1, 0.5, 2], { rows: [100, 100, 100], positives: [30, 10, 50] }, 1);
+    const decreasing = fitted(edges, [-1, 0.5, 2], { rows: [100, 100, 100], positives: [30, 10, 50] }, 1);
     // Pooled: (30 + 10) / 200, one knot at the block's row-weighted mean knot (centred isotonic
     // regression), so the map still rises strictly through the pooled stretch.
     expect(decreasing.knots).toEqual([(-1 + 0.5) / 2, 2]);
