@@ -10,6 +10,8 @@ import type { LocalTrainer, PreparedData } from './trainer';
 import { prepareUpdate } from './update';
 import { SecAggSession, type DistributedDpMechanism, type SecAggInputInfo } from './secagg-client';
 import { SecAggError } from '../shared/secagg/errors';
+import { ImpossibleBudgetError } from '../shared/privacy/calibrate';
+import { BudgetExceededError } from './ledger';
 import type { ConsortiumDirectory } from '../shared/secagg/keys';
 import { ABORT_CODE_PATTERN, keyFingerprint } from '../protocol';
 
@@ -215,6 +217,13 @@ export function startAgent(opts: AgentOptions): RunningAgent {
         startSecAgg(msg);
         // Rounds are handled one at a time; a retried round simply queues behind the current one.
         busy = busy.then(() => trainRound(msg)).catch((err) => {
+          if (err instanceof BudgetExceededError || err instanceof ImpossibleBudgetError) {
+            // Permanent under this budget: every later round would be refused the same way. Stop,
+            // so the operator sees the bank leave instead of a round failing at each deadline.
+            log.error('privacy_budget_exhausted', { round: msg.roundId, error: (err as Error).message });
+            finish(new AgentFatalError(`refusing to train round ${msg.roundId}: ${(err as Error).message}`));
+            return;
+          }
           log.error('round_failed_locally', { round: msg.roundId, error: (err as Error).message });
         });
         return;

@@ -14,9 +14,9 @@ import type { LocalTrainer, PreparedData, Tensors } from './trainer';
 import type { ColumnCounts } from '../protocol';
 import { frequenciesInSpanOrder } from '../shared/sampling/category-weights';
 import type { TrainingPlan } from './wire';
-import { noiseMultiplierFor } from '../shared/privacy/calibrate';
+import { ImpossibleBudgetError, noiseMultiplierFor } from '../shared/privacy/calibrate';
 import type { Budget, PrivacyLedger } from './ledger';
-import { composeRdp } from '../shared/privacy/rdp';
+import { DEFAULT_ORDERS, composeRdp, rdpToEpsilon } from '../shared/privacy/rdp';
 import { calibrationRdp } from './dp-calibration';
 import { countForCalibration } from '../shared/sampling/label-calibration-round';
 import type { CalibrationCounts } from '../shared/model/label-calibration';
@@ -153,14 +153,23 @@ export class GanLocalTrainer implements LocalTrainer {
       // Calibrated once (the first round): the ledger's charges at that moment are the prior.
       if (this.calibrated?.key !== key) {
         const planned = this.plannedCalibration();
-        const s = noiseMultiplierFor({
-          targetEpsilon: target,
-          delta: local.budget.delta,
-          sampleRate: q,
-          steps: Math.max(1, rounds * stepsPerRound),
-          // The ledger so far, and the calibration release still to come after the last round.
-          ...(total !== undefined ? { priorRdp: planned ? composeRdp(local.ledger.rdp(), calibrationRdp(planned)) : local.ledger.rdp() } : {}),
-        });
+        // The ledger so far, and the calibration release still to come after the last round.
+        const prior = total !== undefined ? (planned ? composeRdp(local.ledger.rdp(), calibrationRdp(planned)) : local.ledger.rdp()) : undefined;
+        let s: number;
+        try {
+          s = noiseMultiplierFor({ targetEpsilon: target, delta: local.budget.delta, sampleRate: q, steps: Math.max(1, rounds * stepsPerRound), ...(prior ? { priorRdp: prior } : {}) });
+        } catch (err) {
+          if (!(err instanceof ImpossibleBudgetError) || !prior) throw err;
+          // Say what is spent and what is only planned: the two figures differ, and both are the bank's.
+          const delta = local.budget.delta;
+          const spent = local.ledger.spent(delta);
+          const withPlan = planned ? rdpToEpsilon(DEFAULT_ORDERS, prior, delta).epsilon : spent;
+          throw new ImpossibleBudgetError(
+            `privacy budget exhausted: this bank's ledger has spent ε = ${spent.toPrecision(4)} at δ = ${delta.toExponential(2)}` +
+              (planned ? `, ε = ${withPlan.toPrecision(4)} with the label calibration release the consortium plans after the last round (noise multiplier ${planned})` : '') +
+              `, which leaves nothing for DP-SGD under the bank's total ε = ${target}. This bank trains no more rounds under this budget; a larger budget (--epsilon-max) is the bank's privacy officer's decision`,
+          );
+        }
         this.calibrated = { key, sigma: s };
       }
       sigma = this.calibrated.sigma;

@@ -115,6 +115,9 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const ledger = PrivacyLedger.open(join(opts.stateDir, 'privacy-ledger.jsonl'));
   const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.rows.length) };
   log.info('privacy_budget', { epsilonMax: budget.epsilonMax, delta: budget.delta, spent: Number(ledger.spent(budget.delta).toFixed(4)) });
+  // The budget beside the ledger, so `fedsynth privacy ledger` reports ε at this bank's δ.
+  Object.assign(status, { privacyBudget: { epsilonMax: budget.epsilonMax, delta: budget.delta, ledger: 'privacy-ledger.jsonl' } });
+  writeStatus();
   const summaryCache = join(opts.stateDir, 'dp-summary.json');
 
   const agent: RunningAgent = startAgent({

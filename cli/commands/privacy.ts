@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { dpSgdEpsilon, noiseMultiplierFor } from '../../shared/privacy';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { PrivacyLedger, defaultDelta } from '../../client-node/ledger';
+import { AGENT_STATUS_FILE } from '../../client-node/run-agent';
 
 function num(name: string, check: (v: number) => boolean, what: string) {
   return (raw: string): number => {
@@ -14,6 +17,18 @@ const sampleRate = num('--sample-rate', (v) => v >= 0 && v <= 1, 'a number in [0
 const positive = (n: string) => num(n, (v) => v > 0, 'a number > 0');
 const steps = num('--steps', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
 const delta = num('--delta', (v) => v > 0 && v < 1, 'a number in (0, 1)');
+
+/** The budget δ the agent recorded beside this ledger (run-agent.ts), if any. */
+function bankBudgetDelta(ledgerFile: string): number | undefined {
+  const p = join(dirname(ledgerFile), AGENT_STATUS_FILE);
+  if (!existsSync(p)) return undefined;
+  try {
+    const d = (JSON.parse(readFileSync(p, 'utf8')) as { privacyBudget?: { delta?: unknown } }).privacyBudget?.delta;
+    return typeof d === 'number' && d > 0 && d < 1 ? d : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function register(program: Command): void {
   const privacy = program.command('privacy').description('differential-privacy accounting (RDP of the Poisson-subsampled Gaussian) and the bank ledger');
@@ -52,11 +67,12 @@ export function register(program: Command): void {
     .description("verify a bank's privacy ledger (hash chain + HMAC) and print its spend")
     .requiredOption('--file <f>', 'ledger file (JSON lines)')
     .option('--key <f>', 'HMAC key file (default <file>.key)')
-    .option('--delta <d>', 'δ for the ε total', delta, defaultDelta())
+    .option('--delta <d>', `δ for the ε total (default: the bank's budget δ from ${AGENT_STATUS_FILE} beside the ledger, else ${defaultDelta()})`, delta)
     .option('--json', 'print the summary as JSON')
-    .action((o: { file: string; key?: string; delta: number; json?: boolean }) => {
+    .action((o: { file: string; key?: string; delta?: number; json?: boolean }) => {
       const ledger = PrivacyLedger.open(o.file, { keyFile: o.key, create: false });
-      const s = ledger.summary(o.delta);
+      const budgetDelta = o.delta === undefined ? bankBudgetDelta(o.file) : undefined;
+      const s = ledger.summary(o.delta ?? budgetDelta ?? defaultDelta());
       if (o.json) {
         process.stdout.write(JSON.stringify({ file: o.file, verified: true, ...s }, null, 2) + '\n');
         return;
@@ -66,6 +82,7 @@ export function register(program: Command): void {
         const p = Object.entries(e.params).map(([k, v]) => `${k}=${v}`).join(' ');
         process.stdout.write(`  #${e.seq} ${e.ts} ${e.kind}${e.round !== undefined ? ` round=${e.round}` : ''} ${p}${e.note ? `  (${e.note})` : ''}\n`);
       }
-      process.stdout.write(`spent: epsilon=${s.epsilon} at delta=${s.delta} (best RDP order ${s.bestOrder})\n`);
+      const whence = o.delta !== undefined ? '--delta' : budgetDelta !== undefined ? `the bank's budget, ${AGENT_STATUS_FILE}` : 'default; the agent logs its budget δ at start-up (privacy_budget)';
+      process.stdout.write(`spent: epsilon=${s.epsilon} at delta=${s.delta} (${whence}; best RDP order ${s.bestOrder})\n`);
     });
 }

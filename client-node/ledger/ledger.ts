@@ -309,6 +309,8 @@ export class PrivacyLedger {
 
   spentDetail(delta: number): PrivacySpent {
     checkDelta(delta);
+    // Nothing released yet is exactly ε = 0; the RDP conversion would print its slack (≈ 0.0035).
+    if (this.list.length === 0) return { epsilon: 0, bestOrder: this.orders[this.orders.length - 1]! };
     return rdpToEpsilon(this.orders, this.cumulative, delta);
   }
 

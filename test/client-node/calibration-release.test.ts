@@ -4,22 +4,19 @@
 // agent answers only after it trained a round in this run, and only once: a coordinator cannot
 // make a bank spend budget it did not plan.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Server } from 'socket.io';
 import { startAgent } from '../../client-node/agent';
 import { GanLocalTrainer } from '../../client-node/local-trainer';
 import { PrivacyLedger } from '../../client-node/ledger';
 import { releaseCalibrationCounts } from '../../client-node/dp-calibration';
-import { CoordinatorWire } from '../../coordinator/wire';
 import { generateIdentity, type DecodedMessage } from '../../protocol';
 import { defaultModelConfig, createModel } from '../../shared/model';
 import { memoryLogger } from '../../shared/log/logger';
 import { selectBackend } from '../../shared/tensor/backend';
 import { condToy } from '../model/helpers';
+import { handCoordinator, waitFor } from './helpers/hand-coordinator';
 
 const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], classifierColumn: 'c', classifierDims: [], loss: 'ns', pac: 1, seed: 8 });
@@ -34,46 +31,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('bank agent: the label calibration release', () => {
   it('is refused before the bank trained, sent once after, charged to the ledger before it leaves; a second request is refused', async () => {
-    const coordinatorId = generateIdentity('coordinator');
     const bankId = generateIdentity('bank-1');
     const spec = createModel(model, toy.spans);
     const weights = spec.getWeights();
     spec.dispose();
-    const wire = new CoordinatorWire({ identity: coordinatorId, maxFrameBytes: 8 << 20, modelSpec: weights.map((t) => ({ name: t.name, shape: [...t.shape] })), schemaHash: 'sha256:toy', keyOf: (id) => (id === 'bank-1' ? bankId.sign.publicKey : undefined), openRegistration: false });
-    const http = createServer();
-    const io = new Server(http, { serveClient: false, maxHttpBufferSize: 16 << 20 });
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
-    const received: DecodedMessage[] = [];
-    const waiters: { type: string; resolve: (m: DecodedMessage) => void }[] = [];
-    const next = (type: string): Promise<DecodedMessage> =>
-      new Promise((resolve) => {
-        const have = received.find((m) => m.type === type);
-        if (have) {
-          received.splice(received.indexOf(have), 1);
-          resolve(have);
-        } else waiters.push({ type, resolve });
-      });
-    let send: (bytes: Uint8Array) => void = () => {};
-    io.on('connection', (socket) => {
-      send = (bytes) => socket.emit('frame', bytes);
-      socket.on('frame', (payload: Uint8Array) => {
-        const d = wire.decode(payload);
-        if (!d.ok) throw new Error(`the agent sent a bad frame: ${d.rejection.message}`);
-        const w = waiters.findIndex((x) => x.type === d.message.type);
-        if (w >= 0) waiters.splice(w, 1)[0]!.resolve(d.message);
-        else received.push(d.message);
-      });
-    });
+    const coordinator = await handCoordinator(bankId, weights);
+    const { wire, next, send, received } = coordinator;
 
     const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'));
     const budget = { epsilonMax: 5, delta: 1e-5 };
     const log = memoryLogger('bank-1');
     const agent = startAgent({
-      coordinatorUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      coordinatorUrl: coordinator.url,
       bankId: 'bank-1',
       schemaHash: 'sha256:toy',
       identity: bankId,
-      coordinatorKey: coordinatorId.sign.publicKey,
+      coordinatorKey: coordinator.identity.sign.publicKey,
       createTrainer: async (json) => new GanLocalTrainer(JSON.parse(json), 4, { ledger, budget, noiseMultiplier: 2, sampleRate: 0.1 }),
       dataset: { rows: 400, prepare: () => ({ encoded: toy.data, rows: 400, dim: 4 }) },
       summarize: () => ({ counts: [{ column: 'c', values: [200, 120, 80] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
@@ -120,16 +93,8 @@ describe('bank agent: the label calibration release', () => {
       expect(ledger.entries()).toHaveLength(2);
     } finally {
       agent.stop();
-      io.close();
-      http.close();
+      coordinator.close();
     }
   });
 });
 
-async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

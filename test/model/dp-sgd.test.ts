@@ -441,7 +441,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     again.dispose();
     // Where the ledger already holds the whole total, calibration refuses before any step.
     const spent = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 1.5, plannedRounds: 3, sampleRate: 0.05 });
-    await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/already spent .* nothing is left for DP-SGD under a total of ε = 1.5/);
+    await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/privacy budget exhausted: this bank's ledger has spent ε = \d\.\d{3} at δ = 1\.00e-5, which leaves nothing for DP-SGD under the bank's total ε = 1\.5/);
     expect(ledger.entries().filter((e) => e.kind === 'dp-sgd')).toHaveLength(6);
     spent.dispose();
   });
@@ -486,6 +486,17 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     expect(() => cal.lt.calibrationCounts(data, { classIndex: 3, edges: [0], classifier })).toThrow(/not one of the 3 classes/);
     plain.lt.dispose();
     cal.lt.dispose();
+    // A ledger with room left, but not once the planned release is counted: the refusal names both figures.
+    const tightLedger = PrivacyLedger.open(join(dir, 'ledger-tight.jsonl'));
+    tightLedger.charge({ kind: 'counts', params: { sigma: 2.6, sensitivity: 1 }, note: 'summary' }, budget);
+    const before = tightLedger.spent(1e-5);
+    expect(before).toBeLessThan(2);
+    const tight = new GanLocalTrainer(withCal, 4, { ledger: tightLedger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
+    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(
+      new RegExp(`spent ε = ${before.toPrecision(4).replace('.', '\\.')} at δ = 1\\.00e-5, ε = 2\\.\\d+ with the label calibration release the consortium plans after the last round \\(noise multiplier 3\\)`),
+    );
+    expect(tightLedger.entries()).toHaveLength(1);
+    tight.dispose();
   });
 
   it('refuses a WGAN-GP consortium model when DP-SGD is required', () => {

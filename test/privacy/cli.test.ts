@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { PrivacyLedger } from '../../client-node/ledger';
 const run = (...args: string[]) =>
   spawnSync(process.execPath, ['bin/run-ts.mjs', 'test/privacy/helpers/privacy-cli.ts', 'privacy', ...args], { encoding: 'utf8' });
 const lastLine = (s: string) => s.trim().split('\n').at(-1)!;
+
 
 describe('fedsynth privacy CLI', () => {
   it('epsilon and noise print the number alone on the last line, and invert each other', () => {
@@ -27,6 +28,17 @@ describe('fedsynth privacy CLI', () => {
       const l = run('ledger', '--file', file);
       expect(l.status).toBe(0);
       expect(l.stdout).toMatch(/chain verified, 1 entries/);
+      expect(l.stdout).toMatch(/at delta=0\.00001 \(default;/);
+      // Beside an agent's state, ε is reported at the bank's own budget δ (agent-status.json) ...
+      writeFileSync(join(dir, 'agent-status.json'), JSON.stringify({ bankId: 'b', privacyBudget: { epsilonMax: 5, delta: 1e-7, ledger: 'l.jsonl' } }));
+      const own = run('ledger', '--file', file, '--json');
+      expect(own.status).toBe(0);
+      const js = JSON.parse(own.stdout) as { delta: number; epsilon: number };
+      expect(js.delta).toBe(1e-7);
+      expect(js.epsilon).toBeCloseTo(PrivacyLedger.open(file, { create: false }).spent(1e-7), 10);
+      expect(run('ledger', '--file', file).stdout).toMatch(/at delta=1e-7 \(the bank's budget, agent-status\.json;/);
+      // ... unless --delta says otherwise.
+      expect(JSON.parse(run('ledger', '--file', file, '--json', '--delta', '1e-5').stdout).delta).toBe(1e-5);
       const bad = run('epsilon', '--sample-rate', '2', '--noise-multiplier', '1', '--steps', '3');
       expect(bad.status).not.toBe(0);
       expect(bad.stderr).toMatch(/--sample-rate must be a number in \[0, 1\]/);

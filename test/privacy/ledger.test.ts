@@ -72,6 +72,14 @@ describe('PrivacyLedger', () => {
     expect(PrivacyLedger.open(file).entries()).toHaveLength(1);
   });
 
+  it('reports ε = 0 exactly before anything is charged (not the RDP conversion slack)', () => {
+    const l = PrivacyLedger.open(file);
+    expect(l.entries()).toHaveLength(0);
+    expect(l.spent(1e-5)).toBe(0);
+    expect(l.spent(1e-9)).toBe(0);
+    expect(rdpToEpsilon(DEFAULT_ORDERS, DEFAULT_ORDERS.map(() => 0), 1e-5).epsilon).toBeGreaterThan(0);
+  });
+
   it('defaults δ to min(1e-5, 1/(10n))', () => {
     expect(defaultDelta(1000)).toBe(1e-5);
     expect(defaultDelta(1_000_000)).toBeCloseTo(1e-7, 15);
