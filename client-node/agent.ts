@@ -26,6 +26,8 @@ export interface AgentOptions {
   identity: Identity;
   /** The consortium's coordinator signing key; without it the key of the first Welcome is pinned. */
   coordinatorKey?: Uint8Array;
+  /** Where the pinned key came from (a flag, a pin file), for the message when the coordinator's key differs. */
+  coordinatorKeySource?: string;
   onCoordinatorKeyPinned?: (key: Uint8Array, fingerprint: string) => void;
   log: Logger;
   /** Exit (resolve `done`) when the coordinator announces that training is finished. */
@@ -195,6 +197,20 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   socket.on('frame', (payload: unknown) => {
     const decoded = wire.decode(payload);
     if (!decoded.ok) {
+      if (decoded.keyChanged) {
+        // The handshake cannot complete: every frame will fail the same way. Say so and stop
+        // (as ssh does for a changed host key) rather than wait forever.
+        const { pinned, presented } = decoded.keyChanged;
+        log.error('coordinator_key_mismatch', { pinned, presented, pinnedFrom: opts.coordinatorKeySource ?? 'this agent' });
+        finish(
+          new AgentFatalError(
+            `the coordinator presents signing key ${presented}, but this bank pinned ${pinned} (${opts.coordinatorKeySource ?? 'given to this agent'}). ` +
+              "If the operator re-created the coordinator's identity, confirm its new key out of band (the operator's <state-dir>/coordinator-public.json) " +
+              'and start the agent with --coordinator-key <that file or key>; otherwise something else is answering as the coordinator',
+          ),
+        );
+        return;
+      }
       log.warn('bad_frame_from_coordinator', { code: decoded.rejection.code, reason: decoded.rejection.message });
       return;
     }

@@ -9,6 +9,7 @@ import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
 import { keyListVerification, startAgent, type RunningAgent } from './agent';
 import { readConsortiumDirectory } from './secagg-client';
+import { readCoordinatorKey } from './coordinator-key';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
 import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
 import { BankEncoder } from './bank-encoder';
@@ -74,7 +75,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
   const identity = loadOrCreateIdentity(opts.keyPath ?? join(opts.stateDir, 'identity.json'), opts.bankId, log);
   const pinnedPath = join(opts.stateDir, 'coordinator-key.txt');
-  const coordinatorKey = resolveCoordinatorKey(opts.coordinatorKey, pinnedPath);
+  const pinned = resolveCoordinatorKey(opts.coordinatorKey, pinnedPath);
   const directory = opts.consortiumDirectoryPath ? readConsortiumDirectory(opts.consortiumDirectoryPath) : undefined;
   const verification = keyListVerification({ consortiumDirectory: directory, unverifiedKeyLists: opts.unverifiedKeyLists });
   const status = {
@@ -125,7 +126,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     bankId: opts.bankId,
     schemaHash: data.schemaHash,
     identity,
-    coordinatorKey,
+    ...(pinned ? { coordinatorKey: pinned.key, coordinatorKeySource: pinned.source } : {}),
     onCoordinatorKeyPinned: (key, fingerprint) => {
       writeFileSync(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
       log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
@@ -238,10 +239,9 @@ function loadOrCreateIdentity(path: string, bankId: string, log: Logger): Identi
   return id;
 }
 
-function resolveCoordinatorKey(flag: string | undefined, pinnedPath: string): Uint8Array | undefined {
-  const text = flag !== undefined ? (existsSync(flag) ? readFileSync(flag, 'utf8') : flag) : existsSync(pinnedPath) ? readFileSync(pinnedPath, 'utf8') : undefined;
-  if (text === undefined) return undefined;
-  const key = Buffer.from(text.trim(), 'base64');
-  if (key.length !== 32) throw new Error(`the coordinator key must be a base64 Ed25519 public key (32 bytes), got ${key.length} bytes`);
-  return new Uint8Array(key);
+/** The key to pin: --coordinator-key (identity JSON, base64 file or inline), else the key pinned on first use. */
+function resolveCoordinatorKey(flag: string | undefined, pinnedPath: string): { key: Uint8Array; source: string } | undefined {
+  if (flag !== undefined) return { key: readCoordinatorKey(flag), source: `--coordinator-key ${flag}` };
+  if (!existsSync(pinnedPath)) return undefined;
+  return { key: readCoordinatorKey(pinnedPath, 'the pinned coordinator key'), source: `pinned on first use in ${pinnedPath}` };
 }

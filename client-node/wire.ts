@@ -17,7 +17,14 @@ import {
 } from '../protocol';
 
 export type TrainingPlan = TrainingConfig;
-export type Decoded = { ok: true; message: DecodedMessage } | { ok: false; rejection: { code: string; message: string } };
+export type Decoded =
+  | { ok: true; message: DecodedMessage }
+  | {
+      ok: false;
+      rejection: { code: string; message: string };
+      /** A Welcome signed by a key other than the pinned one: the coordinator's identity changed (or an impostor). */
+      keyChanged?: { pinned: string; presented: string };
+    };
 
 const COORDINATOR_ID = 'coordinator';
 
@@ -59,13 +66,22 @@ export class AgentWire {
       if (message.type === 'welcome' && !this.coordinatorKey) this.pin(message.coordinatorSignKey);
       return { ok: true, message };
     } catch (err) {
-      if (err instanceof ProtocolError) return { ok: false, rejection: { code: err.code, message: err.message } };
+      if (err instanceof ProtocolError) {
+        const presented = err.code === 'BAD_SIGNATURE' && this.coordinatorKey ? this.welcomeKey(payload) : undefined;
+        const keyChanged = presented && !Buffer.from(presented).equals(Buffer.from(this.coordinatorKey!)) ? { pinned: keyFingerprint(this.coordinatorKey!), presented: keyFingerprint(presented) } : undefined;
+        return { ok: false, rejection: { code: err.code, message: err.message }, ...(keyChanged ? { keyChanged } : {}) };
+      }
       throw err;
     }
   }
 
   // Trust on first use: only a Welcome may introduce the coordinator's key, and only if none is pinned.
   private firstUseKey(payload: Uint8Array): Uint8Array | undefined {
+    return this.welcomeKey(payload);
+  }
+
+  /** The key a Welcome frame announces, read without verifying it (undefined for any other frame). */
+  private welcomeKey(payload: Uint8Array): Uint8Array | undefined {
     try {
       const peek = decodeFrame(payload, { maxFrameBytes: this.opts.maxFrameBytes });
       if (peek.type === 'welcome') return peek.coordinatorSignKey;

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .requiredOption('--data <csv>', "the bank's transactions CSV (read locally, never sent)")
     .requiredOption('--schema <file>', 'the consortium schema JSON distributed by the operator')
     .option('--key <file>', "this bank's identity key file (created by `fedsynth keygen`; default <state-dir>/identity.json, created if missing)")
-    .option('--coordinator-key <base64|file>', "the coordinator's Ed25519 public key to pin (else the first key seen is pinned and stored)")
+    .option('--coordinator-key <file|base64>', "the coordinator's key to pin: its public identity JSON (the operator's <state-dir>/coordinator-public.json), or its base64 Ed25519 key (inline or in a file); else the first key seen is pinned and stored in <state-dir>/coordinator-key.txt")
     .option(
       '--consortium-directory <file>',
       "the consortium directory: the operator's allow-list JSON (the banks' public identities, `fedsynth keygen` output). Every secure-aggregation key list is verified against it; without it the bank refuses secure-aggregation rounds",

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
-import { keyFingerprint, parsePublicIdentity } from '../../protocol';
+import { keyFingerprint } from '../../protocol';
+import { readCoordinatorKey } from '../../client-node/coordinator-key';
 import { verifyBody, type ModelCard, type SignedKind } from '../../coordinator/sampling-service';
 import { decodeCheckpoint, writeFileAtomic } from '../../coordinator/store/checkpoint';
 
@@ -23,22 +23,7 @@ export class ModelVerificationError extends Error {
   override name = 'ModelVerificationError';
 }
 
-/** The pinned key from a public identity JSON file, a file holding a base64 key, or an inline base64 key. */
-export function readCoordinatorKey(arg: string): Uint8Array {
-  const text = existsSync(arg) ? readFileSync(arg, 'utf8').trim() : arg.trim();
-  if (text.startsWith('{')) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (err) {
-      throw new Error(`--coordinator-key ${arg} is not valid JSON: ${(err as Error).message}`);
-    }
-    return parsePublicIdentity(parsed, `--coordinator-key ${arg}`).signPublicKey;
-  }
-  const key = Buffer.from(text, 'base64');
-  if (key.length !== 32) throw new Error(`--coordinator-key must be a public identity JSON file or a base64 Ed25519 public key (32 bytes), got ${key.length} bytes`);
-  return new Uint8Array(key);
-}
+export { readCoordinatorKey };
 
 async function get(url: URL): Promise<Response> {
   let res: Response;
