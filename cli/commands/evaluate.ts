@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .requiredOption('--synthetic <csv>', 'synthetic CSV to evaluate')
     .requiredOption('--out <dir>', 'output folder for report.json and report.html')
     .option('--target <column>', 'target column for utility (TSTR/TRTR, augmentation)')
+    .option('--positive-class <value>', "the target's class scored one-vs-rest (default: its least frequent value in --real)")
     .option('--schema <json>', 'consortium schema JSON (column types and roles); inferred from --real when absent')
     .option('--separator <char>', 'CSV separator (default: auto-detect , or ;)')
     .option('--seed <n>', 'seed of every sample drawn', (v) => {
@@ -25,7 +26,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(n) || n < 10) throw new Error(`--privacy-sample must be an integer >= 10, got "${v}"`);
       return n;
     })
-    .action(async (o: { real: string; holdout: string; synthetic: string; out: string; target?: string; schema?: string; separator?: string; seed?: number; privacySample?: number }) => {
+    .action(async (o: { real: string; holdout: string; synthetic: string; out: string; target?: string; positiveClass?: string; schema?: string; separator?: string; seed?: number; privacySample?: number }) => {
       // A bar on a TTY, plain lines otherwise (stderr, so stdout ends with the report path).
       const bar = createProgress('evaluate', 100);
       const t0 = Date.now();
@@ -37,6 +38,7 @@ export function register(program: Command): void {
           synthetic: o.synthetic,
           outDir: o.out,
           target: o.target,
+          ...(o.positiveClass !== undefined ? { utility: { positiveClass: o.positiveClass } } : {}),
           schema: o.schema,
           separator: o.separator,
           seed: o.seed,
@@ -50,7 +52,7 @@ export function register(program: Command): void {
         process.stdout.write(
           `fidelity: column shapes ${f.columnShapes.toFixed(3)}, column pairs ${f.columnPairs.toFixed(3)}, detection AUC ${f.detectionAuc.toFixed(3)}\n` +
             (report.utility
-              ? `utility: GBDT AUC TSTR ${report.utility.gbdt.tstr.auc.toFixed(3)} / TRTR ${report.utility.gbdt.trtr.auc.toFixed(3)}; logistic TSTR ${report.utility.logistic.tstr.auc.toFixed(3)} / TRTR ${report.utility.logistic.trtr.auc.toFixed(3)}\n`
+              ? `utility (class "${report.utility.positiveClass}" vs rest, ${report.utility.holdoutPositives} of ${report.utility.holdoutRows} holdout rows): GBDT AUC TSTR ${report.utility.gbdt.tstr.auc.toFixed(3)} / TRTR ${report.utility.gbdt.trtr.auc.toFixed(3)}; logistic TSTR ${report.utility.logistic.tstr.auc.toFixed(3)} / TRTR ${report.utility.logistic.trtr.auc.toFixed(3)}\n`
               : '') +
             `privacy: exact copies ${(pr.exactCopyRate * 100).toFixed(2)}%, closer-to-train ${pr.dcr.shareCloserToTrain.toFixed(3)}, MIA AUC distance ${pr.mia.distanceAuc.toFixed(3)} / density ${pr.mia.densityAuc.toFixed(3)}\n` +
             `${jsonPath}\n`,

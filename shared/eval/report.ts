@@ -42,7 +42,7 @@ export interface EvaluateOptions {
   /** Rows per side for MMD (default 1000; O(n^2)). */
   mmdSample?: number;
   threads?: number;
-  utility?: Pick<UtilityOptions, 'gbdt'>;
+  utility?: Pick<UtilityOptions, 'gbdt' | 'positiveClass'>;
   /** Progress: a step name and the share of the pipeline done. */
   onProgress?: (step: string, done: number) => void;
 }
@@ -247,6 +247,7 @@ export async function evaluate(input: EvaluateInput, opts: EvaluateOptions = {})
     utility = utilityMetrics(real, holdout, synthetic, metadata.target, {
       seed,
       gbdt: opts.utility?.gbdt,
+      ...(opts.utility?.positiveClass !== undefined ? { positiveClass: opts.utility.positiveClass } : {}),
       onProgress: (s) => progress(`utility: ${s}`, 0.35),
     });
     warnings.push(...utility.warnings);

@@ -35,12 +35,17 @@ export interface UtilityReport {
 
 export interface UtilityOptions {
   seed?: number;
+  /** The class scored one-vs-rest (a value of the target); default: the least frequent in the real train set. */
+  positiveClass?: string;
   gbdt?: GbdtOptions;
   onProgress?: (step: string) => void;
 }
 
-/** Chooses the positive class from the real target column: its least frequent value. */
-export function positiveClassOf(c: Column): { label: string; is: (t: Table) => Uint8Array } {
+/**
+ * The positive class of the real target column: `wanted` when given (it must occur in the real
+ * train set), else its least frequent value.
+ */
+export function positiveClassOf(c: Column, wanted?: string): { label: string; is: (t: Table) => Uint8Array } {
   if (c.kind === 'categorical') {
     const cnt = new Map<number, number>();
     for (let i = 0; i < c.codes.length; i++) cnt.set(c.codes[i]!, (cnt.get(c.codes[i]!) ?? 0) + 1);
@@ -48,6 +53,13 @@ export function positiveClassOf(c: Column): { label: string; is: (t: Table) => U
     let best = -1;
     let bestN = Infinity;
     for (const [code, n] of cnt) if (n < bestN || (n === bestN && code > best)) [best, bestN] = [code, n];
+    if (wanted !== undefined) {
+      best = c.categories.indexOf(wanted);
+      if (best < 0 || !cnt.has(best)) {
+        const seen = [...cnt.keys()].map((k) => c.categories[k]!).sort();
+        throw new Error(`positive class "${wanted}" does not occur in the real data's target "${c.name}" (values: ${seen.join(', ')})`);
+      }
+    }
     const label = c.categories[best]!;
     return {
       label,
@@ -69,7 +81,11 @@ export function positiveClassOf(c: Column): { label: string; is: (t: Table) => U
     throw new Error(`target "${c.name}" is numeric with ${cnt.size} distinct values; utility needs a binary or categorical target`);
   }
   const [[a, na], [b, nb]] = [...cnt.entries()] as [[number, number], [number, number]];
-  const pos = na < nb || (na === nb && a > b) ? a : b;
+  let pos = na < nb || (na === nb && a > b) ? a : b;
+  if (wanted !== undefined) {
+    if (Number(wanted) !== a && Number(wanted) !== b) throw new Error(`positive class "${wanted}" does not occur in the real data's target "${c.name}" (values: ${a}, ${b})`);
+    pos = Number(wanted);
+  }
   return {
     label: String(pos),
     is: (t) => {
@@ -79,6 +95,10 @@ export function positiveClassOf(c: Column): { label: string; is: (t: Table) => U
     },
   };
 }
+
+/** Below these many rows of the positive class, the report warns that its utility figures are noise. */
+export const MIN_HOLDOUT_POSITIVES = 30;
+export const MIN_TRAIN_POSITIVES = 50;
 
 type Kind = 'gbdt' | 'logistic';
 
@@ -125,12 +145,16 @@ export function utilityMetrics(train: Table, holdout: Table, synthetic: Table, t
   const progress = opts.onProgress ?? (() => {});
   const tcol = train.columns.find((c) => c.name === target);
   if (!tcol) throw new Error(`target "${target}" is not a column of the real data`);
-  const pc = positiveClassOf(tcol);
+  const pc = positiveClassOf(tcol, opts.positiveClass);
   const y = pc.is(train);
   const yh = pc.is(holdout);
   const ys = pc.is(synthetic);
   const warnings: string[] = [];
   if (count1(yh) === 0) throw new Error(`the holdout has no rows of the positive class "${pc.label}" of target "${target}"`);
+  // Too few rows of the class and the figures are noise, not a result: say so next to them.
+  const few = `of the class "${pc.label}" (one-vs-rest${tcol.kind === 'categorical' && tcol.categories.length > 2 ? ' of a multi-class target; --positive-class picks another' : ''})`;
+  if (count1(yh) < MIN_HOLDOUT_POSITIVES) warnings.push(`the holdout has ${count1(yh)} rows ${few}: AUC, recall and precision on so few rows are mostly noise`);
+  if (count1(y) < MIN_TRAIN_POSITIVES) warnings.push(`the real train set has ${count1(y)} rows ${few}: too few for the TRTR baseline to learn from`);
   if (count1(ys) === 0) warnings.push(`synthetic data has no rows of the positive class "${pc.label}": TSTR models cannot rank`);
   const X = dropColumn(train, target);
   const Xh = dropColumn(holdout, target);

@@ -98,6 +98,31 @@ describe('fedsynth evaluate', () => {
     expect(existsSync(join(dir, 'r3', 'report.json'))).toBe(false);
   });
 
+  it('scores the class --positive-class names one-vs-rest on a multi-class target, says which, and warns when it has few rows', async () => {
+    const outDir = join(dir, 'report-segment');
+    const lines = await run([
+      '--real', join(dir, 'train.csv'), '--holdout', join(dir, 'holdout.csv'), '--synthetic', join(dir, 'syn.csv'),
+      '--target', 'segment', '--positive-class', 'silver', '--out', outDir, '--privacy-sample', '200',
+    ]);
+    const report = JSON.parse(await readFile(lines[lines.length - 1]!, 'utf8')) as { utility: { positiveClass: string; holdoutPositives: number; holdoutRows: number }; warnings: string[] };
+    expect(report.utility.positiveClass).toBe('silver');
+    expect(report.utility.holdoutPositives).toBeGreaterThan(30);
+    expect(lines.some((l) => l.startsWith(`utility (class "silver" vs rest, ${report.utility.holdoutPositives} of ${report.utility.holdoutRows} holdout rows): GBDT AUC TSTR `))).toBe(true);
+    expect(report.warnings.some((w) => w.includes('silver'))).toBe(false);
+    // A tiny holdout: the figures come with a warning that names the class and the count.
+    await writeFile(join(dir, 'holdout-small.csv'), csv(genRows(60, 5, 50_000)));
+    const small = await run([
+      '--real', join(dir, 'train.csv'), '--holdout', join(dir, 'holdout-small.csv'), '--synthetic', join(dir, 'syn.csv'),
+      '--target', 'segment', '--positive-class', 'gold', '--out', join(dir, 'report-small'), '--privacy-sample', '50',
+    ]);
+    const r2 = JSON.parse(await readFile(small[small.length - 1]!, 'utf8')) as { utility: { holdoutPositives: number }; warnings: string[] };
+    expect(r2.utility.holdoutPositives).toBeLessThan(30);
+    expect(r2.warnings).toContain(`the holdout has ${r2.utility.holdoutPositives} rows of the class "gold" (one-vs-rest of a multi-class target; --positive-class picks another): AUC, recall and precision on so few rows are mostly noise`);
+    await expect(
+      run(['--real', join(dir, 'train.csv'), '--holdout', join(dir, 'holdout.csv'), '--synthetic', join(dir, 'syn.csv'), '--target', 'segment', '--positive-class', 'platinum', '--out', join(dir, 'r5')]),
+    ).rejects.toThrow(/positive class "platinum" does not occur in the real data's target "segment" \(values: bronze, gold, silver\)/);
+  });
+
   it('rejects an unknown target column', async () => {
     await expect(
       run(['--real', join(dir, 'train.csv'), '--holdout', join(dir, 'holdout.csv'), '--synthetic', join(dir, 'syn.csv'), '--target', 'nope', '--out', join(dir, 'r4')]),

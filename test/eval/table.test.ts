@@ -74,5 +74,9 @@ describe('exact copies and the positive class', () => {
     const pc = positiveClassOf(t.columns.find((c) => c.name === 'y')!);
     expect(pc.label).toBe('yes');
     expect(Array.from(pc.is(t)).reduce((s, v) => s + v, 0)).toBe(5);
+    const no = positiveClassOf(t.columns.find((c) => c.name === 'y')!, 'no');
+    expect(no.label).toBe('no');
+    expect(Array.from(no.is(t)).reduce((s, v) => s + v, 0)).toBe(45);
+    expect(() => positiveClassOf(t.columns.find((c) => c.name === 'y')!, 'maybe')).toThrow(/positive class "maybe" does not occur .* \(values: no, yes\)/);
   });
 });
