@@ -12,7 +12,8 @@ export function register(program: Command): void {
     .option('--force', 'replace an existing key file (locks the old identity out of the consortium)')
     .addHelpText('after', '\nPrints the public identity as JSON: give it to the consortium operator for the allow-list.')
     .action((o: { out: string; id?: string; force?: boolean }) => {
-      mkdirSync(dirname(o.out), { recursive: true });
+      // A new folder for the secret key is private too (the agent creates its state dir 0700).
+      mkdirSync(dirname(o.out), { recursive: true, mode: 0o700 });
       const identity = generateIdentity(o.id);
       saveIdentity(o.out, identity, { overwrite: Boolean(o.force) });
       process.stderr.write(`secret keys written to ${o.out} (mode 0600)\n`);
