@@ -20,7 +20,7 @@ import { secureGaussian } from '../shared/privacy/secure-noise';
 import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
 import { sampleRows, type QuotaDraw, type SamplableModel } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
-import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
+import { GmmTransformer, pooledCategoryWeights, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { weightedMean } from '../coordinator/strategy/aggregate';
 import { mergeNoisyCounts } from '../coordinator/summaries';
 import { emaGenerator, emaWarmupBeta } from '../coordinator/strategy/aggregate';
@@ -222,9 +222,12 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       return v.map((x, j) => x + noise[j]!);
     });
   });
-  // The coordinator's merge: per (column, bin) sum over banks, clamped at 0.
-  const merged = mergeNoisyCounts(released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! }))));
-  const transformer = GmmTransformer.fit(schema, merged, { noiseStd });
+  // The coordinator's merge: per (column, bin) sum over banks, clamped at 0; the transformer is
+  // fitted from it, and the category weights pool its merged rare categories from the unclamped sums.
+  const perBank = released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! })));
+  const clamped = mergeNoisyCounts(perBank);
+  const transformer = GmmTransformer.fit(schema, clamped, { noiseStd });
+  const merged = pooledCategoryWeights(transformer.toJSON(), mergeNoisyCounts(perBank, { clamp: false }));
   const modelConfig = consortiumModelConfig(schema, { ...(o.classifierWeight !== undefined ? { classifierWeight: o.classifierWeight } : {}), ...o.model });
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.

@@ -10,7 +10,7 @@ import { consortiumModelConfig } from './model-config';
 import { selectBackend } from '../shared/tensor/backend';
 import { schemaHash, validateSchema } from '../shared/data/schema';
 import { SimpleTransformer } from '../shared/transformer/simple';
-import { GmmTransformer, summaryColumns as gmmSummaryColumns } from '../shared/transformer/gmm';
+import { GmmTransformer, pooledCategoryWeights, summaryColumns as gmmSummaryColumns, type GmmTransformerState } from '../shared/transformer/gmm';
 import { FedAvg } from './strategy/fedavg';
 import { startCoordinator, type RunningCoordinator } from './server';
 import { openPersistence } from './sqlite-persistence';
@@ -116,6 +116,7 @@ export async function runCoordinator(
             log.info('transformer_fitted', { kind: 'gmm', noiseStd: Number(Math.max(0, ...noiseStd).toFixed(2)), modes: t.toJSON().columns.filter((c) => c.kind === 'numeric').map((c) => `${c.column}:${(c as { mixture: { means: number[] } }).mixture.means.length}`) });
             return t.toJSON();
           },
+          categoryWeightsFor: (fitted: unknown, raw: { column: string; values: number[] }[]) => pooledCategoryWeights(fitted as GmmTransformerState, raw),
         }
       : {}),
     maxFrameBytes: s.maxFrameBytes,

@@ -49,6 +49,11 @@ export interface CoordinatorOptions {
    */
   /** noiseStd: per merged column, the sd of the noise in its counts. */
   fitTransformer?: (merged: ColumnCounts[], noiseStd: number[]) => unknown;
+  /**
+   * The category weights for the fitted transformer state from the unclamped merged sums
+   * (pooledCategoryWeights for the gmm transformer). Absent: the clamped merge.
+   */
+  categoryWeightsFor?: (fitted: unknown, rawSums: ColumnCounts[]) => ColumnCounts[];
   maxFrameBytes: number;
   /** Committed model versions, for the signed model and sampling endpoints (/models, /sample); absent = not served. */
   models?: ModelSource;
@@ -212,10 +217,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           });
         }
         if (opts.summaryColumns.length > 0 && !summaries.weights) {
-          const weights = summaries.freeze(participants);
           const columnNoise = summaries.columnNoiseStd(participants);
           const noiseStd = Math.max(0, ...columnNoise);
-          const fitted = opts.fitTransformer?.(weights, columnNoise);
+          // The transformer is fitted from the clamped merge; the weights then pool its merged rare
+          // categories from the unclamped sums (pooledCategoryWeights).
+          let fitted: unknown;
+          const weights = summaries.freeze(participants, (clamped, raw) => {
+            fitted = opts.fitTransformer?.(clamped, columnNoise);
+            return fitted !== undefined && opts.categoryWeightsFor ? opts.categoryWeightsFor(fitted, raw) : clamped;
+          });
           if (fitted !== undefined) transformerJson = JSON.stringify(fitted);
           opts.persistence.saveCategoryWeights(weights, fitted);
           log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column), noiseStd: Number(noiseStd.toFixed(2)), transformerFitted: fitted !== undefined });

@@ -34,15 +34,23 @@ export class SummaryBook {
     return per[0]!.map((_, k) => Math.sqrt(per.reduce((s, v) => s + (v[k] ?? 0) ** 2, 0)));
   }
 
-  /** Freezes the merge of the given banks' summaries (idempotent once frozen). */
-  freeze(banks: readonly string[]): ColumnCounts[] {
-    if (!this.frozen) this.frozen = mergeNoisyCounts(banks.map((b) => this.byBank.get(b)).filter((c): c is ColumnCounts[] => c !== undefined));
+  /**
+   * Freezes the merge of the given banks' summaries (idempotent once frozen). `finalize`, given the
+   * clamped merge and the unclamped sums, may return the weights to freeze instead (post-processing,
+   * e.g. pooledCategoryWeights once the transformer is fitted).
+   */
+  freeze(banks: readonly string[], finalize?: (clamped: ColumnCounts[], rawSums: ColumnCounts[]) => ColumnCounts[]): ColumnCounts[] {
+    if (!this.frozen) {
+      const summaries = banks.map((b) => this.byBank.get(b)).filter((c): c is ColumnCounts[] => c !== undefined);
+      const clamped = mergeNoisyCounts(summaries);
+      this.frozen = finalize ? finalize(clamped, mergeNoisyCounts(summaries, { clamp: false })) : clamped;
+    }
     return this.frozen;
   }
 }
 
-/** Σ over banks per (column, category), clamped at 0. Columns must agree in name and length. */
-export function mergeNoisyCounts(summaries: readonly ColumnCounts[][]): ColumnCounts[] {
+/** Σ over banks per (column, category), clamped at 0 (unless `clamp: false`). Columns must agree in name and length. */
+export function mergeNoisyCounts(summaries: readonly ColumnCounts[][], o: { clamp?: boolean } = {}): ColumnCounts[] {
   if (summaries.length === 0) return [];
   const first = summaries[0]!;
   return first.map((col, k) => {
@@ -54,6 +62,6 @@ export function mergeNoisyCounts(summaries: readonly ColumnCounts[][]): ColumnCo
       }
       c.values.forEach((v, j) => (sum[j]! += v));
     }
-    return { column: col.column, values: sum.map((v) => Math.max(0, v)) };
+    return { column: col.column, values: o.clamp === false ? sum : sum.map((v) => Math.max(0, v)) };
   });
 }

@@ -20,4 +20,20 @@ describe('SummaryBook', () => {
     ]);
     expect(book.weights).toBe(merged);
   });
+
+  it('freezes what finalize makes of the clamped merge and the unclamped sums (once)', () => {
+    const book = new SummaryBook();
+    book.add('a', [{ column: 'c', values: [500, -30, 20, -25] }], 10);
+    book.add('b', [{ column: 'c', values: [300, 10, -15, 5] }], 10);
+    let calls = 0;
+    const frozen = book.freeze(['a', 'b'], (clamped, raw) => {
+      calls++;
+      expect(clamped).toEqual([{ column: 'c', values: [800, 0, 5, 0] }]);
+      expect(raw).toEqual([{ column: 'c', values: [800, -20, 5, -20] }]);
+      return [{ column: 'c', values: [800, 0, 0, 0] }];
+    });
+    expect(frozen).toEqual([{ column: 'c', values: [800, 0, 0, 0] }]);
+    expect(book.freeze(['a', 'b'], () => [])).toBe(frozen);
+    expect(calls).toBe(1);
+  });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
-import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
+import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
 const rowsOf = (bank: number, n: number, seed: number): Row[] =>
@@ -152,6 +152,33 @@ describe('GMM transformer', () => {
     );
     expect(new Set(back.map((r) => r[0]))).toEqual(new Set(['r1', 'r2', 'r3']));
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
+  });
+
+  it("pools the merged rare categories' weight from the unclamped noisy sums: unbiased, not the sum of clamped noise", () => {
+    const s = validateSchema({
+      version: 1,
+      columns: [
+        { name: 'c', type: 'categorical', categories: ['a', 'b', 'r1', 'r2', 'r3', 'r4'] },
+        { name: 'k', type: 'categorical', categories: ['p', 'q'] },
+        { name: 'x', type: 'continuous', min: 0, max: 1 },
+      ],
+    });
+    const sc = summaryColumns(s);
+    const hist = { column: 'x', values: new Array(sc[2]!.dim).fill(100) };
+    // True rare counts 0, 2, 0, 1 under noise sd 10: the noisy sums scatter around 0.
+    const raw = [{ column: 'c', values: [5000, 3000, 12, -9, 14, -15] }, { column: 'k', values: [4000, -3] }, hist];
+    const clamped = raw.map((c) => ({ column: c.column, values: c.values.map((v) => Math.max(0, v)) }));
+    const t = GmmTransformer.fit(s, clamped, { noiseStd: 10 });
+    const w = pooledCategoryWeights(t.toJSON(), raw);
+    // The slot (r1) carries max(0, 12 − 9 + 14 − 15) = 2; the other merged categories 0. Clamping
+    // each first would have given the slot's categories 12 + 14 = 26 between them.
+    expect(w[0]!.values).toEqual([5000, 3000, 2, 0, 0, 0]);
+    expect(clamped[0]!.values.slice(2).reduce((a, b) => a + b, 0)).toBe(26);
+    // A column without a merged slot (two categories: nothing to pool) is only clamped; so is a histogram.
+    expect(w[1]!.values).toEqual([4000, 0]);
+    expect(w[2]!.values).toEqual(hist.values);
+    // A negative pooled sum is clamped once, at the slot.
+    expect(pooledCategoryWeights(t.toJSON(), [{ ...raw[0]!, values: [5000, 3000, -12, -9, 14, -15] }, raw[1]!, hist])[0]!.values).toEqual([5000, 3000, 0, 0, 0, 0]);
   });
 
   it('keeps bins of a noisy histogram that stand out as a run or alone above 3σ, and drops isolated noise', () => {
