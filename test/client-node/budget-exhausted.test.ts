@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentFatalError, startAgent } from '../../client-node/agent';
+import { AgentFatalError } from '../../client-node/agent';
 import { GanLocalTrainer, type LocalDpOptions } from '../../client-node/local-trainer';
 import { PrivacyLedger } from '../../client-node/ledger';
 import { generateIdentity } from '../../protocol';
@@ -14,7 +14,7 @@ import { defaultModelConfig, createModel } from '../../shared/model';
 import { memoryLogger } from '../../shared/log/logger';
 import { selectBackend } from '../../shared/tensor/backend';
 import { condToy } from '../model/helpers';
-import { handCoordinator } from './helpers/hand-coordinator';
+import { agentOutcome, handCoordinator, startToyAgent } from './helpers/hand-coordinator';
 
 const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], loss: 'ns', pac: 1, seed: 8 });
@@ -37,25 +37,13 @@ async function runOneRound(name: string, dp: (ledger: PrivacyLedger) => LocalDpO
   const coordinator = await handCoordinator(bank, weights);
   const ledger = PrivacyLedger.open(join(dir, `${name}.jsonl`));
   const log = memoryLogger('bank-1');
-  const agent = startAgent({
-    coordinatorUrl: coordinator.url,
-    bankId: 'bank-1',
-    schemaHash: 'sha256:toy',
-    identity: bank,
-    coordinatorKey: coordinator.identity.sign.publicKey,
-    createTrainer: async (json) => new GanLocalTrainer(JSON.parse(json), 4, dp(ledger)),
-    dataset: { rows: 400, prepare: () => ({ encoded: toy.data, rows: 400, dim: 4 }) },
-    summarize: () => ({ counts: [{ column: 'c', values: [200, 120, 80] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
-    epsilonSpent: () => ({ epsilon: ledger.spent(1e-5), delta: 1e-5 }),
-    unverifiedKeyLists: true,
-    log,
-  });
+  const agent = startToyAgent({ coordinator, bank, ledger, trainer: (json) => new GanLocalTrainer(JSON.parse(json), 4, dp(ledger)), data: { encoded: toy.data, rows: 400, dim: 4 }, log });
   try {
     await coordinator.next('register');
     coordinator.send(coordinator.wire.welcome({ bankId: 'bank-1', modelConfigJson: JSON.stringify({ model, spans: toy.spans }), currentRound: 0 }));
     await coordinator.next('summary');
     coordinator.send(coordinator.wire.roundStart({ roundId: 1, modelVersion: 0, weights, plan, deadlineMs: Date.now() + 60_000, seed: 1, dp: noDp }));
-    const error = await Promise.race([agent.done.then(() => undefined, (e: unknown) => e), new Promise((r) => setTimeout(() => r('still running after 20 s'), 20_000))]);
+    const error = await agentOutcome(agent, 20_000);
     return { error, log: log.lines, ledger, updates: coordinator.received.filter((m) => m.type === 'clientUpdate').length };
   } finally {
     agent.stop();

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAgent } from '../../client-node/agent';
 import { GanLocalTrainer } from '../../client-node/local-trainer';
 import { PrivacyLedger } from '../../client-node/ledger';
 import { releaseCalibrationCounts } from '../../client-node/dp-calibration';
@@ -16,7 +15,7 @@ import { defaultModelConfig, createModel } from '../../shared/model';
 import { memoryLogger } from '../../shared/log/logger';
 import { selectBackend } from '../../shared/tensor/backend';
 import { condToy } from '../model/helpers';
-import { handCoordinator, waitFor } from './helpers/hand-coordinator';
+import { handCoordinator, startToyAgent, waitFor } from './helpers/hand-coordinator';
 
 const toy = condToy(400, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], classifierColumn: 'c', classifierDims: [], loss: 'ns', pac: 1, seed: 8 });
@@ -41,19 +40,14 @@ describe('bank agent: the label calibration release', () => {
     const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'));
     const budget = { epsilonMax: 5, delta: 1e-5 };
     const log = memoryLogger('bank-1');
-    const agent = startAgent({
-      coordinatorUrl: coordinator.url,
-      bankId: 'bank-1',
-      schemaHash: 'sha256:toy',
-      identity: bankId,
-      coordinatorKey: coordinator.identity.sign.publicKey,
-      createTrainer: async (json) => new GanLocalTrainer(JSON.parse(json), 4, { ledger, budget, noiseMultiplier: 2, sampleRate: 0.1 }),
-      dataset: { rows: 400, prepare: () => ({ encoded: toy.data, rows: 400, dim: 4 }) },
-      summarize: () => ({ counts: [{ column: 'c', values: [200, 120, 80] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
-      epsilonSpent: () => ({ epsilon: ledger.spent(1e-5), delta: 1e-5 }),
-      releaseCalibration: (exact, z) => releaseCalibrationCounts(exact, { noiseMultiplier: z, ledger, budget }),
-      unverifiedKeyLists: true,
+    const agent = startToyAgent({
+      coordinator,
+      bank: bankId,
+      ledger,
+      trainer: (json) => new GanLocalTrainer(JSON.parse(json), 4, { ledger, budget, noiseMultiplier: 2, sampleRate: 0.1 }),
+      data: { encoded: toy.data, rows: 400, dim: 4 },
       log,
+      releaseCalibration: (exact, z) => releaseCalibrationCounts(exact, { noiseMultiplier: z, ledger, budget }),
     });
     try {
       const register = await next('register');

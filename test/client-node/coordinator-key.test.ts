@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentFatalError, startAgent } from '../../client-node/agent';
+import { AgentFatalError } from '../../client-node/agent';
 import { readCoordinatorKey } from '../../client-node/coordinator-key';
 import { GanLocalTrainer } from '../../client-node/local-trainer';
 import { PrivacyLedger } from '../../client-node/ledger';
@@ -14,7 +14,7 @@ import { defaultModelConfig, createModel } from '../../shared/model';
 import { memoryLogger } from '../../shared/log/logger';
 import { selectBackend } from '../../shared/tensor/backend';
 import { condToy } from '../model/helpers';
-import { handCoordinator } from './helpers/hand-coordinator';
+import { agentOutcome, handCoordinator, startToyAgent } from './helpers/hand-coordinator';
 
 const toy = condToy(200, [0.5, 0.3, 0.2], [-0.5, 0, 0.5]);
 const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], loss: 'ns', pac: 1, seed: 8 });
@@ -36,24 +36,20 @@ describe("bank agent: the coordinator's pinned key", () => {
     const pinned = generateIdentity('coordinator').sign.publicKey; // the key the bank pinned earlier
     const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'));
     const log = memoryLogger('bank-1');
-    const agent = startAgent({
-      coordinatorUrl: coordinator.url,
-      bankId: 'bank-1',
-      schemaHash: 'sha256:toy',
-      identity: bank,
+    const agent = startToyAgent({
+      coordinator,
+      bank,
+      ledger,
+      trainer: (json) => new GanLocalTrainer(JSON.parse(json), 4, { ledger, budget: { epsilonMax: 5, delta: 1e-5 }, noiseMultiplier: 2 }),
+      data: { encoded: toy.data, rows: 200, dim: 4 },
+      log,
       coordinatorKey: pinned,
       coordinatorKeySource: 'pinned on first use in /state/coordinator-key.txt',
-      createTrainer: async (json) => new GanLocalTrainer(JSON.parse(json), 4, { ledger, budget: { epsilonMax: 5, delta: 1e-5 }, noiseMultiplier: 2 }),
-      dataset: { rows: 200, prepare: () => ({ encoded: toy.data, rows: 200, dim: 4 }) },
-      summarize: () => ({ counts: [{ column: 'c', values: [100, 60, 40] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
-      epsilonSpent: () => ({ epsilon: ledger.spent(1e-5), delta: 1e-5 }),
-      unverifiedKeyLists: true,
-      log,
     });
     try {
       await coordinator.next('register');
       coordinator.send(coordinator.wire.welcome({ bankId: 'bank-1', modelConfigJson: JSON.stringify({ model, spans: toy.spans }), currentRound: 0 }));
-      const error = await Promise.race([agent.done.then(() => undefined, (e: unknown) => e), new Promise((r) => setTimeout(() => r('still running after 10 s'), 10_000))]);
+      const error = await agentOutcome(agent, 10_000);
       expect(error).toBeInstanceOf(AgentFatalError);
       const message = (error as Error).message;
       expect(message).toContain(`presents signing key ${keyFingerprint(coordinator.identity.sign.publicKey)}`);

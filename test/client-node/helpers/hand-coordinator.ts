@@ -7,6 +7,10 @@ import { Server } from 'socket.io';
 import { CoordinatorWire } from '../../../coordinator/wire';
 import { generateIdentity, type DecodedMessage, type Identity } from '../../../protocol';
 import type { NamedTensor } from '../../../shared/tensor/named';
+import { startAgent, type AgentOptions, type RunningAgent } from '../../../client-node/agent';
+import type { PrivacyLedger } from '../../../client-node/ledger';
+import type { LocalTrainer } from '../../../client-node/trainer';
+import type { Logger } from '../../../shared/log/logger';
 
 export interface HandCoordinator {
   url: string;
@@ -73,4 +77,43 @@ export async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
     if (Date.now() > until) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A real agent (startAgent) for a toy dataset of `rows` × `dim` encoded values, talking to `coordinator`:
+ * it pins the coordinator's key unless `coordinatorKey` says otherwise, summarises with fixed counts
+ * of the toy's class column, and reports its ledger's ε.
+ */
+export function startToyAgent(o: {
+  coordinator: HandCoordinator;
+  bank: Identity;
+  ledger: PrivacyLedger;
+  trainer: (modelConfigJson: string) => LocalTrainer;
+  data: { encoded: Float32Array; rows: number; dim: number };
+  log: Logger;
+  coordinatorKey?: Uint8Array;
+  coordinatorKeySource?: string;
+  releaseCalibration?: AgentOptions['releaseCalibration'];
+}): RunningAgent {
+  const { rows } = o.data;
+  return startAgent({
+    coordinatorUrl: o.coordinator.url,
+    bankId: o.bank.id!,
+    schemaHash: 'sha256:toy',
+    identity: o.bank,
+    coordinatorKey: o.coordinatorKey ?? o.coordinator.identity.sign.publicKey,
+    ...(o.coordinatorKeySource ? { coordinatorKeySource: o.coordinatorKeySource } : {}),
+    createTrainer: async (json) => o.trainer(json),
+    dataset: { rows, prepare: () => o.data },
+    summarize: () => ({ counts: [{ column: 'c', values: [rows / 2, (rows * 3) / 10, rows / 5] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
+    epsilonSpent: () => ({ epsilon: o.ledger.spent(1e-5), delta: 1e-5 }),
+    ...(o.releaseCalibration ? { releaseCalibration: o.releaseCalibration } : {}),
+    unverifiedKeyLists: true,
+    log: o.log,
+  });
+}
+
+/** How the agent ended: undefined (finished), its error, or a string when it still runs after `ms`. */
+export function agentOutcome(agent: RunningAgent, ms: number): Promise<unknown> {
+  return Promise.race([agent.done.then(() => undefined, (e: unknown) => e), new Promise((r) => setTimeout(() => r(`still running after ${ms / 1000} s`), ms))]);
 }
