@@ -60,7 +60,7 @@ export class AgentWire {
       const message = decodeFrame(payload, {
         maxFrameBytes: this.opts.maxFrameBytes,
         modelSpec: this.modelSpec,
-        verify: (sender) => (sender === COORDINATOR_ID ? this.coordinatorKey ?? this.firstUseKey(payload) : undefined),
+        verify: (sender) => (sender === COORDINATOR_ID ? this.coordinatorKey ?? this.welcomeKey(payload) : undefined),
         guard: this.guard,
       });
       if (message.type === 'welcome' && !this.coordinatorKey) this.pin(message.coordinatorSignKey);
@@ -75,12 +75,10 @@ export class AgentWire {
     }
   }
 
-  // Trust on first use: only a Welcome may introduce the coordinator's key, and only if none is pinned.
-  private firstUseKey(payload: Uint8Array): Uint8Array | undefined {
-    return this.welcomeKey(payload);
-  }
-
-  /** The key a Welcome frame announces, read without verifying it (undefined for any other frame). */
+  /**
+   * The key a Welcome frame announces, read without verifying it (undefined for any other frame).
+   * Trust on first use: only a Welcome may introduce the coordinator's key, and only if none is pinned.
+   */
   private welcomeKey(payload: Uint8Array): Uint8Array | undefined {
     try {
       const peek = decodeFrame(payload, { maxFrameBytes: this.opts.maxFrameBytes });
