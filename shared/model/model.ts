@@ -67,6 +67,11 @@ export interface GenerateOptions {
   seed?: number;
   /** Rows per forward pass (default 1000). */
   batchSize?: number;
+  /**
+   * Per softmax span (by offset), categories never to draw: the draw is from the generator's
+   * softmax renormalised over the rest (the transformer's unusedCategories). Absent: all.
+   */
+  excluded?: readonly { offset: number; categories: readonly number[] }[];
 }
 
 let modelCounter = 0;
@@ -441,6 +446,14 @@ export class GanModel {
     const cd = this.condDim;
     const cond = this.condRows(n, opts, rng);
     const out = new Float32Array(n * d);
+    const skip = new Map<number, Set<number>>();
+    for (const e of opts.excluded ?? []) {
+      const span = this.spans.find((sp) => sp.offset === e.offset && sp.kind === 'softmax');
+      if (!span) throw new Error(`generate: excluded categories name no softmax span at offset ${e.offset}`);
+      if (e.categories.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim)) throw new Error(`generate: excluded categories of '${span.column}' must be integers in [0, ${span.dim})`);
+      if (e.categories.length >= span.dim) throw new Error(`generate: every category of '${span.column}' is excluded`);
+      skip.set(e.offset, new Set(e.categories));
+    }
     for (let start = 0; start < n; start += bs) {
       const rows = Math.min(bs, n - start);
       const raw = tf.tidy(() => {
@@ -457,11 +470,15 @@ export class GanModel {
           if (s.kind === 'tanh') {
             for (let j = 0; j < s.dim; j++) out[dst + s.offset + j] = Math.tanh(vals[src + s.offset + j]!);
           } else {
-            // Gumbel-max: argmax(logit + Gumbel) is an exact draw from softmax(logit).
+            // Gumbel-max: argmax(logit + Gumbel) is an exact draw from softmax(logit), and over a
+            // subset of categories an exact draw from the softmax renormalised over that subset.
+            const no = skip.get(s.offset);
             let best = 0;
             let bestV = -Infinity;
             for (let j = 0; j < s.dim; j++) {
-              const v = vals[src + s.offset + j]! - Math.log(-Math.log(rng.nextOpen()));
+              const g = -Math.log(-Math.log(rng.nextOpen()));
+              if (no?.has(j)) continue;
+              const v = vals[src + s.offset + j]! + g;
               if (v > bestV) {
                 bestV = v;
                 best = j;

@@ -52,7 +52,7 @@ export function planLabelCalibration(m: SamplableModel, o: { rows?: number; seed
     const reference = new Float64Array(total);
     for (let done = 0, s = o.seed ?? 1; done < total; s++) {
       const k = Math.min(chunk, total - done);
-      const data = model.generate(k, { ...(freqs ? { categoryFrequencies: freqs } : {}), seed: s });
+      const data = model.generate(k, { ...(freqs ? { categoryFrequencies: freqs } : {}), excluded: transformer.unusedCategories?.() ?? [], seed: s });
       const p = model.classifierProbabilities(data, k);
       for (let r = 0; r < k; r++) reference[done + r] = classLogit(p[r * span.dim + classIndex]!);
       done += k;

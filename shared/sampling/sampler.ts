@@ -106,6 +106,8 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
   const model = createModel(parseModelConfig(m.modelConfig), transformer.spans as OutputSpan[]);
   try {
     model.setWeights(m.tensors);
+    // Categories the encoding never produces (rare ones merged into a slot) are never drawn.
+    const excluded = transformer.unusedCategories?.() ?? [];
     const schemaColumns = (transformer as SimpleTransformer | GmmTransformer).schema.columns;
     const columns = schemaColumns.map((c) => c.name);
     const batch = 2000;
@@ -139,6 +141,9 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     const rowsWhere = (column: string, colIndex: number, category: number, label: string, count: number, firstSeed: number, onProgress?: (done: number) => void): Row[] => {
       const discrete = transformer.discreteSpans().find((d) => d.column === column)!;
       const conditioned = model.condSpans.some((s) => s.column === column);
+      // A rare category merged into another's slot is encoded (and generated) as that slot.
+      const merged = excluded.find((e) => e.offset === discrete.offset && e.categories.includes(category));
+      const condCategory = merged ? merged.slot : category;
       const matches = (r: Row): boolean => String(r[colIndex]) === discrete.categories[category];
       const maxTries = opts.maxTries ?? 50;
       const out: Row[] = [];
@@ -149,8 +154,8 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
           throw new SamplingError(`only ${out.length} of ${count} rows with ${column}=${label} after ${tries - 1} batches: the model rarely produces this category`);
         }
         const data = conditioned
-          ? model.generate(batch, { cond: { column, category }, seed: s++ })
-          : model.generate(batch, { categoryFrequencies: freqs, seed: s++ });
+          ? model.generate(batch, { excluded, cond: { column, category: condCategory }, seed: s++ })
+          : model.generate(batch, { excluded, categoryFrequencies: freqs, seed: s++ });
         if (labelSpan && column !== labelSpan.column) labelRows(data, batch);
         // Conditioning makes nearly every row match; the check keeps the guarantee exact.
         for (const r of transformer.inverse(data, batch)) if (matches(r) && out.length < count) out.push(r);
@@ -190,7 +195,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       let s = firstSeed;
       for (let tries = 0; out.length < count; tries++) {
         if (tries >= maxChunks) throw new SamplingError(`only ${out.length} of ${count} rows labelled ${span.column}=${label} after ${tries} chunks of ${chunk} rows`);
-        const data = model.generate(chunk, { categoryFrequencies: freqs, seed: s++ });
+        const data = model.generate(chunk, { excluded, categoryFrequencies: freqs, seed: s++ });
         labelRows(data, chunk, quotas);
         const picked: number[] = [];
         for (let r = 0; r < chunk && out.length + picked.length < count; r++) if (data[r * d + span.offset + category] === 1) picked.push(r);
@@ -212,7 +217,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
           const k = Math.min(batch, n - rows.length);
           const quotas = apportion(k, remaining)!;
           quotas.forEach((q, c) => (remaining[c]! -= q));
-          const data = model.generate(k, { categoryFrequencies: freqs, seed: seed++ });
+          const data = model.generate(k, { excluded, categoryFrequencies: freqs, seed: seed++ });
           labelRows(data, k, quotas);
           rows.push(...transformer.inverse(data, k));
           opts.onProgress?.(rows.length, n);
@@ -231,7 +236,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
         // 1. Rows sampled as CTGAN does (the generator picks each row's label together with its
         //    features), kept while their class still has room.
         for (let b = 0; have < n && b < Math.ceil((2 * n) / batch) + 2; b++) {
-          const data = model.generate(batch, { categoryFrequencies: freqs, seed: seed++ });
+          const data = model.generate(batch, { excluded, categoryFrequencies: freqs, seed: seed++ });
           for (const r of transformer.inverse(data, batch)) {
             const c = classOf.get(String(r[ti]));
             if (c !== undefined && byClass[c]!.length < quotas[c]!) {
@@ -263,7 +268,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
       if (model.condSpans.length > 0 && !weights) throw new SamplingError('this model has no category weights (no bank summaries were merged before training); it cannot be sampled unconditionally');
       while (rows.length < n) {
         const k = Math.min(batch, n - rows.length);
-        const data = model.generate(k, { categoryFrequencies: freqs, seed: seed++ });
+        const data = model.generate(k, { excluded, categoryFrequencies: freqs, seed: seed++ });
         if (labelSpan) labelRows(data, k);
         rows.push(...transformer.inverse(data, k));
         opts.onProgress?.(rows.length, n);

@@ -429,6 +429,16 @@ export class GmmTransformer implements DataTransformer {
     return { kind: 'gmm', schema: this.schema, maxModes: this.maxModes, ...(this.columnStates ? { columns: this.columnStates } : {}) } as GmmTransformerState & Record<string, unknown>;
   }
 
+  /** The merged rare categories other than their slot: transform() maps them to the slot. */
+  unusedCategories(): { offset: number; categories: number[]; slot: number }[] {
+    const out: { offset: number; categories: number[]; slot: number }[] = [];
+    for (const p of this.plans) {
+      const merged = (p.state as DiscreteState | undefined)?.merged;
+      if (merged) out.push({ offset: p.offset, categories: merged.categories.filter((j) => j !== merged.slot), slot: merged.slot });
+    }
+    return out;
+  }
+
   discreteSpans(): DiscreteSpan[] {
     return this.plans
       .filter((p) => isDiscrete(p.col))

@@ -27,5 +27,11 @@ export interface DataTransformer {
   transform(rows: readonly Row[]): Float32Array;
   inverse(data: Float32Array, n: number): Row[];
   discreteSpans(): DiscreteSpan[];
+  /**
+   * Per softmax span (by offset), the categories the encoding never produces (e.g. rare categories
+   * merged into another's slot): a generated row that picks one has no real counterpart. `slot`:
+   * the category they are encoded as.
+   */
+  unusedCategories?(): { offset: number; categories: number[]; slot: number }[];
   toJSON(): { kind: string } & Record<string, unknown>;
 }
