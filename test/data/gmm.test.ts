@@ -151,6 +151,10 @@ describe('GMM transformer', () => {
       300,
     );
     expect(new Set(back.map((r) => r[0]))).toEqual(new Set(['r1', 'r2', 'r3']));
+    // The merged categories other than the slot are never produced by the encoding: the sampler excludes them.
+    expect(t.unusedCategories()).toEqual([{ offset: t.spans[0]!.offset, categories: [3, 4], slot: 2 }]);
+    const plain = GmmTransformer.fit(s, [{ column: 'c', values: [5000, 3000, 300, 400, 800] }, { column: 'x', values: new Array(sc[1]!.dim).fill(100) }], { noiseStd: 10 });
+    expect(plain.unusedCategories()).toEqual([]);
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
   });
 

@@ -4,8 +4,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelConfig, type OutputSpan } from '../../shared/model/config';
 import { createModel } from '../../shared/model/model';
 import { selectBackend } from '../../shared/tensor/backend';
-import { validateSchema } from '../../shared/data/schema';
-import { GmmTransformer, summaryColumns } from '../../shared/transformer/gmm';
 
 const spans: OutputSpan[] = [
   { column: 'x', kind: 'tanh', dim: 1, offset: 0 },
@@ -43,20 +41,5 @@ describe('generate: excluded categories', () => {
     } finally {
       m.dispose();
     }
-  });
-
-  it("the gmm transformer names its merged categories other than the slot, and their slot", () => {
-    const s = validateSchema({
-      version: 1,
-      columns: [
-        { name: 'c', type: 'categorical', categories: ['a', 'b', 'r1', 'r2', 'r3'] },
-        { name: 'x', type: 'continuous', min: 0, max: 1 },
-      ],
-    });
-    const sc = summaryColumns(s);
-    const t = GmmTransformer.fit(s, [{ column: 'c', values: [5000, 3000, 3, 0, 8] }, { column: 'x', values: new Array(sc[1]!.dim).fill(100) }], { noiseStd: 10 });
-    expect(t.unusedCategories()).toEqual([{ offset: t.spans[0]!.offset, categories: [3, 4], slot: 2 }]);
-    const plain = GmmTransformer.fit(s, [{ column: 'c', values: [5000, 3000, 300, 400, 800] }, { column: 'x', values: new Array(sc[1]!.dim).fill(100) }], { noiseStd: 10 });
-    expect(plain.unusedCategories()).toEqual([]);
   });
 });
