@@ -5,10 +5,8 @@
 // sensitivity √2 (add/remove adjacency, as the ledger's other releases).
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
-import type { CalibrationCounts } from '../shared/model/label-calibration';
+import { CALIBRATION_SENSITIVITY, type CalibrationCounts } from '../shared/model/label-calibration';
 import type { Budget, PrivacyLedger } from './ledger';
-
-export const CALIBRATION_SENSITIVITY = Math.SQRT2;
 
 /** RDP of the release at noise multiplier z (noise sd z·√2): what the agent plans into its DP-SGD noise. */
 export function calibrationRdp(noiseMultiplier: number, orders: readonly number[] = DEFAULT_ORDERS): number[] {

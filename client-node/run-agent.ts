@@ -91,6 +91,8 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
             : 'NO consortium directory: this bank refuses secure-aggregation rounds (KEY_LIST_NO_DIRECTORY); pass --consortium-directory',
       lastRefusal: null as null | { roundId: number; code: string; message: string; at: string },
     },
+    /** The bank's budget, beside the ledger, so `fedsynth privacy ledger` reports ε at this bank's δ. */
+    privacyBudget: null as null | { epsilonMax: number; delta: number; ledger: string },
     updatedAt: new Date().toISOString(),
   };
   const statusPath = join(opts.stateDir, AGENT_STATUS_FILE);
@@ -116,8 +118,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const ledger = PrivacyLedger.open(join(opts.stateDir, 'privacy-ledger.jsonl'));
   const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.rows.length) };
   log.info('privacy_budget', { epsilonMax: budget.epsilonMax, delta: budget.delta, spent: Number(ledger.spent(budget.delta).toFixed(4)) });
-  // The budget beside the ledger, so `fedsynth privacy ledger` reports ε at this bank's δ.
-  Object.assign(status, { privacyBudget: { epsilonMax: budget.epsilonMax, delta: budget.delta, ledger: 'privacy-ledger.jsonl' } });
+  status.privacyBudget = { epsilonMax: budget.epsilonMax, delta: budget.delta, ledger: 'privacy-ledger.jsonl' };
   writeStatus();
   const summaryCache = join(opts.stateDir, 'dp-summary.json');
 

@@ -16,6 +16,9 @@
 // from C's scores on generated rows (post-processing of released weights), and the fit below is
 // post-processing of the noisy counts. All pure functions.
 
+/** L2 sensitivity of one bank's counts: one record adds 1 to one bin's row count and at most 1 to its class count. */
+export const CALIBRATION_SENSITIVITY = Math.SQRT2;
+
 /** A monotone map from C's logit z of `classIndex` (log p_c − log(1 − p_c)) to a calibrated logit, piecewise linear between knots. */
 export interface LabelCalibration {
   /** The label span's class the map calibrates. */
@@ -286,7 +289,7 @@ function lowerBound(sorted: Float64Array, x: number): number {
 
 /** The merged noise sd of the calibration counts of `banks` banks, each adding sd z·√2 (client-node/dp-calibration). */
 export function calibrationNoiseStd(noiseMultiplier: number, banks: number): number {
-  return noiseMultiplier * Math.SQRT2 * Math.sqrt(banks);
+  return noiseMultiplier * CALIBRATION_SENSITIVITY * Math.sqrt(banks);
 }
 
 /**

@@ -50,9 +50,10 @@ export function planLabelCalibration(m: SamplableModel, o: { rows?: number; seed
     const total = o.rows ?? CALIBRATION_REFERENCE_ROWS;
     const chunk = 4000;
     const reference = new Float64Array(total);
+    const excluded = transformer.unusedCategories?.() ?? [];
     for (let done = 0, s = o.seed ?? 1; done < total; s++) {
       const k = Math.min(chunk, total - done);
-      const data = model.generate(k, { ...(freqs ? { categoryFrequencies: freqs } : {}), excluded: transformer.unusedCategories?.() ?? [], seed: s });
+      const data = model.generate(k, { ...(freqs ? { categoryFrequencies: freqs } : {}), excluded, seed: s });
       const p = model.classifierProbabilities(data, k);
       for (let r = 0; r < k; r++) reference[done + r] = classLogit(p[r * span.dim + classIndex]!);
       done += k;

@@ -378,12 +378,9 @@ function weightedDraw(p: readonly number[], m: number, rng: Rng): number[] {
 }
 
 /**
- * Exactly m of p.length indices, index j with probability π_j = σ(logit p_j + λ), Σ π = m
- * (λ by bisection; p clamped to [1e-12, 1 − 1e-12] so every row keeps a chance either way).
- */
-/**
  * Probabilities p of one class shifted in logit by one λ so that they sum to m: σ(logit p_j + λ),
- * the class's posterior under a prior that expects m of these rows (Saerens et al. 2002).
+ * the class's posterior under a prior that expects m of these rows (Saerens et al. 2002). λ by
+ * bisection; p clamped to [1e-12, 1 − 1e-12] so every row keeps a chance either way.
  */
 export function priorShiftProbabilities(p: readonly number[], m: number): number[] {
   const logit = p.map((x) => {
@@ -402,6 +399,7 @@ export function priorShiftProbabilities(p: readonly number[], m: number): number
   return logit.map((l) => 1 / (1 + Math.exp(-(l + lam))));
 }
 
+/** Exactly m of p.length indices, index j with probability π_j of priorShiftProbabilities (Σ π = m). */
 function priorShiftDraw(p: readonly number[], m: number, rng: Rng): number[] {
   const n = p.length;
   if (m <= 0) return [];
