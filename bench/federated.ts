@@ -3,7 +3,7 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
-import { calibrationNoiseStd, fitFromNoisyCounts, tooRareToCalibrate, type LabelCalibration } from '../shared/model/label-calibration';
+import { calibrationNoiseStd, calibrationSkipReason, fitFromNoisyCounts, tooRareToCalibrate, type LabelCalibration } from '../shared/model/label-calibration';
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
 import { addCalibrationNoise, calibrationRdp } from '../client-node/dp-calibration';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -234,7 +234,11 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const models = banks.map(() => createModel(modelConfig, transformer.spans));
   const condFreq = models[0]!.condSpans.map((s) => merged.find((m) => m.column === s.column)!.values);
   // The calibration release after the last round, planned like the agent plans it (local-trainer.ts).
-  const calibrationZ = o.labelCalibrationNoise && modelConfig.classifierColumn ? o.labelCalibrationNoise : 0;
+  // As the coordinator, decided from the merged counts before the first round (calibrationSkipReason): a skipped release is not planned into σ.
+  const askedZ = o.labelCalibrationNoise && modelConfig.classifierColumn ? o.labelCalibrationNoise : 0;
+  const calibrationSkip = askedZ > 0 ? calibrationSkipReason(merged.find((c) => c.column === modelConfig.classifierColumn)?.values, askedZ, banks.length) : null;
+  if (calibrationSkip !== null) o.log(`  ${split.name} label calibration: not planned (${calibrationSkip})`);
+  const calibrationZ = calibrationSkip === null ? askedZ : 0;
   if (o.dp && calibrationZ > 0) summaryRdp = composeRdp(summaryRdp, calibrationRdp(calibrationZ));
   let sigma = 0;
   let sampleRate = 0;

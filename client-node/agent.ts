@@ -293,6 +293,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     log.info('label_calibration_sent', { modelVersion: msg.modelVersion, bins: noisy.rows.length, epsilon: Number(noisy.epsilon.toFixed(4)), noiseStd: Number(noisy.noiseStd.toFixed(2)) });
   }
 
+  let calibrationSkipLogged = false;
   async function trainRound(msg: RoundStartMessage): Promise<void> {
     if (stopped) return;
     if (!trainer) throw new Error('round started before the model configuration arrived');
@@ -306,6 +307,10 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       return;
     }
     const t0 = Date.now();
+    if (msg.config.labelCalibrationSkipped && !calibrationSkipLogged) {
+      calibrationSkipLogged = true;
+      log.info('label_calibration_not_planned', { round: msg.roundId, note: 'the coordinator will not ask for the calibration release: its ε is left to DP-SGD' });
+    }
     log.info('round_training', { round: msg.roundId, steps: msg.config.localSteps, batch: msg.config.batchSize });
     trainer.setWeights(msg.weights);
     const data = opts.dataset.prepare(msg.transformerJson);

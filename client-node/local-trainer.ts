@@ -109,6 +109,8 @@ export class GanLocalTrainer implements LocalTrainer {
   /** σ calibrated from targetEpsilon, per (q, steps per round) so it stays fixed across rounds. */
   private calibrated: { key: string; sigma: number } | undefined;
   private dpUsed = false;
+  /** A RoundStart said the consortium will not ask for the calibration release (sticky: once cancelled, it stays so). */
+  private calibrationSkipped = false;
 
   constructor(private readonly cfg: ConsortiumModelConfig, expectedDim: number, private readonly dp?: LocalDpOptions) {
     this.model = createModel(parseModelConfig(cfg.model), cfg.spans);
@@ -133,6 +135,7 @@ export class GanLocalTrainer implements LocalTrainer {
 
   /** DP-SGD parameters for this round, or undefined when DP-SGD is off. */
   private activeDp(plan: TrainingPlan, rows: number, batchSize: number): ActiveDp | undefined {
+    if (plan.labelCalibrationSkipped) this.calibrationSkipped = true;
     const local = this.dp;
     const remote = plan.dp && plan.dp.enabled ? plan.dp : undefined;
     const wanted = (local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined || local.totalEpsilon !== undefined)) || remote;
@@ -181,14 +184,24 @@ export class GanLocalTrainer implements LocalTrainer {
     this.model.setWeights(weights);
   }
 
-  /** The label calibration's noise multiplier when the consortium plans one and the model has C. */
+  /**
+   * The label calibration's noise multiplier when the consortium plans one and the model has C,
+   * and no RoundStart has cancelled it (TrainingConfig.labelCalibrationSkipped).
+   */
   plannedCalibration(): number | undefined {
+    if (this.calibrationSkipped) return undefined;
     return this.model.labelSpan ? this.cfg.labelCalibration?.noiseMultiplier : undefined;
   }
 
   calibrationCounts(data: PreparedData, req: { classIndex: number; edges: number[]; classifier: Tensors }): { counts: CalibrationCounts; noiseMultiplier: number } {
     const z = this.plannedCalibration();
-    if (z === undefined) throw new Error('the consortium model plans no label calibration (or has no classifier): refusing an unplanned release');
+    if (z === undefined) {
+      throw new Error(
+        this.calibrationSkipped
+          ? 'the coordinator announced before training that it would not ask for the label calibration release, so this bank planned no ε for it: refusing'
+          : 'the consortium model plans no label calibration (or has no classifier): refusing an unplanned release',
+      );
+    }
     return { counts: countForCalibration(this.model, data.encoded, data.rows, req), noiseMultiplier: z };
   }
 

@@ -15,6 +15,8 @@ export interface RestoredState {
   categoryWeights?: ColumnCounts[];
   /** The transformer fitted from those summaries, if the consortium uses a fitted one. */
   transformer?: unknown;
+  /** Why the label calibration release will not be asked for, when that was decided with the weights. */
+  labelCalibrationSkipped?: string;
 }
 
 export interface Persistence {
@@ -30,7 +32,7 @@ export interface Persistence {
   /** A bank's DP summary release (its ε is part of what the bank reports as spent). */
   recordSummarySpend(bankId: string, epsilon: number, delta: number): void;
   /** The merged DP summaries, fixed at the first round, and the transformer fitted from them. */
-  saveCategoryWeights(weights: ColumnCounts[], transformer?: unknown): void;
+  saveCategoryWeights(weights: ColumnCounts[], transformer?: unknown, decided?: { labelCalibrationSkipped?: string }): void;
   /** A bank's label-calibration release after the last round (its ε is part of what it spent). */
   recordCalibrationSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
   /** The latest committed checkpoint as the sampler reads it (and the round that produced it), or null before any. */

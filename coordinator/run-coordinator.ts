@@ -95,7 +95,7 @@ export async function runCoordinator(
 
   const running = await startCoordinator({
     ...(s.generatorEma ? { generatorEma: s.generatorEma } : {}),
-    ...(labelCalibration ? { labelCalibration: { ...labelCalibration, ...(s.labelCalibrationTimeoutMs !== undefined ? { timeoutMs: s.labelCalibrationTimeoutMs } : {}) } } : {}),
+    ...(labelCalibration ? { labelCalibration: { ...labelCalibration, column: modelConfig.classifierColumn!, ...(s.labelCalibrationTimeoutMs !== undefined ? { timeoutMs: s.labelCalibrationTimeoutMs } : {}) } } : {}),
     host: s.host,
     port: s.port,
     schemaHash: hash,

@@ -20,7 +20,7 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationNoiseStd, fitFromNoisyCounts, tooRareToCalibrate } from '../shared/model/label-calibration';
+import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationNoiseStd, calibrationSkipReason, fitFromNoisyCounts, tooRareToCalibrate } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -75,9 +75,11 @@ export interface CoordinatorOptions {
    * published classifier C's score, at this noise multiplier (planned by the banks from the model
    * configuration), fit the map that calibrates C's labels (shared/model/label-calibration.ts) and
    * publish it as the next model version. Waits at most timeoutMs (default 120 s) for the banks.
-   * Absent: no calibration.
+   * `column`: the target C labels. When the category weights freeze, a class too rare for the
+   * release's noise (calibrationSkipReason) cancels it in advance: every RoundStart then says so,
+   * and the banks spend its planned ε on DP-SGD instead. Absent: no calibration.
    */
-  labelCalibration?: { noiseMultiplier: number; timeoutMs?: number };
+  labelCalibration?: { noiseMultiplier: number; column: string; timeoutMs?: number };
   /** Observes every frame decoded from a bank (tests record what the coordinator received). */
   onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void;
   log: Logger;
@@ -137,6 +139,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   const sockets = new Map<string, Socket>(); // bankId -> live socket
   const summaries = new SummaryBook(restored?.categoryWeights);
+  // Why the label calibration will not be asked for, once decided at the first round (and persisted).
+  let calibrationSkipped: string | undefined = restored?.labelCalibrationSkipped;
   let transformerJson: string | undefined = restored?.transformer !== undefined ? JSON.stringify(restored.transformer) : undefined;
   // Round timing for /metrics: start of the open round, and when its last update was accepted.
   let roundStartedAt = Date.now();
@@ -164,9 +168,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         // encoded and signed once per round attempt, not once per bank: with 200 banks and a 1 MB
         // model that is most of the coordinator's per-round CPU.
         const sa = secagg?.roundId === m.roundId ? secagg.params : undefined;
-        const key = [m.roundId, m.modelVersion, m.seed, m.deadlineMs, m.weights, m.plan, transformerJson, summaries.weights, sa];
+        const key = [m.roundId, m.modelVersion, m.seed, m.deadlineMs, m.weights, m.plan, transformerJson, summaries.weights, sa, calibrationSkipped];
         if (!roundStartFrame || roundStartFrame.key.length !== key.length || roundStartFrame.key.some((k, i) => k !== key[i])) {
-          roundStartFrame = { key, bytes: wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson, ...(sa ? { secagg: sa } : {}) }) };
+          roundStartFrame = { key, bytes: wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson, ...(sa ? { secagg: sa } : {}), ...(calibrationSkipped !== undefined ? { labelCalibrationSkipped: true } : {}) }) };
         }
         send(bankId, roundStartFrame.bytes);
       },
@@ -227,8 +231,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
             return fitted !== undefined && opts.categoryWeightsFor ? opts.categoryWeightsFor(fitted, raw) : clamped;
           });
           if (fitted !== undefined) transformerJson = JSON.stringify(fitted);
-          opts.persistence.saveCategoryWeights(weights, fitted);
+          // Decided now, from the frozen counts, so that no bank reserves ε for a release never asked for.
+          const lc = opts.labelCalibration;
+          const skip = lc ? calibrationSkipReason(weights.find((w) => w.column === lc.column)?.values, lc.noiseMultiplier, participants.length) : null;
+          if (skip !== null) calibrationSkipped = skip;
+          opts.persistence.saveCategoryWeights(weights, fitted, skip !== null ? { labelCalibrationSkipped: skip } : {});
           log.info('category_weights_frozen', { banks: participants, columns: weights.map((w) => w.column), noiseStd: Number(noiseStd.toFixed(2)), transformerFitted: fitted !== undefined });
+          if (skip !== null) log.info('label_calibration_skipped', { reason: `${skip}; decided before the first round, so the banks plan no ε for it` });
         }
       },
       onFinished: () => {
@@ -259,6 +268,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   async function calibrateLabels(): Promise<void> {
     const lc = opts.labelCalibration;
     if (!lc) return;
+    // Announced in every RoundStart: the banks planned no ε for it, and would refuse it.
+    if (calibrationSkipped !== undefined) {
+      log.info('label_calibration_skipped', { reason: `cancelled before the first round: ${calibrationSkipped}` });
+      return;
+    }
     const latest = opts.persistence.latestModel();
     if (!latest || latest.version === 0) return;
     // A coordinator restarted after training finished: its latest model is already calibrated.

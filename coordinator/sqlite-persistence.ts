@@ -52,7 +52,8 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
       if (!r.latest) return null;
       const ckpt = readCheckpoint(r.latest.path, { expectedSha256: r.latest.sha256 });
       publishLatest(ckpt);
-      return { weights: ckpt.tensors, modelVersion: r.latest.version, nextRoundId: r.nextRoundId, roundsCommitted: r.roundsCommitted, categoryWeights, ...(store.getSetting<unknown>('transformer') ? { transformer } : {}) };
+      const skipped = store.getSetting<string>('labelCalibrationSkipped');
+      return { weights: ckpt.tensors, modelVersion: r.latest.version, nextRoundId: r.nextRoundId, roundsCommitted: r.roundsCommitted, categoryWeights, ...(store.getSetting<unknown>('transformer') ? { transformer } : {}), ...(skipped !== undefined ? { labelCalibrationSkipped: skipped } : {}) };
     },
     saveInitial(weights: Tensors): void {
       const c = checkpoint(0, 0, weights, { rounds: 0, banks: [], epsilonByBank: {} });
@@ -93,13 +94,15 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
     recordSummarySpend(bankId, epsilon, delta): void {
       store.recordSpend(bankId, 0, 'summary', epsilon, delta);
     },
-    saveCategoryWeights(weights: ColumnCounts[], fitted?: unknown): void {
+    saveCategoryWeights(weights: ColumnCounts[], fitted?: unknown, decided: { labelCalibrationSkipped?: string } = {}): void {
+      // One transaction: a restart finds the weights with the transformer and the decisions made from them, or none of them.
+      store.setSettings({
+        categoryWeights: weights,
+        ...(fitted !== undefined ? { transformer: fitted } : {}),
+        ...(decided.labelCalibrationSkipped !== undefined ? { labelCalibrationSkipped: decided.labelCalibrationSkipped } : {}),
+      });
       categoryWeights = weights;
-      store.setSetting('categoryWeights', weights);
-      if (fitted !== undefined) {
-        transformer = fitted;
-        store.setSetting('transformer', fitted);
-      }
+      if (fitted !== undefined) transformer = fitted;
     },
     recordCalibrationSpend(bankId, roundId, epsilon, delta): void {
       // Under the last round's id: the model cards of that round's version and later show it.

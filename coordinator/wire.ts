@@ -91,6 +91,8 @@ export class CoordinatorWire {
     categoryWeights?: ColumnCounts[];
     transformerJson?: string;
     secagg?: SecAggParams;
+    /** Decided when the category weights froze (shared/model/label-calibration.ts, calibrationSkipReason). */
+    labelCalibrationSkipped?: boolean;
   }): Uint8Array {
     return this.encode({
       type: 'roundStart',
@@ -108,6 +110,7 @@ export class CoordinatorWire {
         seed: m.seed,
         updateClipNorm: m.plan.updateClipNorm,
         dp: m.dp,
+        ...(m.labelCalibrationSkipped ? { labelCalibrationSkipped: true } : {}),
       },
       ...(m.categoryWeights && m.categoryWeights.length > 0 ? { categoryWeights: m.categoryWeights } : {}),
       ...(m.transformerJson ? { transformerJson: m.transformerJson } : {}),

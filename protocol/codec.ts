@@ -99,6 +99,8 @@ export interface TrainingConfig {
   seed: number;
   dp: DpConfig;
   updateClipNorm: number;
+  /** The coordinator will not ask for the label-calibration release (decided before round 1); absent = false. */
+  labelCalibrationSkipped?: boolean;
 }
 
 export const ERROR_CODES = [
@@ -534,6 +536,7 @@ function toProto(msg: Message): PB {
             epsilonMax: fround(dp.epsilonMax),
           },
           updateClipNorm: fround(c.updateClipNorm),
+          labelCalibrationSkipped: c.labelCalibrationSkipped === true,
         },
         deadlineMs: msg.deadlineMs,
         categoryWeights: msg.categoryWeights ?? [],
@@ -1201,6 +1204,7 @@ function trainingConfig(v: unknown): TrainingConfig {
     seed: u32(c.seed, `${path}.seed`, {}),
     dp: { enabled, noiseMultiplier, maxGradNorm, targetEpsilon, delta, epsilonMax },
     updateClipNorm,
+    ...(c.labelCalibrationSkipped === true ? { labelCalibrationSkipped: true } : {}),
   };
 }
 

@@ -321,6 +321,14 @@ export class StateStore {
     this.db.prepare('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)').run(key, JSON.stringify(value));
   }
 
+  /** Several settings in one transaction: all are stored, or none (e.g. the frozen weights and what was decided with them). */
+  setSettings(entries: Record<string, unknown>): void {
+    const put = this.db.prepare('INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)');
+    this.db.transaction(() => {
+      for (const [key, value] of Object.entries(entries)) put.run(key, JSON.stringify(value));
+    })();
+  }
+
   getSetting<T>(key: string): T | undefined {
     const r = this.db.prepare('SELECT value FROM settings WHERE key = ?').get(key) as { value: string } | undefined;
     return r ? (JSON.parse(r.value) as T) : undefined;

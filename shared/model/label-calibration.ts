@@ -301,3 +301,28 @@ export function calibrationNoiseStd(noiseMultiplier: number, banks: number): num
 export function tooRareToCalibrate(classRows: number, noiseStd: number): boolean {
   return !(classRows >= CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd);
 }
+
+/** The class whose labels are calibrated: the target's rarest class with a positive noisy count (public), or null. */
+export function calibrationClass(values: readonly number[]): { classIndex: number; rows: number } | null {
+  let classIndex = -1;
+  values.forEach((v, c) => {
+    if (v > 0 && (classIndex < 0 || v < values[classIndex]!)) classIndex = c;
+  });
+  return classIndex < 0 ? null : { classIndex, rows: values[classIndex]! };
+}
+
+/**
+ * Why the consortium will not ask for the calibration release, decided from public figures alone
+ * (the target's merged noisy counts and how many banks merged them) when the category weights are
+ * frozen, before the first round: the banks then leave its ε to DP-SGD instead of reserving it.
+ * Null when the release will be asked for (it may still be skipped after the last round, when
+ * fewer banks are connected: that only leaves planned ε unspent).
+ */
+export function calibrationSkipReason(targetCounts: readonly number[] | undefined, noiseMultiplier: number, banks: number): string | null {
+  if (!targetCounts) return "no merged counts of the target's classes";
+  const c = calibrationClass(targetCounts);
+  if (!c) return "no class of the target has a positive noisy count";
+  const noiseStd = calibrationNoiseStd(noiseMultiplier, banks);
+  if (!tooRareToCalibrate(c.rows, noiseStd)) return null;
+  return `class ${c.classIndex} has about ${Math.round(c.rows)} rows by the consortium's noisy counts, fewer than ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${Math.round(noiseStd)} each) of the calibration counts of ${banks} bank(s): its bins would be noise`;
+}

@@ -7,7 +7,7 @@
 //   a statistic of real rows: the caller adds Gaussian noise and charges its ledger before anything
 //   leaves the bank (client-node).
 import { createModel, parseModelConfig, type GanModel, type OutputSpan } from '../model';
-import { binCounts, calibrationEdges, classLogit, type CalibrationCounts } from '../model/label-calibration';
+import { binCounts, calibrationClass, calibrationEdges, classLogit, type CalibrationCounts } from '../model/label-calibration';
 import { frequenciesInSpanOrder } from './category-weights';
 import { transformerFromState, type SamplableModel } from './sampler';
 import type { NamedTensor } from '../tensor/named';
@@ -41,11 +41,9 @@ export function planLabelCalibration(m: SamplableModel, o: { rows?: number; seed
     if (!target || target.values.length !== span.dim) return null;
     model.setWeights(m.tensors);
     // The rarest class with a positive noisy count: the class whose labels matter and drift most.
-    let classIndex = -1;
-    target.values.forEach((v, c) => {
-      if (v > 0 && (classIndex < 0 || v < target.values[classIndex]!)) classIndex = c;
-    });
-    if (classIndex < 0) return null;
+    const rarest = calibrationClass(target.values);
+    if (!rarest) return null;
+    const classIndex = rarest.classIndex;
     const freqs = model.condSpans.length > 0 ? frequenciesInSpanOrder(model, weights) : undefined;
     const total = o.rows ?? CALIBRATION_REFERENCE_ROWS;
     const chunk = 4000;
@@ -59,7 +57,7 @@ export function planLabelCalibration(m: SamplableModel, o: { rows?: number; seed
       done += k;
     }
     const names = new Set(model.classifierParamNames());
-    return { classIndex, classRows: target.values[classIndex]!, edges: calibrationEdges(reference), reference, classifier: m.tensors.filter((t) => names.has(t.name)) };
+    return { classIndex, classRows: rarest.rows, edges: calibrationEdges(reference), reference, classifier: m.tensors.filter((t) => names.has(t.name)) };
   } finally {
     model.dispose();
   }

@@ -164,7 +164,9 @@ describe('consortium over real sockets', () => {
     // Long local rounds so the kill lands mid-training; the deadline is the backstop, not the mechanism.
     const s = settings(stateDir, { minClients: 2, maxRounds: 1, deadlineMs: 120_000, waitForClientsMs: 1500 });
     s.plan.localSteps = 400;
-    const coordinator = await runCoordinator(s, { exitWhenFinished: false, log });
+    // The CLI's default calibration noise: about 100 fraud rows over 3 banks are fewer than 3 merged
+    // noise sds (147), so the coordinator cancels the release when the weights freeze.
+    const coordinator = await runCoordinator({ ...s, labelCalibrationNoise: 20 }, { exitWhenFinished: false, log });
     const victim = spawn(
       process.execPath,
       [CLI, 'agent', '--coordinator', coordinator.url, '--bank-id', 'bank-3', '--data', join(dir, 'data', 'bank-3.csv'), '--schema', join(dir, 'data', 'schema.json'), '--state-dir', join(dir, 'bank-3-state')],
@@ -180,7 +182,8 @@ describe('consortium over real sockets', () => {
     try {
       // Bank 3 (a separate process) joins first, so the round surely includes it.
       await waitFor(() => log.lines.some((l) => l.includes('"summary_received"') && l.includes('"bank-3"')), 'bank-3 to join');
-      const agents = [1, 2].map((n) => runAgent(agentOpts(n, coordinator.url, join(dir, `bank-${n}-state-b`))));
+      const opts = [1, 2].map((n) => agentOpts(n, coordinator.url, join(dir, `bank-${n}-state-b`)));
+      const agents = opts.map((o) => runAgent(o));
       // Wait until the round has started with all three banks, then SIGKILL bank 3.
       while (Date.now() < until && !(coordinator.rounds.snapshot().participants.length === 3)) await new Promise((r) => setTimeout(r, 100));
       expect(coordinator.rounds.snapshot().participants).toContain('bank-3');
@@ -193,6 +196,14 @@ describe('consortium over real sockets', () => {
       expect(events.some((e) => e.event === 'bank_dropped' && e.bank === 'bank-3')).toBe(true);
       const committed = events.find((e) => e.event === 'round_committed');
       expect(committed).toMatchObject({ round: 1, banks: 2, dropped: 1 });
+      // The calibration release was cancelled before round 1 and announced in its RoundStart (a bank
+      // then plans no ε for it: dp-sgd.test.ts): nothing requested after the round, nothing charged.
+      expect(events.find((e) => e.event === 'label_calibration_skipped')?.reason).toMatch(/class 1 has about \d+ rows .* of 3 bank\(s\).*decided before the first round/);
+      expect(events.some((e) => e.event === 'label_calibration_requested')).toBe(false);
+      for (const o of opts) {
+        expect(o.log.lines.some((l) => l.includes('"label_calibration_not_planned"'))).toBe(true);
+        expect(readFileSync(join(o.stateDir, 'privacy-ledger.jsonl'), 'utf8')).not.toContain('label calibration');
+      }
     } finally {
       victim.kill('SIGKILL');
       await coordinator.close();

@@ -49,9 +49,10 @@ function startCoordinator(port: number, stateDir: string, cwd: string): Coord {
       '--batch-size', '64',
       '--exit-when-finished',
       '--insecure-aggregation',
-      // With a few fraud rows under DP noise, whether the calibration runs depends on the noise
-      // (test/integration/consortium.test.ts covers it); off here, so the versions are fixed.
-      '--label-calibration-noise', '0',
+      // A label calibration far too noisy for a few fraud rows (3 merged noise sds ≈ 600 rows at 2
+      // banks, against about 8 real ones and summary noise of sd < 50): the first coordinator cancels
+      // it when the weights freeze, and the restarted one must remember.
+      '--label-calibration-noise', '100',
     ],
     { cwd, env: { ...process.env, FEDSYNTH_LOG_FORMAT: 'json', FEDSYNTH_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
@@ -145,9 +146,14 @@ describe('coordinator crash recovery', () => {
       // The agents kept their container heartbeat (<state-dir>/heartbeat, an ISO time) while running.
       for (const o of opts) expect(Date.parse(readFileSync(join(o.stateDir, 'heartbeat'), 'utf8').trim())).toBeGreaterThan(Date.now() - 120_000);
 
-      // No label calibration (--label-calibration-noise 0): nothing requested, nothing spent on it.
-      expect(second.events.some((e) => String(e.event).startsWith('label_calibration'))).toBe(false);
-      for (const o of opts) expect(readFileSync(join(o.stateDir, 'privacy-ledger.jsonl'), 'utf8')).not.toContain('label calibration');
+      // The label calibration, cancelled by the first coordinator before round 1, stays cancelled
+      // after the restart (persisted with the frozen weights): nothing requested, nothing spent on it.
+      expect(first.events.find((e) => e.event === 'label_calibration_skipped')?.reason).toMatch(/decided before the first round/);
+      expect(second.events.filter((e) => String(e.event).startsWith('label_calibration')).map((e) => [e.event, e.reason])).toEqual([['label_calibration_skipped', expect.stringMatching(/^cancelled before the first round: class 1 has about/)]]);
+      for (const o of opts) {
+        expect(o.log.lines.some((l) => l.includes('"label_calibration_not_planned"'))).toBe(true);
+        expect(readFileSync(join(o.stateDir, 'privacy-ledger.jsonl'), 'utf8')).not.toContain('label calibration');
+      }
 
       // The durable state: every round committed exactly once, versions 0..ROUNDS, checksums hold.
       const db = new Database(join(stateDir, 'coordinator.db'), { readonly: true });

@@ -27,7 +27,7 @@ import { epsilonFor, noiseMultiplierFor } from '../../shared/privacy/calibrate';
 import { selectBackend } from '../../shared/tensor/backend';
 import { Rng } from '../../shared/tensor/random';
 import { BudgetExceededError, PrivacyLedger } from '../../client-node/ledger';
-import { GanLocalTrainer } from '../../client-node/local-trainer';
+import { GanLocalTrainer, type ConsortiumModelConfig } from '../../client-node/local-trainer';
 import type { TrainingPlan } from '../../client-node/wire';
 import { condToy, flat, norm, relErr } from './helpers';
 
@@ -497,6 +497,29 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     );
     expect(tightLedger.entries()).toHaveLength(1);
     tight.dispose();
+  });
+
+  it('plans no calibration release when the round says the coordinator cancelled it: σ as without one, and a request is refused', async () => {
+    const budget = { epsilonMax: 2, delta: 1e-5 };
+    const model = defaultModelConfig({ noiseDim: 6, generatorDims: [16], discriminatorDims: [16], classifierColumn: 'c', classifierDims: [], loss: 'ns', pac: 1, seed: 8 });
+    const run = async (cfg: ConsortiumModelConfig, p: TrainingPlan, file: string) => {
+      const ledger = PrivacyLedger.open(join(dir, file));
+      const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
+      for (let r = 0; r < 2; r++) await lt.train(data, p, undefined, () => false);
+      return { sigma: (ledger.entries()[0]!.params as { sigma: number }).sigma, ledger, lt };
+    };
+    const withCal = { model, spans: toy.spans, labelCalibration: { noiseMultiplier: 3 } };
+    const planned = await run(withCal, plan, 'ledger-skip-planned.jsonl');
+    const plain = await run({ model, spans: toy.spans }, plan, 'ledger-skip-plain.jsonl');
+    const skipped = await run(withCal, { ...plan, labelCalibrationSkipped: true }, 'ledger-skip.jsonl');
+    // The cancelled release's ε goes to DP-SGD: the σ of a consortium with no calibration, and the whole total spent.
+    expect(skipped.sigma).toBe(plain.sigma);
+    expect(skipped.sigma).toBeLessThan(planned.sigma);
+    expect(skipped.ledger.spent(1e-5)).toBeGreaterThan(1.97);
+    expect(skipped.lt.plannedCalibration()).toBeUndefined();
+    const classifier = skipped.lt.getWeights().filter((t) => t.name.startsWith('C/'));
+    expect(() => skipped.lt.calibrationCounts(data, { classIndex: 1, edges: [0], classifier })).toThrow(/announced before training that it would not ask for the label calibration release/);
+    for (const r of [planned, plain, skipped]) r.lt.dispose();
   });
 
   it('refuses a WGAN-GP consortium model when DP-SGD is required', () => {

@@ -11,6 +11,7 @@ import {
   fitLabelCalibration,
   parseLabelCalibration,
   tooRareToCalibrate,
+  calibrationSkipReason,
   type LabelCalibration,
 } from '../../shared/model/label-calibration';
 import { Rng } from '../../shared/tensor/random';
@@ -108,6 +109,18 @@ describe('label calibration maths', () => {
     expect(tooRareToCalibrate(146, sd)).toBe(true);
     expect(tooRareToCalibrate(434, sd)).toBe(false);
     expect(tooRareToCalibrate(Number.NaN, sd)).toBe(true);
+  });
+
+  it('decides before training, from the merged target counts, whether the release will be asked for', () => {
+    // The rarest class with a positive count is the one calibrated: 120 rows against 3 × 49 = 147 at z = 20, 3 banks.
+    expect(calibrationSkipReason([23_000, 120], 20, 3)).toMatch(/^class 1 has about 120 rows .*fewer than 3 noise sds \(49 each\) of the calibration counts of 3 bank\(s\)/);
+    expect(calibrationSkipReason([23_000, 480], 20, 3)).toBeNull();
+    // A negative noisy count is no class to calibrate; the next rarest is.
+    expect(calibrationSkipReason([-4, 23_000, 480], 20, 3)).toBeNull();
+    expect(calibrationSkipReason([-4, 0], 20, 3)).toMatch(/no class of the target has a positive noisy count/);
+    expect(calibrationSkipReason(undefined, 20, 3)).toMatch(/no merged counts/);
+    // Fewer banks, less merged noise: 120 rows suffice at 1 bank (3 × 28.3 = 85).
+    expect(calibrationSkipReason([23_000, 120], 20, 1)).toBeNull();
   });
 
   it("fits the banks' releases summed, with thresholds from their merged noise sd", () => {

@@ -39,6 +39,12 @@ describe('round trip', () => {
     expect(out.config.dp.noiseMultiplier).toBe(1.1);
   });
 
+  it("carries the coordinator's cancelled label calibration in the training config (absent when not cancelled)", () => {
+    const rs = (c: RoundStartMessage['config']) => decodeFrame(encodeFrame({ type: 'roundStart', roundId: 1, modelVersion: 0, weights: specTensors(), config: c, deadlineMs: 1 }, { sender: 'coordinator' })) as RoundStartMessage;
+    expect(rs({ ...config(), labelCalibrationSkipped: true }).config.labelCalibrationSkipped).toBe(true);
+    expect(rs(config()).config.labelCalibrationSkipped).toBeUndefined();
+  });
+
   it('carries a ~600k-float tensor bit-exactly, including -0, subnormals and float32 extremes', () => {
     const big = tensor('gen/residual0/kernel', [600, 1000], 9);
     big.data[0] = -0;
