@@ -302,13 +302,20 @@ export function tooRareToCalibrate(classRows: number, noiseStd: number): boolean
   return !(classRows >= CALIBRATION_MIN_POSITIVES_PER_NOISE_SD * noiseStd);
 }
 
-/** The class whose labels are calibrated: the target's rarest class with a positive noisy count (public), or null. */
+/**
+ * The class whose labels are calibrated: the target's rarest class with a positive noisy count
+ * (public), or null. `rows` is what its rate per bin is measured from: its rows, or the other
+ * classes' where fewer (a class's rate is as noisy as its complement's). So a binary target whose
+ * rare class's noisy count fell to 0 or below does not pass for a calibration of the common one.
+ */
 export function calibrationClass(values: readonly number[]): { classIndex: number; rows: number } | null {
   let classIndex = -1;
   values.forEach((v, c) => {
     if (v > 0 && (classIndex < 0 || v < values[classIndex]!)) classIndex = c;
   });
-  return classIndex < 0 ? null : { classIndex, rows: values[classIndex]! };
+  if (classIndex < 0) return null;
+  const others = values.reduce((sum, v, c) => (c === classIndex ? sum : sum + Math.max(0, v)), 0);
+  return { classIndex, rows: Math.min(values[classIndex]!, others) };
 }
 
 /**
@@ -324,5 +331,6 @@ export function calibrationSkipReason(targetCounts: readonly number[] | undefine
   if (!c) return "no class of the target has a positive noisy count";
   const noiseStd = calibrationNoiseStd(noiseMultiplier, banks);
   if (!tooRareToCalibrate(c.rows, noiseStd)) return null;
-  return `class ${c.classIndex} has about ${Math.round(c.rows)} rows by the consortium's noisy counts, fewer than ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${Math.round(noiseStd)} each) of the calibration counts of ${banks} bank(s): its bins would be noise`;
+  const whose = c.rows < targetCounts[c.classIndex]! ? `the classes other than ${c.classIndex} have` : `class ${c.classIndex} has`;
+  return `${whose} about ${Math.round(c.rows)} rows by the consortium's noisy counts, fewer than ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${Math.round(noiseStd)} each) of the calibration counts of ${banks} bank(s): its bins would be noise`;
 }

@@ -14,7 +14,7 @@ import type { NamedTensor } from '../tensor/named';
 
 export interface LabelCalibrationPlan {
   classIndex: number;
-  /** The class's rows by the consortium's DP-noised counts (public). */
+  /** The rows its rate is measured from by the consortium's DP-noised counts (public; calibrationClass). */
   classRows: number;
   edges: number[];
   /** C's logit of the class on the generated rows (the fit's knots are their medians per bin). */

@@ -115,8 +115,12 @@ describe('label calibration maths', () => {
     // The rarest class with a positive count is the one calibrated: 120 rows against 3 × 49 = 147 at z = 20, 3 banks.
     expect(calibrationSkipReason([23_000, 120], 20, 3)).toMatch(/^class 1 has about 120 rows .*fewer than 3 noise sds \(49 each\) of the calibration counts of 3 bank\(s\)/);
     expect(calibrationSkipReason([23_000, 480], 20, 3)).toBeNull();
-    // A negative noisy count is no class to calibrate; the next rarest is.
+    // A class with a negative noisy count is not calibrated; the next rarest is ...
     expect(calibrationSkipReason([-4, 23_000, 480], 20, 3)).toBeNull();
+    // ... but in a binary target that would be the common class, whose rate is the rare one's
+    // complement: measured from as few rows (here none), so nothing is asked.
+    expect(calibrationSkipReason([1800, -30], 100, 2)).toMatch(/^the classes other than 0 have about 0 rows/);
+    expect(calibrationSkipReason([23_000, 100], 20, 3)).toMatch(/^class 1 has about 100 rows/);
     expect(calibrationSkipReason([-4, 0], 20, 3)).toMatch(/no class of the target has a positive noisy count/);
     expect(calibrationSkipReason(undefined, 20, 3)).toMatch(/no merged counts/);
     // Fewer banks, less merged noise: 120 rows suffice at 1 bank (3 × 28.3 = 85).
