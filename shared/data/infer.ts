@@ -2,7 +2,8 @@
 // category lists in the draft come from the file it was run on, so they describe that data: the
 // operator should widen/round the bounds and complete the category lists from domain knowledge
 // before distributing the schema (the schema is treated as public). Bounds are already rounded
-// outward to two significant digits so the exact extremes of the file are not copied.
+// outward to two significant digits so the exact extremes of the file are not copied. A numeric
+// column's step (its grain: cents, round limits) is suggested only where nearly every value lies on it.
 import { openCsv, type Separator } from './csv';
 import { validateSchema, type ConsortiumSchema, type SchemaColumn } from './schema';
 
@@ -27,6 +28,42 @@ export function roundOutward(x: number, dir: 'down' | 'up'): number {
   if (x === 0) return 0;
   const p = 10 ** (Math.floor(Math.log10(Math.abs(x))) - 1);
   return (dir === 'down' ? Math.floor(x / p) : Math.ceil(x / p)) * p;
+}
+
+/** A grain is suggested only when this share of the values lies on it (a stray value does not veto it). */
+export const STEP_MIN_SHARE = 0.999;
+/** ... and when the file has at least this many values (a few round numbers can be chance). */
+export const STEP_MIN_VALUES = 100;
+
+/**
+ * The grain of a numeric column, for the draft: the largest of 1, 2, 5 × 10^k (k ≥ 1) that at least
+ * STEP_MIN_SHARE of the integer values are multiples of, with at least 4 multiples in the range;
+ * otherwise 10^-d for the fewest decimals d ≤ 6 that cover that share as written (1 when they are
+ * nearly all whole).
+ * Undefined when no grain is clear.
+ */
+export function inferStep(values: readonly string[], integer: boolean, range: number): number | undefined {
+  if (values.length < STEP_MIN_VALUES) return undefined;
+  const need = Math.ceil(STEP_MIN_SHARE * values.length);
+  if (integer) {
+    const nums = values.map(Number);
+    let best: number | undefined;
+    for (let p = 10; 4 * p <= range; p *= 10) {
+      for (const m of [1, 2, 5]) {
+        const step = m * p;
+        if (4 * step > range) break;
+        if (nums.filter((v) => v % step === 0).length >= need) best = step;
+      }
+    }
+    return best;
+  }
+  const decimals = values.map((v) => {
+    if (/e/i.test(v)) return Infinity; // exponent notation: no written grain
+    const dot = v.indexOf('.');
+    return dot < 0 ? 0 : v.length - dot - 1;
+  });
+  for (let d = 0; d <= 6; d++) if (decimals.filter((x) => x <= d).length >= need) return Number((10 ** -d).toFixed(d));
+  return undefined;
 }
 
 export async function inferSchemaFromCsv(path: string, opts: InferOptions = {}): Promise<ConsortiumSchema> {
@@ -81,6 +118,8 @@ export function inferSchema(header: readonly string[], cols: readonly { values: 
       max = Math.ceil(max);
     }
     const col: SchemaColumn = { name, type: integer ? 'integer' : 'continuous', min, max };
+    const step = inferStep(values, integer, max - min);
+    if (step !== undefined) col.step = step;
     // Very heavy right tail (the maximum far beyond the interquartile spread): model on a log scale.
     const iqr = q(0.75) - q(0.25);
     if (max - q(0.5) > 20 * Math.max(iqr, 1e-9)) col.scale = 'log';

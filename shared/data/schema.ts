@@ -22,6 +22,12 @@ export interface SchemaColumn {
    * negative values) suits heavy-tailed amounts; default 'linear'. Public, like the bounds.
    */
   scale?: 'linear' | 'log';
+  /**
+   * Numeric columns: the grain of the values, e.g. 0.01 for amounts in cents or 10000 for credit
+   * limits set in tens of thousands. Synthetic values are multiples of it (snapToStep); real rows
+   * are not checked against it. Public, like the bounds.
+   */
+  step?: number;
   /** Categorical: the full public category list. */
   categories?: string[];
   /** May the value be missing (empty cell)? Missing values are modelled with an indicator. */
@@ -48,8 +54,11 @@ export class SchemaError extends Error {
 }
 
 const TYPES: readonly ColumnType[] = ['continuous', 'integer', 'categorical', 'boolean', 'datetime'];
+/** Relative slack in step arithmetic, so that 0.07 / 0.01 counts as the multiple it is. */
+const STEP_TOLERANCE = 1e-9;
+
 const ROLES: readonly ColumnRole[] = ['feature', 'target', 'id', 'pii'];
-const COLUMN_KEYS = new Set(['name', 'type', 'role', 'min', 'max', 'scale', 'categories', 'nullable', 'description']);
+const COLUMN_KEYS = new Set(['name', 'type', 'role', 'min', 'max', 'scale', 'step', 'categories', 'nullable', 'description']);
 const SCHEMA_KEYS = new Set(['version', 'name', 'target', 'columns', 'description']);
 
 export function isModelled(c: SchemaColumn): boolean {
@@ -114,6 +123,13 @@ export function validateSchema(json: unknown): ConsortiumSchema {
         if (c.scale !== 'linear' && c.scale !== 'log') throw new SchemaError(`${at}.scale must be 'linear' or 'log', got ${JSON.stringify(c.scale)}`);
         col.scale = c.scale;
       }
+      if (c.step !== undefined) {
+        if (type === 'datetime') throw new SchemaError(`${at}.step is for continuous and integer columns`);
+        if (typeof c.step !== 'number' || !Number.isFinite(c.step) || !(c.step > 0)) throw new SchemaError(`${at}.step must be a positive number, got ${JSON.stringify(c.step)}`);
+        if (type === 'integer' && !Number.isInteger(c.step)) throw new SchemaError(`${at}.step of an integer column must be an integer, got ${c.step}`);
+        if (Math.ceil(col.min / c.step - STEP_TOLERANCE) * c.step > col.max + STEP_TOLERANCE * c.step) throw new SchemaError(`${at}.step ${c.step}: no multiple of it lies within [${col.min}, ${col.max}]`);
+        col.step = c.step;
+      }
     } else if (type === 'categorical') {
       if (!Array.isArray(c.categories) || c.categories.length < 2) throw new SchemaError(`${at}.categories must list at least 2 categories`);
       const cats = c.categories.map((v, j) => {
@@ -122,8 +138,8 @@ export function validateSchema(json: unknown): ConsortiumSchema {
       });
       if (new Set(cats).size !== cats.length) throw new SchemaError(`${at}.categories has duplicates`);
       col.categories = cats;
-      if (c.min !== undefined || c.max !== undefined || c.scale !== undefined) throw new SchemaError(`${at}: min/max/scale are not used by categorical columns`);
-    } else if (c.categories !== undefined || c.min !== undefined || c.max !== undefined || c.scale !== undefined) {
+      if (c.min !== undefined || c.max !== undefined || c.scale !== undefined || c.step !== undefined) throw new SchemaError(`${at}: min/max/scale/step are not used by categorical columns`);
+    } else if (c.categories !== undefined || c.min !== undefined || c.max !== undefined || c.scale !== undefined || c.step !== undefined) {
       throw new SchemaError(`${at}: a boolean column takes no categories or bounds`);
     }
     return col;
@@ -144,6 +160,23 @@ export function validateSchema(json: unknown): ConsortiumSchema {
   }
   if (!columns.some(isModelled)) throw new SchemaError('schema: every column is id/pii; nothing to model');
   return schema;
+}
+
+/**
+ * x as the nearest multiple of the column's step within its bounds (x itself without a step). Steps
+ * below 1 are rounded in decimal, so 0.07 prints as 0.07, not 0.07000000000000001.
+ */
+export function snapToStep(c: SchemaColumn, x: number): number {
+  const step = c.step;
+  if (step === undefined || !Number.isFinite(x)) return x;
+  let k = Math.round(x / step);
+  const lo = Math.ceil(c.min! / step - STEP_TOLERANCE);
+  const hi = Math.floor(c.max! / step + STEP_TOLERANCE);
+  k = Math.min(hi, Math.max(lo, k));
+  const v = k * step;
+  if (step >= 1 && Number.isInteger(step)) return v;
+  const decimals = Math.min(15, Math.max(0, -Math.floor(Math.log10(step)) + 2));
+  return Number(v.toFixed(decimals));
 }
 
 /** Stable SHA-256 of the schema's canonical JSON: banks and coordinator compare it at registration. */

@@ -29,7 +29,7 @@ export function transactionSchema(): ConsortiumSchema {
       { name: 'transaction_id', type: 'categorical', role: 'id', description: 'unique per bank; never modelled or sent' },
       { name: 'customer_age', type: 'integer', min: 18, max: 100, description: 'years' },
       { name: 'account_tenure_months', type: 'integer', min: 0, max: 600, scale: 'log' },
-      { name: 'amount', type: 'continuous', min: 0, max: 25000, scale: 'log', description: 'transaction amount in EUR; heavy-tailed' },
+      { name: 'amount', type: 'continuous', min: 0, max: 25000, scale: 'log', step: 0.01, description: 'transaction amount in EUR, to the cent; heavy-tailed' },
       { name: 'merchant_category', type: 'categorical', categories: [...MERCHANT_CATEGORIES] },
       { name: 'channel', type: 'categorical', categories: [...CHANNELS] },
       { name: 'hour', type: 'integer', min: 0, max: 23, description: 'local hour of day' },

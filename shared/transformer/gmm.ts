@@ -16,7 +16,7 @@
 // The output layout (spans) depends on the schema and maxModes only, not on the fit: the model can
 // be built when a bank registers, before any summary exists; modes pruned by the fit are slots the
 // encoder never uses and the decoder ignores.
-import { isDiscrete, isModelled, validateSchema, type ConsortiumSchema, type Row, type SchemaColumn } from '../data/schema';
+import { isDiscrete, isModelled, snapToStep, validateSchema, type ConsortiumSchema, type Row, type SchemaColumn } from '../data/schema';
 import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
 import { argmax, categoriesOf } from './encoding';
 
@@ -551,7 +551,7 @@ export class GmmTransformer implements DataTransformer {
         let x = p.scale.from(alpha * 4 * stds[mode]! + means[mode]!);
         x = Math.min(p.col.max!, Math.max(p.col.min!, x));
         if (p.col.type === 'integer') x = Math.min(p.col.max!, Math.max(p.col.min!, Math.round(x)));
-        row[p.index] = x;
+        row[p.index] = snapToStep(p.col, x);
       }
       rows.push(row);
     }

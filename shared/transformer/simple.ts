@@ -1,7 +1,7 @@
 // The simple reversible transformer, built from the consortium schema alone (no data): numeric
 // columns scaled linearly from their declared bounds to [-1, 1], categorical and boolean columns
 // one-hot. Every bank builds the identical transformer from the same schema file.
-import { isModelled, validateSchema, type ConsortiumSchema, type Row } from '../data/schema';
+import { isModelled, snapToStep, validateSchema, type ConsortiumSchema, type Row } from '../data/schema';
 import type { DataTransformer, DiscreteSpan, OutputSpan } from './types';
 import { argmax, categoriesOf } from './encoding';
 
@@ -126,7 +126,7 @@ export class SimpleTransformer implements DataTransformer {
           const s = Math.max(-1, Math.min(1, data[base + p.offset]!));
           let x = p.min + ((s + 1) / 2) * (p.max - p.min);
           if (p.type === 'integer') x = Math.round(x);
-          row[p.index] = Math.min(p.max, Math.max(p.min, x));
+          row[p.index] = snapToStep(this.schema.columns[p.index]!, Math.min(p.max, Math.max(p.min, x)));
         } else {
           const j = argmax(data, base + p.offset, p.categories.length + (p.nullable ? 1 : 0));
           if (j >= p.categories.length) continue; // the "missing" category

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadTable, parseCell, schemaHash, validateSchema, type RowProblem } from '../../shared/data/schema';
+import { loadTable, parseCell, schemaHash, snapToStep, validateSchema, type RowProblem } from '../../shared/data/schema';
 import { transactionSchema } from '../../shared/data/simulate';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedsynth-schema-'));
@@ -21,6 +21,36 @@ const base = () => ({
 });
 
 describe('consortium schema', () => {
+  it("checks a numeric column's step, and snaps values to its multiples within the bounds", () => {
+    const withStep = (k: number, step: unknown) => {
+      const s = base();
+      (s.columns[k] as Record<string, unknown>).step = step;
+      return s;
+    };
+    expect(validateSchema(withStep(2, 0.01)).columns[2]!.step).toBe(0.01);
+    expect(() => validateSchema(withStep(2, 0))).toThrow(/columns\[2\] \(amount\)\.step must be a positive number, got 0/);
+    expect(() => validateSchema(withStep(2, '0.01'))).toThrow(/step must be a positive number, got "0.01"/);
+    expect(() => validateSchema(withStep(1, 2.5))).toThrow(/columns\[1\] \(age\)\.step of an integer column must be an integer, got 2\.5/);
+    expect(() => validateSchema(withStep(1, 1000))).toThrow(/step 1000: no multiple of it lies within \[18, 100\]/);
+    expect(() => validateSchema(withStep(3, 1))).toThrow(/min\/max\/scale\/step are not used by categorical columns/);
+    expect(() => validateSchema(withStep(4, 1))).toThrow(/step is for continuous and integer columns/);
+    // The step is part of the schema, so of its hash.
+    expect(schemaHash(validateSchema(withStep(2, 0.01)))).not.toBe(schemaHash(validateSchema(base())));
+
+    const cents = { name: 'a', type: 'continuous' as const, min: 0, max: 1000, step: 0.01 };
+    expect(snapToStep(cents, 0.0700001)).toBe(0.07);
+    expect(snapToStep(cents, 12.345678)).toBe(12.35);
+    expect(String(snapToStep(cents, 0.29))).toBe('0.29');
+    const limit = { name: 'l', type: 'integer' as const, min: 5000, max: 1_000_000, step: 10_000 };
+    expect(snapToStep(limit, 123_456)).toBe(120_000);
+    // The nearest multiple inside the bounds: 0 is below min 5000, 1,000,000 is the last one.
+    expect(snapToStep(limit, 5000)).toBe(10_000);
+    expect(snapToStep(limit, 1_000_000)).toBe(1_000_000);
+    expect(snapToStep({ ...limit, max: 999_999 }, 999_999)).toBe(990_000);
+    // Without a step: unchanged.
+    expect(snapToStep({ name: 'x', type: 'continuous', min: 0, max: 1 }, 0.123456789)).toBe(0.123456789);
+  });
+
   it('accepts a valid schema and normalises datetime bounds', () => {
     const s = validateSchema(base());
     expect(s.target).toBe('fraud');

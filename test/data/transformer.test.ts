@@ -55,6 +55,7 @@ describe('SimpleTransformer', () => {
           expect(v as number).toBeGreaterThanOrEqual(c.min!);
           expect(v as number).toBeLessThanOrEqual(c.max!);
           if (c.type === 'integer') expect(Number.isInteger(v)).toBe(true);
+          if (c.step !== undefined) expect(Number(((v as number) / c.step).toFixed(6)) % 1).toBe(0);
         }
       });
     }
