@@ -258,6 +258,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       lrG: o.lr,
       lrD: o.lrD ?? o.lr,
       categoryFrequencies: condFreq,
+      excludedCategories: transformer.unusedCategories(),
       seed: o.seed + b,
       ...(dp ? { dp, sampling: 'uniform' as const } : {}),
     });

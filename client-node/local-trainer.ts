@@ -233,6 +233,7 @@ export class GanLocalTrainer implements LocalTrainer {
       lrD: plan.lrDiscriminator,
       seed: plan.seed,
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
+      ...(data.unusedCategories ? { excludedCategories: data.unusedCategories } : {}),
       ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
     });
     let done = 0;

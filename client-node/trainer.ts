@@ -11,6 +11,8 @@ export interface PreparedData {
   encoded: Float32Array;
   rows: number;
   dim: number;
+  /** Categories the transformer never encodes (merged into another's slot): no cond vector names them. */
+  unusedCategories?: readonly { offset: number; categories: readonly number[] }[];
 }
 
 export interface LocalTrainer {

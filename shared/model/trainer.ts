@@ -45,6 +45,13 @@ export interface TrainerOptions {
    */
   categoryFrequencies?: number[][];
   /**
+   * Categories the encoding never produces, by output span offset (the transformer's
+   * unusedCategories: rare categories merged into another's slot). No cond vector names them: no
+   * real row carries them, and the sampler never draws them, so a G step conditioned on one would
+   * only teach the generator to produce what is thrown away.
+   */
+  excludedCategories?: readonly { offset: number; categories: readonly number[] }[];
+  /**
    * How real rows are drawn for D.
    * 'by-category' (default, CTGAN): conditional column uniformly, category ∝ log(1 + frequency)
    *   among categories present locally, then a row of that category; generated rows get cond
@@ -151,6 +158,22 @@ export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf
   return tf.tidy(() => (loss === 'ns' ? tf.mean(softplus(tf.neg(fakeLogits))) : tf.neg(tf.mean(fakeLogits))) as tf.Scalar);
 }
 
+/** TrainerOptions.excludedCategories as a predicate over (cond span, category); undefined when nothing is excluded. */
+function allowedCategories(model: GanModel, excluded: TrainerOptions['excludedCategories']): ((k: number, j: number) => boolean) | undefined {
+  if (!excluded || excluded.length === 0) return undefined;
+  const skip = model.condSpans.map(() => new Set<number>());
+  for (const e of excluded) {
+    const k = model.condSpans.findIndex((s) => s.offset === e.offset);
+    // A merged column that is not conditional (a numeric column's modes, never merged; or no cond span): nothing to do.
+    if (k < 0) continue;
+    const span = model.condSpans[k]!;
+    if (e.categories.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim)) throw new Error(`trainer: excluded categories of '${span.column}' must be integers in [0, ${span.dim})`);
+    if (e.categories.length >= span.dim) throw new Error(`trainer: every category of '${span.column}' is excluded`);
+    for (const j of e.categories) skip[k]!.add(j);
+  }
+  return (k, j) => !skip[k]!.has(j);
+}
+
 /** A category's weight in the G step's cond draw under 'uniform' sampling (see Trainer.genCdfs). */
 const generatorStepWeight = (f: number): number => Math.log1p(Math.max(f, 1));
 
@@ -176,6 +199,8 @@ export class Trainer {
    * 1 keeps every category the schema declares in training.
    */
   private readonly genCdfs: (Float64Array | null)[] | undefined;
+  /** Whether category j of cond span k may name a cond vector (TrainerOptions.excludedCategories); absent: all. */
+  private readonly allowed: ((k: number, j: number) => boolean) | undefined;
   /** DP-SGD settings (absent: ordinary training). */
   readonly dp: DpSgdOptions | undefined;
   /** Poisson sampling and privacy noise: node:crypto, never the seeded Rng. */
@@ -223,21 +248,23 @@ export class Trainer {
         );
       }
     }
+    this.allowed = allowedCategories(model, opts.excludedCategories);
+    const allowed = this.allowed;
     if (opts.categoryFrequencies) {
       // Validate shape and values now, so a bad input fails before any training.
       categoryCdfs(model.condSpans, opts.categoryFrequencies, Math.log1p, 'trainer');
       this.freqs = opts.categoryFrequencies.map((f) => [...f]);
       if (this.sampling === 'uniform') {
-        this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer');
-        this.genCdfs = categoryCdfs(model.condSpans, this.freqs, generatorStepWeight, 'trainer');
+        this.freqCdfs = categoryCdfs(model.condSpans, this.freqs, (f) => f, 'trainer', allowed);
+        this.genCdfs = categoryCdfs(model.condSpans, this.freqs, generatorStepWeight, 'trainer', allowed);
         if (model.config.marginalWeight > 0) {
           const norm = (v: number[]): number[] => {
             const t = v.reduce((a, b) => a + b, 0);
             return v.map((x) => (t > 0 ? x / t : 0));
           };
-          this.importance = this.freqs.map((f) => {
+          this.importance = this.freqs.map((f, k) => {
             const pf = norm(f);
-            const pg = norm(f.map(generatorStepWeight));
+            const pg = norm(f.map((x, j) => (!allowed || allowed(k, j) ? generatorStepWeight(x) : 0)));
             return pf.map((x, j) => (pg[j]! > 0 ? x / pg[j]! : 0));
           });
           this.marginalTargets = this.freqs.map((f) => {
@@ -248,7 +275,7 @@ export class Trainer {
       }
     } else if (this.dp && model.condDim > 0) {
       // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
-      this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer');
+      this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer', allowed);
     }
   }
 
@@ -588,7 +615,7 @@ export class Trainer {
     // The G step without data uses the categories of the last data seen (those D was trained on).
     if (this.lastIndex) return this.lastIndex;
     if (!this.freqs) throw new Error('generatorStep: pass data (or train a D step first, or give categoryFrequencies) so cond vectors can be drawn');
-    const cdfs = categoryCdfs(this.model.condSpans, this.freqs, Math.log1p, 'trainer');
+    const cdfs = categoryCdfs(this.model.condSpans, this.freqs, Math.log1p, 'trainer', this.allowed);
     return { n: 0, rows: [], cdfs, usableSpans: cdfs.map((c, k) => (c ? k : -1)).filter((k) => k >= 0) };
   }
 
@@ -642,7 +669,7 @@ export class Trainer {
       }
       return buckets.map((b) => Int32Array.from(b));
     });
-    const present = (k: number, j: number): boolean => rows[k]![j]!.length > 0;
+    const present = (k: number, j: number): boolean => rows[k]![j]!.length > 0 && (!this.allowed || this.allowed(k, j));
     const freqs = this.freqs ?? m.condSpans.map((s) => new Array<number>(s.dim).fill(1));
     // Categories absent locally cannot supply a real row, so they get no weight here.
     const cdfs = categoryCdfs(m.condSpans, freqs, Math.log1p, 'trainer', present);

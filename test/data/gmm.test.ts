@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
+import { encodeRows } from '../../client-node/bank-data';
 import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
@@ -95,8 +96,32 @@ describe('GMM transformer', () => {
         expect(v as number).toBeGreaterThanOrEqual(c.min!);
         expect(v as number).toBeLessThanOrEqual(c.max!);
         if (c.type === 'integer') expect(Number.isInteger(v)).toBe(true);
+        // amount's declared step is 0.01: every sampled amount is a whole number of cents, as written.
+        if (c.step !== undefined) expect(Number(((v as number) / c.step).toFixed(6)) % 1).toBe(0);
+        if (c.step === 0.01) expect(String(v)).toMatch(/^\d+(\.\d{1,2})?$/);
       });
     }
+  });
+
+  it("samples a column with a coarse step only on its multiples (credit limits set in tens of thousands)", () => {
+    const s = validateSchema({ version: 1, columns: [
+      { name: 'limit', type: 'integer', min: 10_000, max: 1_000_000, step: 10_000 },
+      { name: 'c', type: 'categorical', categories: ['a', 'b'] },
+    ] });
+    const rng = new Rng(4);
+    const rows: Row[] = Array.from({ length: 4000 }, () => [10_000 * Math.round(1 + 40 * rng.next() ** 2), rng.next() < 0.3 ? 'a' : 'b']);
+    const sc = summaryColumns(s);
+    const counts = summaryCounts(s, rows);
+    const t = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: counts[k]! })));
+    const out = t.inverse(t.transform(rows, 1), rows.length);
+    const junk = t.inverse(new Float32Array(500 * t.outputDim).map((_, i) => Math.sin(i * 78.233) * 2), 500);
+    for (const r of [...out, ...junk]) {
+      expect((r[0] as number) % 10_000).toBe(0);
+      expect(r[0] as number).toBeGreaterThanOrEqual(10_000);
+      expect(r[0] as number).toBeLessThanOrEqual(1_000_000);
+    }
+    // Encoding and decoding a real row gives it back: the snap moves a value by at most half a step.
+    expect(out.map((r) => r[0])).toEqual(rows.map((r) => r[0]));
   });
 
   it('fits from noisy summaries: noise-level bins are ignored, rare categories are merged, the state holds no rows', () => {
@@ -153,8 +178,11 @@ describe('GMM transformer', () => {
     expect(new Set(back.map((r) => r[0]))).toEqual(new Set(['r1', 'r2', 'r3']));
     // The merged categories other than the slot are never produced by the encoding: the sampler excludes them.
     expect(t.unusedCategories()).toEqual([{ offset: t.spans[0]!.offset, categories: [3, 4], slot: 2 }]);
+    // A bank's encoded rows carry the list to its trainer, which then conditions on none of them.
+    expect(encodeRows(t, [['r2', 0.5]]).unusedCategories).toEqual(t.unusedCategories());
     const plain = GmmTransformer.fit(s, [{ column: 'c', values: [5000, 3000, 300, 400, 800] }, { column: 'x', values: new Array(sc[1]!.dim).fill(100) }], { noiseStd: 10 });
     expect(plain.unusedCategories()).toEqual([]);
+    expect(encodeRows(plain, [['r2', 0.5]]).unusedCategories).toBeUndefined();
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
   });
 

@@ -276,6 +276,30 @@ describe('DP-SGD for the discriminator', () => {
     m.dispose();
   });
 
+  it("never conditions the generator on a category the encoding never produces (merged into another's slot)", () => {
+    const m = model({});
+    const span = m.condSpans[0]!;
+    // Category 1 merged into category 2's slot: the pooled weights give it 0, and the floor of the G step's draw would still give it log 2.
+    const freqs = [[1000, 0, 3]];
+    const counts = (excluded?: { offset: number; categories: number[] }[]) => {
+      const t = createTrainer(m, { seed: 5, categoryFrequencies: freqs, ...(excluded ? { excludedCategories: excluded } : {}), dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
+      const cond = t.generatorConds(6000);
+      t.dispose();
+      const c = [0, 0, 0];
+      for (let r = 0; r < 6000; r++) for (let j = 0; j < 3; j++) c[j] += cond[r * 3 + j]!;
+      return c;
+    };
+    expect(counts()[1]).toBeGreaterThan(300);
+    const merged = counts([{ offset: span.offset, categories: [1] }]);
+    expect(merged[1]).toBe(0);
+    expect(merged[0]! + merged[2]!).toBe(6000);
+    expect(merged[2]).toBeGreaterThan(600); // the slot itself keeps its (floored) share
+    // Bad exclusions are refused before any training.
+    expect(() => createTrainer(m, { categoryFrequencies: freqs, excludedCategories: [{ offset: span.offset, categories: [3] }] })).toThrow(/excluded categories of 'c' must be integers in \[0, 3\)/);
+    expect(() => createTrainer(m, { categoryFrequencies: freqs, excludedCategories: [{ offset: span.offset, categories: [0, 1, 2] }] })).toThrow(/every category of 'c' is excluded/);
+    m.dispose();
+  });
+
   it('trainSteps with DP leaks no tensors and changes D', () => {
     const m = model({ pac: 2 });
     const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1 } });
