@@ -202,12 +202,17 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     log,
     exitWhenFinished: opts.exitWhenFinished,
   });
-  const stop = (): void => {
-    log.info('stopping');
+  // Every signal is handled: a second SIGTERM while a training chunk finishes must not fall through
+  // to the default exit (143) halfway through writing the ledger or the status.
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return void log.warn('already_stopping', { signal });
+    stopping = true;
+    log.info('stopping', { signal });
     agent.stop();
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   // Liveness for container health checks: <state-dir>/heartbeat rewritten every 15 s while running.
   const heartbeat = (await import('./heartbeat')).startHeartbeat(opts.stateDir, { log });
   try {

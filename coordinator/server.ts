@@ -264,6 +264,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const trainedBanks = new Set<string>();
   // Set by close(): an open calibration stops waiting and publishes nothing.
   let closing = false;
+  let closed: Promise<void> | undefined;
 
   async function calibrateLabels(): Promise<void> {
     const lc = opts.labelCalibration;
@@ -535,16 +536,18 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     rounds,
     metrics,
     finished,
-    close: async () => {
-      closing = true;
-      calibration?.complete();
-      rounds.stop();
-      secagg?.close();
-      io.disconnectSockets(true);
-      await new Promise<void>((r) => io.close(() => r()));
-      await closeHttp(http);
-      opts.persistence.close();
-    },
+    // Idempotent: --exit-when-finished closes on its own, and a signal may then close again.
+    close: () =>
+      (closed ??= (async () => {
+        closing = true;
+        calibration?.complete();
+        rounds.stop();
+        secagg?.close();
+        io.disconnectSockets(true);
+        await new Promise<void>((r) => io.close(() => r()));
+        await closeHttp(http);
+        opts.persistence.close();
+      })()),
   };
 }
 

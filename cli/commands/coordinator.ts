@@ -50,13 +50,32 @@ export function register(program: Command): void {
         return;
       }
       const { exitWhenFinished, ...settings } = toCoordinatorSettings(merged);
-      // insecureAggregation (flag --insecure-aggregation or "insecureAggregation" in the file) is in settings.
-      const running = await runCoordinator(settings, { exitWhenFinished });
-      const stop = async (): Promise<void> => {
-        await running.close();
-        process.exit(0);
+      // Listening before start-up, and for every signal: a SIGTERM while the store opens, or a second
+      // one while the first shuts down, must not fall through to the default (exit 143, state unclosed).
+      let running: Awaited<ReturnType<typeof runCoordinator>> | undefined;
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) {
+          process.stderr.write(`coordinator: ${signal} again; already shutting down (closing the state store)\n`);
+          return;
+        }
+        stopping = true;
+        if (!running) return; // start-up finishes first, then shuts down (below)
+        running.close().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            process.stderr.write(`coordinator: shutdown failed: ${err instanceof Error ? err.message : String(err)}\n`);
+            process.exit(1);
+          },
+        );
       };
-      process.once('SIGINT', () => void stop());
-      process.once('SIGTERM', () => void stop());
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      // insecureAggregation (flag --insecure-aggregation or "insecureAggregation" in the file) is in settings.
+      running = await runCoordinator(settings, { exitWhenFinished });
+      if (stopping) {
+        stopping = false;
+        stop('signal during start-up');
+      }
     });
 }
