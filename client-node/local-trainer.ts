@@ -43,6 +43,13 @@ export interface LocalDpOptions {
   totalEpsilon?: number;
   /** Rounds the target ε is spread over (default 1). */
   plannedRounds?: number;
+  /**
+   * The largest σ calibrated from a target or total ε that the bank will train with (default
+   * DEFAULT_MAX_NOISE_MULTIPLIER). Above it the budget left is too small to say anything: the
+   * updates would be mostly noise and would pull the consortium's model towards it, so the bank
+   * trains no more rounds (as when the budget is spent). An explicit noiseMultiplier is not capped.
+   */
+  maxNoiseMultiplier?: number;
   /** Per-example clipping norm C (default 1). */
   maxGradNorm?: number;
   /** Poisson rate q per D update (default batchSize / rows). */
@@ -54,6 +61,13 @@ export interface LocalDpOptions {
    */
   classifierClipShare?: number;
 }
+
+/**
+ * 20: over twice the largest σ of BENCHMARKS.md's bench:privacy runs (8.75, ε = 1 on 8,000-row
+ * banks), where the model still learned; a bank with a sliver of budget left calibrated σ ≈ 32 in an
+ * end-to-end run and sent what was mostly noise.
+ */
+export const DEFAULT_MAX_NOISE_MULTIPLIER = 20;
 
 interface ActiveDp {
   q: number;
@@ -171,6 +185,16 @@ export class GanLocalTrainer implements LocalTrainer {
             `privacy budget exhausted: this bank's ledger has spent ε = ${spent.toPrecision(4)} at δ = ${delta.toExponential(2)}` +
               (planned ? `, ε = ${withPlan.toPrecision(4)} with the label calibration release the consortium plans after the last round (noise multiplier ${planned})` : '') +
               `, which leaves nothing for DP-SGD under the bank's total ε = ${target}. This bank trains no more rounds under this budget; a larger budget (--epsilon-max) is the bank's privacy officer's decision`,
+          );
+        }
+        const cap = local.maxNoiseMultiplier ?? DEFAULT_MAX_NOISE_MULTIPLIER;
+        if (s > cap) {
+          const delta = local.budget.delta;
+          throw new ImpossibleBudgetError(
+            (total !== undefined
+              ? `privacy budget too small to train: what this bank's total ε = ${target} at δ = ${delta.toExponential(2)} leaves after its ledger's ε = ${local.ledger.spent(delta).toPrecision(4)}` + (planned ? ' and the planned label calibration release' : '')
+              : `privacy budget too small to train: DP-SGD's ε = ${target} at δ = ${delta.toExponential(2)}`) +
+              ` calls for noise σ = ${s.toFixed(1)} over ${Math.max(1, rounds * stepsPerRound)} steps, above --max-noise-multiplier ${cap}: its updates would be mostly noise and would pull the consortium's model towards it. This bank trains no more rounds under this budget; a larger budget (--epsilon-max) is the bank's privacy officer's decision`,
           );
         }
         this.calibrated = { key, sigma: s };

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runAgent } from '../../client-node/run-agent';
+import { DEFAULT_MAX_NOISE_MULTIPLIER } from '../../client-node/local-trainer';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../../shared/privacy/summary-noise';
 import { DEFAULT_CLASSIFIER_CLIP_SHARE } from '../../shared/model/dp-sgd';
 
@@ -30,6 +31,7 @@ export function register(program: Command): void {
     .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
+    .option('--max-noise-multiplier <σ>', 'refuse to train (and stop, as with a spent budget) when the budget left calls for DP-SGD noise above this σ: such updates are mostly noise; an explicit --noise-multiplier is not capped', String(DEFAULT_MAX_NOISE_MULTIPLIER))
     .option('--max-grad-norm <c>', 'DP-SGD per-example clipping norm C', '1.0')
     .option('--classifier-clip-share <s>', "share s of C² for the target's classifier (its per-example gradient clipped to C·√s, the discriminator's to C·√(1−s)); the same guarantee either way: larger favours the sampled labels, smaller the generated columns", String(DEFAULT_CLASSIFIER_CLIP_SHARE))
     .option('--client-dp-noise <z>', 'client-level DP (DP-FedAvg): add Gaussian noise z·S/√banks to each clipped update (S = the coordinator\'s update clip norm), charged per round')
@@ -62,6 +64,7 @@ export function register(program: Command): void {
               : { totalEpsilon: defaultTotalEpsilon(positiveNumber(o.epsilonMax, '--epsilon-max'), positiveNumber(o.summaryEpsilon, '--summary-epsilon')) }),
           noiseMultiplier: o.noiseMultiplier === undefined ? undefined : positiveNumber(o.noiseMultiplier, '--noise-multiplier'),
           plannedRounds: Math.max(1, positiveInt(o.dpRounds, '--dp-rounds')),
+          maxNoiseMultiplier: positiveNumber(o.maxNoiseMultiplier, '--max-noise-multiplier'),
           maxGradNorm: positiveNumber(o.maxGradNorm, '--max-grad-norm'),
           classifierClipShare: share(o.classifierClipShare, '--classifier-clip-share'),
           sampleRate: o.sampleRate === undefined ? undefined : sampleRate(o.sampleRate),
@@ -99,6 +102,7 @@ interface AgentCliOptions {
   targetEpsilon?: string;
   noiseMultiplier?: string;
   dpRounds: string;
+  maxNoiseMultiplier: string;
   maxGradNorm: string;
   classifierClipShare: string;
   sampleRate?: string;

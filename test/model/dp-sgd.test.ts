@@ -23,7 +23,7 @@ import {
   weightedGradientSum,
 } from '../../shared/model/dp-sgd';
 import { CryptoRandom } from '../../shared/privacy/secure-noise';
-import { epsilonFor, noiseMultiplierFor } from '../../shared/privacy/calibrate';
+import { epsilonFor, ImpossibleBudgetError, noiseMultiplierFor } from '../../shared/privacy/calibrate';
 import { selectBackend } from '../../shared/tensor/backend';
 import { Rng } from '../../shared/tensor/random';
 import { BudgetExceededError, PrivacyLedger } from '../../client-node/ledger';
@@ -468,6 +468,27 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/privacy budget exhausted: this bank's ledger has spent ε = \d\.\d{3} at δ = 1\.00e-5, which leaves nothing for DP-SGD under the bank's total ε = 1\.5/);
     expect(ledger.entries().filter((e) => e.kind === 'dp-sgd')).toHaveLength(6);
     spent.dispose();
+  });
+
+  it('refuses to train with a sliver of budget left: the σ it would take is above the cap (--max-noise-multiplier)', async () => {
+    const budget = { epsilonMax: 2, delta: 1e-5 };
+    const sliver = PrivacyLedger.open(join(dir, 'ledger-sliver.jsonl'));
+    // A release that leaves about 0.02 of the total, for 1000 rounds of 6 steps (σ ≈ 64).
+    let z = 1;
+    while (sliver.epsilonAfter({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, 1e-5) > 1.99) z *= 1.01;
+    sliver.charge({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, budget);
+    const capped = new GanLocalTrainer(cfg, 4, { ledger: sliver, budget, totalEpsilon: 2, plannedRounds: 1000, sampleRate: 0.05 });
+    await expect(capped.train(data, plan, undefined, () => false)).rejects.toThrow(
+      /privacy budget too small to train: what this bank's total ε = 2 at δ = 1\.00e-5 leaves after its ledger's ε = 1\.9\d+ calls for noise σ = \d+\.\d over \d+ steps, above --max-noise-multiplier 20: its updates would be mostly noise/,
+    );
+    await expect(capped.train(data, plan, undefined, () => false)).rejects.toThrow(ImpossibleBudgetError);
+    expect(sliver.entries()).toHaveLength(1); // nothing charged, nothing trained
+    capped.dispose();
+    // A bank may raise the cap (its choice): the same budget then trains, at that σ.
+    const raised = new GanLocalTrainer(cfg, 4, { ledger: sliver, budget, totalEpsilon: 2, plannedRounds: 1000, sampleRate: 0.05, maxNoiseMultiplier: 1e4 });
+    await raised.train(data, plan, undefined, () => false);
+    expect((sliver.entries()[1]!.params as { sigma: number }).sigma).toBeGreaterThan(20);
+    raised.dispose();
   });
 
   it('plans the label calibration release into σ, counts the rows per bin, and the release lands the ledger on the total', async () => {
