@@ -162,6 +162,10 @@ export interface FederatedOptions {
    * into σ, as the agent plans it. 0/absent = off.
    */
   labelCalibrationNoise?: number;
+  /** false: the generator's marginal term leaves the numeric columns' mode shares out (as before 2026-12-07's sixth session); 'spikes': holds only the point masses' shares. */
+  modeShares?: boolean | 'spikes';
+  /** false: the transformer keeps no point masses (FitOptions.pointMasses; as before 2026-12-07's sixth session). */
+  pointMasses?: boolean;
   /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
@@ -226,7 +230,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   // fitted from it, and the category weights pool its merged rare categories from the unclamped sums.
   const perBank = released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! })));
   const clamped = mergeNoisyCounts(perBank);
-  const transformer = GmmTransformer.fit(schema, clamped, { noiseStd });
+  const transformer = GmmTransformer.fit(schema, clamped, { noiseStd, ...(o.pointMasses === false ? { pointMasses: false } : {}) });
   const merged = pooledCategoryWeights(transformer.toJSON(), mergeNoisyCounts(perBank, { clamp: false }));
   const modelConfig = consortiumModelConfig(schema, { ...(o.classifierWeight !== undefined ? { classifierWeight: o.classifierWeight } : {}), ...o.model });
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
@@ -259,6 +263,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       lrD: o.lrD ?? o.lr,
       categoryFrequencies: condFreq,
       excludedCategories: transformer.unusedCategories(),
+      ...(o.modeShares === false ? {} : { modeShares: o.modeShares === 'spikes' ? transformer.spikeShares() : transformer.modeShares() }),
       seed: o.seed + b,
       ...(dp ? { dp, sampling: 'uniform' as const } : {}),
     });

@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--no-mode-shares] [--spike-shares] [--no-point-masses] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -31,6 +31,9 @@
 //   train split's minority rows (the evaluator's fidelity, minority rows only, target dropped).
 // --classifier-clip-norm R: DP-SGD's classifierClipNorm (default: none, C's gradient clipped at C√s as it stands).
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
+// --no-mode-shares: the generator's marginal term without the numeric columns' mode shares (as before 2026-12-07's sixth session).
+// --no-point-masses: the transformer keeps no point mass at 0 or a bound (as before 2026-12-07's sixth session).
+// --spike-shares: the generator's marginal term holds only the point masses' shares, not every mixture mode's.
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -50,6 +53,7 @@ import { formatRow, loadTable } from '../shared/data/schema';
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../shared/model';
 import { discriminatorDeltas, perExampleSquaredNorms } from '../shared/model/dp-sgd';
+import { spikeValuesOf } from '../shared/transformer/gmm';
 
 const args = process.argv.slice(2);
 const arg = (k: string, d: string): string => {
@@ -92,13 +96,15 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
         log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(args.includes('--no-mode-shares') ? { modeShares: false } : args.includes('--spike-shares') ? { modeShares: 'spikes' as const } : {}), ...(args.includes('--no-point-masses') ? { pointMasses: false } : {}), ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
         const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
         const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
         // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
         log(`  ${split.name} ε = ${eps}: GBDT F1 threshold TSTR ${metric(report, 'utility.gbdt.tstr.threshold').toFixed(3)} / TRTR ${metric(report, 'utility.gbdt.trtr.threshold').toFixed(3)}, precision TSTR ${metric(report, 'utility.gbdt.tstr.precision').toFixed(2)} / TRTR ${metric(report, 'utility.gbdt.trtr.precision').toFixed(2)}`);
         // The sample just evaluated, loaded once more for the minority count (and the diagnostic).
         const sample = await loadSample(split, join(work, `${split.name}-synthetic.csv`));
+        const spikes = spikeShares(split, join(work, `${split.name}-synthetic.csv`));
+        if (spikes) log(`  ${split.name} ε = ${eps}: rows exactly at 0 or a declared bound, real train / synthetic: ${spikes}`);
         if (args.includes('--also-oversample')) {
           // Here, before the options below sample the model again into the same CSV.
           const factor = Number(arg('--also-oversample', ''));
@@ -269,6 +275,29 @@ async function oversampled(split: Split, res: FederatedResult, sample: LoadedSam
 }
 
 /** A report's TSTR AUC, minority recall, precision and PR-AUC, as the diagnostic lines print them. */
+/**
+ * The rows exactly at each numeric column's spike candidates (0 and the declared bounds: the
+ * transformer's spikeValuesOf), in the real train split and in the sample, where either has ≥ 1%.
+ */
+function spikeShares(split: Split, synthetic: string): string | undefined {
+  const read = (path: string) => parseCsvText(readFileSync(path, 'utf8'));
+  const real = read(split.trainPath);
+  const syn = read(synthetic);
+  const share = (t: ReturnType<typeof read>, name: string, v: number): number => {
+    const j = t.header.indexOf(name);
+    return t.rows.filter((r) => r.values[j] !== '' && Number(r.values[j]) === v).length / Math.max(1, t.rows.length);
+  };
+  const out: string[] = [];
+  for (const c of split.schema.columns) {
+    for (const v of spikeValuesOf(c)) {
+      const a = share(real, c.name, v);
+      const b = share(syn, c.name, v);
+      if (a >= 0.01 || b >= 0.01) out.push(`${c.name} = ${v}: ${(100 * a).toFixed(1)}% / ${(100 * b).toFixed(1)}%`);
+    }
+  }
+  return out.length > 0 ? out.join(', ') : undefined;
+}
+
 function tstrScores(report: Record<string, unknown>): string {
   const u = (k: string): number => metric(report, `utility.gbdt.tstr.${k}`);
   return `TSTR ${u('auc').toFixed(3)}, recall ${u('recall').toFixed(2)}, precision ${u('precision').toFixed(2)}, PR-AUC ${u('prAuc').toFixed(3)}`;

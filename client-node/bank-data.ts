@@ -37,5 +37,12 @@ export async function loadBankData(csvPath: string, schemaPath: string, opts: { 
 /** Encodes the bank's rows with a consortium transformer (mode sampling seeded for reproducibility). */
 export function encodeRows(transformer: DataTransformer & { transform(rows: readonly Row[], seed?: number): Float32Array }, rows: readonly Row[], seed = 1): PreparedData {
   const unused = transformer.unusedCategories?.() ?? [];
-  return { encoded: transformer.transform(rows, seed), rows: rows.length, dim: transformer.outputDim, ...(unused.length > 0 ? { unusedCategories: unused } : {}) };
+  const modes = transformer.modeShares?.() ?? [];
+  return {
+    encoded: transformer.transform(rows, seed),
+    rows: rows.length,
+    dim: transformer.outputDim,
+    ...(unused.length > 0 ? { unusedCategories: unused } : {}),
+    ...(modes.length > 0 ? { modeShares: modes } : {}),
+  };
 }

@@ -258,6 +258,7 @@ export class GanLocalTrainer implements LocalTrainer {
       seed: plan.seed,
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
       ...(data.unusedCategories ? { excludedCategories: data.unusedCategories } : {}),
+      ...(data.modeShares ? { modeShares: data.modeShares } : {}),
       ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
     });
     let done = 0;

@@ -13,6 +13,8 @@ export interface PreparedData {
   dim: number;
   /** Categories the transformer never encodes (merged into another's slot): no cond vector names them. */
   unusedCategories?: readonly { offset: number; categories: readonly number[] }[];
+  /** Numeric columns' mode shares from the fitted transformer (TrainerOptions.modeShares). */
+  modeShares?: readonly { offset: number; shares: readonly number[] }[];
 }
 
 export interface LocalTrainer {

@@ -52,6 +52,14 @@ export interface TrainerOptions {
    */
   excludedCategories?: readonly { offset: number; categories: readonly number[] }[];
   /**
+   * Numeric columns' mode shares, by the offset of the mode one-hot: the fitted transformer's mixture
+   * weights (and its spike's), themselves post-processing of the banks' DP-noised histograms. With
+   * ModelConfig.marginalWeight the generator's marginal term matches them too, as it matches the
+   * category shares (a weak D under DP noise let the zeros of an amount column, 7-13% of the real
+   * rows, come out at 2-4%).
+   */
+  modeShares?: readonly ModeShares[];
+  /**
    * How real rows are drawn for D.
    * 'by-category' (default, CTGAN): conditional column uniformly, category ∝ log(1 + frequency)
    *   among categories present locally, then a row of that category; generated rows get cond
@@ -75,6 +83,17 @@ export interface TrainerOptions {
   dp?: DpSgdOptions;
   /** Seeds batch sampling, noise and dropout; default derives from the model seed. */
   seed?: number;
+}
+
+/**
+ * A numeric column's mode shares (TrainerOptions.modeShares): `shares` per slot of the mode one-hot
+ * at `offset`, or, with `groups`, per group of slots (e.g. each point mass alone and the mixture's
+ * slots together, so only the point masses' shares are held).
+ */
+export interface ModeShares {
+  offset: number;
+  shares: readonly number[];
+  groups?: readonly (readonly number[])[];
 }
 
 export interface TrainStepsOptions {
@@ -209,6 +228,8 @@ export class Trainer {
   /** With ModelConfig.marginalWeight: pf/pg per category (importance weights), and the noisy marginals as tensors. */
   private importance: number[][] | undefined;
   private marginalTargets: tf.Tensor1D[] | undefined;
+  /** With ModelConfig.marginalWeight: numeric columns' mode shares (TrainerOptions.modeShares) as tensors. */
+  private modeTargets: { offset: number; dim: number; target: tf.Tensor1D; groups?: tf.Tensor2D }[] = [];
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
@@ -270,6 +291,23 @@ export class Trainer {
           this.marginalTargets = this.freqs.map((f) => {
             const p = norm(f).map((x) => x + 1e-6);
             return tf.keep(tf.tensor1d(norm(p)));
+          });
+          this.modeTargets = (opts.modeShares ?? []).map(({ offset, shares, groups }) => {
+            const span = model.spans.find((sp) => sp.offset === offset && sp.kind === 'softmax' && (groups ? true : sp.dim === shares.length));
+            if (!span) throw new Error(`trainer: mode shares at offset ${offset} name no softmax span of ${shares.length} slots`);
+            if (!shares.every((x) => Number.isFinite(x) && x >= 0) || !(shares.reduce((a, b) => a + b, 0) > 0)) throw new Error(`trainer: mode shares of '${span.column}' must be non-negative with a positive sum`);
+            let agg: tf.Tensor2D | undefined;
+            if (groups) {
+              // Slot → group indicator matrix (dim × groups); every slot in at most one group.
+              const seen = new Set<number>();
+              if (groups.length !== shares.length || groups.some((g) => g.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim || seen.has(j) || !seen.add(j)))) {
+                throw new Error(`trainer: mode share groups of '${span.column}' must be ${shares.length} disjoint lists of slots in [0, ${span.dim})`);
+              }
+              const a = new Float32Array(span.dim * groups.length);
+              groups.forEach((g, k) => g.forEach((j) => (a[j * groups.length + k] = 1)));
+              agg = tf.keep(tf.tensor2d(a, [span.dim, groups.length]));
+            }
+            return { offset, dim: span.dim, target: tf.keep(tf.tensor1d(norm(norm([...shares]).map((x) => x + 1e-6)))), ...(agg ? { groups: agg } : {}) };
           });
         }
       }
@@ -509,12 +547,14 @@ export class Trainer {
           // Importance weights turn this batch (cond ∝ log-frequency) into one with cond ∝ frequency,
           // whose every column should follow the noisy marginals: weighted mean of softmax(raw).
           const w = tf.tensor2d(marginal.weights, [batchSize, 1]);
-          const terms = m.condSpans.map((s, j) => {
-            const probs = tf.softmax(tf.slice(g.raw, [0, s.offset], [-1, s.dim]));
+          const kl = (offset: number, dim: number, p: tf.Tensor1D, groups?: tf.Tensor2D): tf.Scalar => {
+            const slots = tf.softmax(tf.slice(g.raw, [0, offset], [-1, dim]));
+            const probs = groups ? tf.matMul(slots, groups) : slots;
             const mean = tf.sum(tf.mul(probs, w), 0);
-            const p = marginal.targets[j]!;
             return tf.sum(tf.mul(p, tf.sub(tf.log(p), tf.log(tf.add(mean, 1e-8)))));
-          });
+          };
+          // One term per column: each discrete column's categories, each numeric column's modes.
+          const terms = [...m.condSpans.map((s, j) => kl(s.offset, s.dim, marginal.targets[j]!)), ...this.modeTargets.map((t) => kl(t.offset, t.dim, t.target, t.groups))];
           loss = tf.add(loss, tf.mul(tf.div(tf.addN(terms), terms.length), cfg.marginalWeight));
         }
         if (m.labelSpan && cfg.classifierWeight > 0) {
@@ -698,6 +738,7 @@ export class Trainer {
     this.optD.dispose();
     this.optC?.dispose();
     this.marginalTargets?.forEach((t) => t.dispose());
+    this.modeTargets.forEach((t) => tf.dispose([t.target, ...(t.groups ? [t.groups] : [])]));
     this.noisePrefetch?.close();
   }
 }

@@ -13,6 +13,15 @@
 // by deterministic weighted EM on the bin centres. Every bank receives the same fitted state, so
 // encodings agree across banks.
 //
+// Point masses: amounts are often exactly 0 (no payment, a settled bill), and codes sit on a bound
+// (days since the last contact, -1 = never). A mixture of Gaussians puts almost none of its mass on
+// one exact value, so the sample had no zeros where the real rows have many. A numeric column (whose
+// bins are not one per value already) therefore counts apart its rows exactly at 0 (when the declared
+// range holds it) and exactly at each declared bound: more counts of the same histogram, where a
+// row still adds 1 to one count of the column, so the release's sensitivity is unchanged. Each such
+// noisy count that stands out of the noise the fit keeps as a spike: a mode slot of its own (from
+// the last one down, reserved by the schema alone), encoded α = 0, decoded to exactly that value.
+//
 // The output layout (spans) depends on the schema and maxModes only, not on the fit: the model can
 // be built when a bank registers, before any summary exists; modes pruned by the fit are slots the
 // encoder never uses and the decoder ignores.
@@ -83,12 +92,24 @@ export interface SummaryColumn {
   dim: number;
 }
 
+/**
+ * The exact values a numeric column's histogram counts apart (see the header), in slot order: 0 when
+ * the declared range holds it, then the declared min and max; none for a column whose bins are one
+ * per value already, or a datetime. At most maxModes − 1, so a mixture mode is left. From the schema alone.
+ */
+export function spikeValuesOf(c: SchemaColumn, maxModes = DEFAULT_MAX_MODES): number[] {
+  if (isDiscrete(c) || c.type === 'datetime' || c.min === undefined || c.max === undefined) return [];
+  if (c.type === 'integer' && c.scale !== 'log' && c.max - c.min + 1 <= MAX_INTEGER_BINS) return [];
+  const values = [...new Set([...(c.min <= 0 && 0 <= c.max ? [0] : []), c.min, c.max])];
+  return values.slice(0, Math.max(0, maxModes - 1));
+}
+
 /** What every bank summarises (and in which order): fixed by the schema, identical at every bank. */
 export function summaryColumns(schema: ConsortiumSchema, bins = DEFAULT_BINS): SummaryColumn[] {
   return schema.columns.filter(isModelled).map((c) => {
     if (isDiscrete(c)) return { column: c.name, kind: 'categories', dim: categoriesOf(c).length + (c.nullable ? 1 : 0) };
-    // Histogram bins, plus one count of missing values for a nullable column.
-    return { column: c.name, kind: 'histogram', dim: histogramEdges(c, bins).length - 1 + (c.nullable ? 1 : 0) };
+    // Histogram bins, one count per spike value, and one count of missing values for a nullable column.
+    return { column: c.name, kind: 'histogram', dim: histogramEdges(c, bins).length - 1 + spikeValuesOf(c).length + (c.nullable ? 1 : 0) };
   });
 }
 
@@ -109,14 +130,19 @@ export function summaryCounts(schema: ConsortiumSchema, rows: readonly Row[], bi
     const edges = histogramEdges(c, bins);
     const sc = scaleOf(c);
     const nb = edges.length - 1;
-    const counts = new Array<number>(nb + (c.nullable ? 1 : 0)).fill(0);
+    const spikes = spikeValuesOf(c);
+    const missingAt = nb + spikes.length;
+    const counts = new Array<number>(missingAt + (c.nullable ? 1 : 0)).fill(0);
     for (const r of rows) {
       const v = r[index];
       if (v === null || v === undefined) {
-        if (c.nullable) counts[nb]! += 1;
+        if (c.nullable) counts[missingAt]! += 1;
         continue;
       }
-      counts[binOf(edges, sc.to(Number(v)))]! += 1;
+      // One count per row and column: an exact spike value goes to its own count, not to its bin.
+      const x = Number(v);
+      const at = spikes.indexOf(x);
+      counts[at >= 0 ? nb + at : binOf(edges, sc.to(x))]! += 1;
     }
     return counts;
   });
@@ -242,6 +268,8 @@ interface NumericState {
   kind: 'numeric';
   column: string;
   mixture: Mixture;
+  /** Point masses the fit kept (values from spikeValuesOf), each with its share of the rows; slot maxModes − 1 − (its index there). */
+  spikes?: { value: number; weight: number }[];
 }
 interface DiscreteState {
   kind: 'discrete';
@@ -256,6 +284,12 @@ export interface GmmTransformerState {
   schema: ConsortiumSchema;
   maxModes: number;
   columns: ColumnState[];
+  /**
+   * The numeric columns count their spike candidates apart and reserve their mode slots (every
+   * state written since point masses exist). Absent in older checkpoints, which still load and
+   * sample as they were fitted: no candidates, every slot the mixture's.
+   */
+  pointMasses?: boolean;
 }
 
 interface Plan {
@@ -272,6 +306,8 @@ interface Plan {
   state?: ColumnState;
   /** Discrete: category index → slot (rare categories share one). */
   slotOf?: Int32Array;
+  /** Numeric: spike candidate value → its mode slot (spikeValuesOf order, from the last slot down). */
+  spikeSlots?: Map<number, number>;
 }
 
 export interface FitOptions {
@@ -284,6 +320,8 @@ export interface FitOptions {
   noiseStd?: number | readonly number[];
   /** Merge categories whose merged noisy count is below this into one slot (default 3·the column's noiseStd). */
   rareThreshold?: number;
+  /** false: keep no point mass; the counts of the spike candidates go back to their bins (as before point masses). Default true. */
+  pointMasses?: boolean;
 }
 
 /**
@@ -323,6 +361,8 @@ export class GmmTransformer implements DataTransformer {
     readonly schema: ConsortiumSchema,
     readonly maxModes: number,
     readonly columnStates: ColumnState[] | undefined,
+    /** GmmTransformerState.pointMasses. */
+    readonly pointMasses = true,
   ) {
     let offset = 0;
     let si = 0;
@@ -350,7 +390,12 @@ export class GmmTransformer implements DataTransformer {
           offset += 2;
         }
         if (state && state.kind !== 'numeric') throw new Error(`transformer state for '${col.name}' is not numeric`);
-        if (state && state.mixture.means.length > maxModes) throw new Error(`transformer state for '${col.name}' has more than ${maxModes} modes`);
+        const candidates = pointMasses ? spikeValuesOf(col, maxModes) : [];
+        if (state && state.mixture.means.length > maxModes - candidates.length) throw new Error(`transformer state for '${col.name}' has more than ${maxModes - candidates.length} modes`);
+        for (const sp of state?.spikes ?? []) {
+          if (!candidates.includes(sp.value)) throw new Error(`transformer state for '${col.name}' has a spike at ${sp.value}, which its schema column does not count apart`);
+        }
+        plan.spikeSlots = new Map(candidates.map((v, i) => [v, maxModes - 1 - i]));
       }
       this.plans.push(plan);
     });
@@ -396,11 +441,29 @@ export class GmmTransformer implements DataTransformer {
       } else {
         const edges = histogramEdges(col, bins);
         const nb = edges.length - 1;
-        const counts = occupiedBins(m.values.slice(0, nb), noise);
-        states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes) });
+        // The summary always counts the candidates apart (summaryColumns); without point masses they rejoin their bins.
+        const counted = spikeValuesOf(col, maxModes);
+        const candidates = opts.pointMasses === false ? [] : counted;
+        const raw = m.values.slice(0, nb);
+        if (candidates.length === 0) counted.forEach((value, i) => (raw[binOf(edges, scaleOf(col).to(value))]! += Math.max(0, m.values[nb + i] ?? 0)));
+        const rest = occupiedBins(raw, noise).reduce((a, b) => a + b, 0);
+        const spikeCounts = candidates.map((_, i) => m.values[nb + i] ?? 0);
+        const total = rest + spikeCounts.reduce((a, v) => a + Math.max(0, v), 0);
+        const kept: { value: number; count: number }[] = [];
+        candidates.forEach((value, i) => {
+          const at = spikeCounts[i]!;
+          // A spike must stand out of the noise (as a lone bin must: 3σ) and carry a mode's share.
+          if (at > 0 && at >= 3 * noise && at >= MODE_WEIGHT_THRESHOLD * total) kept.push({ value, count: at });
+          // Not kept: its rows are the bin's again, so the mixture still covers them.
+          else if (at > 0) raw[binOf(edges, scaleOf(col).to(value))]! += at;
+        });
+        const counts = occupiedBins(raw, noise);
+        const all = counts.reduce((a, b) => a + b, 0) + kept.reduce((a, k) => a + k.count, 0);
+        const spikes = kept.map((k) => ({ value: k.value, weight: k.count / all }));
+        states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes - candidates.length), ...(spikes.length > 0 ? { spikes } : {}) });
       }
     });
-    return new GmmTransformer(schema, maxModes, states);
+    return new GmmTransformer(schema, maxModes, states, opts.pointMasses !== false);
   }
 
   static fromJSON(json: unknown): GmmTransformer {
@@ -409,16 +472,21 @@ export class GmmTransformer implements DataTransformer {
     const maxModes = o.maxModes;
     if (!Number.isInteger(maxModes) || maxModes! < 1 || maxModes! > 32) throw new Error('gmm transformer state: maxModes must be an integer in [1, 32]');
     const schema = validateSchema(o.schema);
-    if (o.columns === undefined) return new GmmTransformer(schema, maxModes!, undefined);
+    const pointMasses = o.pointMasses === true;
+    if (o.columns === undefined) return new GmmTransformer(schema, maxModes!, undefined, pointMasses);
     if (!Array.isArray(o.columns)) throw new Error('gmm transformer state: columns must be an array');
     for (const c of o.columns) {
       if (c.kind === 'numeric') {
         const { weights, means, stds } = c.mixture ?? ({} as Mixture);
         const ok = [weights, means, stds].every((a) => Array.isArray(a) && a.length === weights.length && a.length > 0 && a.every(Number.isFinite));
         if (!ok || !stds.every((s) => s > 0)) throw new Error(`gmm transformer state: invalid mixture for '${c.column}'`);
+        const sp = c.spikes;
+        if (sp !== undefined && !(Array.isArray(sp) && sp.every((x) => x && Number.isFinite(x.value) && x.weight > 0 && x.weight <= 1) && sp.reduce((a, x) => a + x.weight, 0) <= 1 + 1e-9)) {
+          throw new Error(`gmm transformer state: invalid spikes for '${c.column}'`);
+        }
       }
     }
-    return new GmmTransformer(schema, maxModes!, o.columns as ColumnState[]);
+    return new GmmTransformer(schema, maxModes!, o.columns as ColumnState[], pointMasses);
   }
 
   get fitted(): boolean {
@@ -426,7 +494,7 @@ export class GmmTransformer implements DataTransformer {
   }
 
   toJSON(): GmmTransformerState & Record<string, unknown> {
-    return { kind: 'gmm', schema: this.schema, maxModes: this.maxModes, ...(this.columnStates ? { columns: this.columnStates } : {}) } as GmmTransformerState & Record<string, unknown>;
+    return { kind: 'gmm', schema: this.schema, maxModes: this.maxModes, ...(this.columnStates ? { columns: this.columnStates } : {}), ...(this.pointMasses ? { pointMasses: true } : {}) } as GmmTransformerState & Record<string, unknown>;
   }
 
   /** The merged rare categories other than their slot: transform() maps them to the slot. */
@@ -437,6 +505,42 @@ export class GmmTransformer implements DataTransformer {
       if (merged) out.push({ offset: p.offset, categories: merged.categories.filter((j) => j !== merged.slot), slot: merged.slot });
     }
     return out;
+  }
+
+  /**
+   * Per numeric column that cannot be missing: the offset of its mode one-hot and the share of rows
+   * the fit gives each slot (mixture weights, the spikes' in their slots). For the generator's
+   * marginal term; post-processing of the fit. Nullable columns are left out (missing rows take slot 0).
+   */
+  modeShares(): { offset: number; shares: number[] }[] {
+    this.requireFit();
+    return this.plans
+      .filter((p) => !isDiscrete(p.col) && !p.col.nullable)
+      .map((p) => {
+        const st = p.state as NumericState;
+        const spiked = (st.spikes ?? []).reduce((a, x) => a + x.weight, 0);
+        const shares = new Array<number>(this.maxModes).fill(0);
+        st.mixture.weights.forEach((w, k) => (shares[k] = w * (1 - spiked)));
+        for (const x of st.spikes ?? []) shares[this.spikeSlot(p, x.value)] = x.weight;
+        return { offset: p.modeOffset, shares };
+      });
+  }
+
+  /**
+   * Per numeric column with a kept point mass (and no missing values): each spike's share alone and
+   * the mixture's slots together, so the generator's marginal term holds how often it produces each
+   * point mass without holding the mixture's own mode shares (see modeShares).
+   */
+  spikeShares(): { offset: number; shares: number[]; groups: number[][] }[] {
+    this.requireFit();
+    return this.plans
+      .filter((p) => !isDiscrete(p.col) && !p.col.nullable && ((p.state as NumericState).spikes?.length ?? 0) > 0)
+      .map((p) => {
+        const spikes = (p.state as NumericState).spikes!;
+        const slots = spikes.map((x) => this.spikeSlot(p, x.value));
+        const rest = Array.from({ length: this.maxModes }, (_, j) => j).filter((j) => !slots.includes(j));
+        return { offset: p.modeOffset, shares: [...spikes.map((x) => x.weight), Math.max(0, 1 - spikes.reduce((a, x) => a + x.weight, 0))], groups: [...slots.map((j) => [j]), rest] };
+      });
   }
 
   discreteSpans(): DiscreteSpan[] {
@@ -485,6 +589,11 @@ export class GmmTransformer implements DataTransformer {
           continue;
         }
         if (p.col.nullable) out[base + p.missingOffset] = 1;
+        const spike = (p.state as NumericState).spikes?.find((x) => x.value === Number(v));
+        if (spike) {
+          out[base + p.modeOffset + this.spikeSlot(p, spike.value)] = 1; // α = 0
+          continue;
+        }
         const { weights, means, stds } = (p.state as NumericState).mixture;
         const u = p.scale.to(Math.min(p.col.max!, Math.max(p.col.min!, Number(v))));
         // Sample the mode from the posterior (CTGAN), restricted to modes whose scalar would not
@@ -547,8 +656,29 @@ export class GmmTransformer implements DataTransformer {
         if (p.col.nullable && argmax(data, base + p.missingOffset, 2) === 1) continue;
         const { means, stds } = (p.state as NumericState).mixture;
         const mode = argmax(data, base + p.modeOffset, means.length); // pruned slots are ignored
+        // A kept spike's slot beats the mixture's best mode: exactly its value.
+        let best = data[base + p.modeOffset + mode]!;
+        let spikeValue: number | undefined;
+        for (const x of (p.state as NumericState).spikes ?? []) {
+          const v = data[base + p.modeOffset + this.spikeSlot(p, x.value)]!;
+          if (v > best) {
+            best = v;
+            spikeValue = x.value;
+          }
+        }
+        if (spikeValue !== undefined) {
+          row[p.index] = spikeValue;
+          continue;
+        }
         const alpha = Math.max(-1, Math.min(1, data[base + p.offset]!));
         let x = p.scale.from(alpha * 4 * stds[mode]! + means[mode]!);
+        // Where the bounds are spike candidates, rows exactly at a bound are the spike's: a mixture
+        // tail past a bound is folded back inside (reflection), not piled onto it by the clamp
+        // (credit-default's LIMIT_BAL: 6.6% of a sample at its minimum against 1.7% of the real rows).
+        if (p.spikeSlots && p.spikeSlots.size > 0) {
+          if (x < p.col.min!) x = p.col.min! + (p.col.min! - x);
+          else if (x > p.col.max!) x = p.col.max! - (x - p.col.max!);
+        }
         x = Math.min(p.col.max!, Math.max(p.col.min!, x));
         if (p.col.type === 'integer') x = Math.min(p.col.max!, Math.max(p.col.min!, Math.round(x)));
         row[p.index] = snapToStep(p.col, x);
@@ -556,6 +686,11 @@ export class GmmTransformer implements DataTransformer {
       rows.push(row);
     }
     return rows;
+  }
+
+  /** The mode slot of a numeric column's spike value (reserved from the last slot down, spikeValuesOf order). */
+  private spikeSlot(p: Plan, value: number): number {
+    return p.spikeSlots!.get(value)!;
   }
 
   private requireFit(): void {

@@ -33,5 +33,7 @@ export interface DataTransformer {
    * the category they are encoded as.
    */
   unusedCategories?(): { offset: number; categories: number[]; slot: number }[];
+  /** Numeric columns' mode shares from the fit (gmm): see GmmTransformer.modeShares. */
+  modeShares?(): { offset: number; shares: number[] }[];
   toJSON(): { kind: string } & Record<string, unknown>;
 }

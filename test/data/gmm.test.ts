@@ -3,7 +3,7 @@ import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
 import { encodeRows } from '../../client-node/bank-data';
-import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
+import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, spikeValuesOf, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
 const rowsOf = (bank: number, n: number, seed: number): Row[] =>
@@ -101,6 +101,105 @@ describe('GMM transformer', () => {
         if (c.step === 0.01) expect(String(v)).toMatch(/^\d+(\.\d{1,2})?$/);
       });
     }
+  });
+
+  it('counts rows exactly at 0 and at the declared bounds apart, and keeps the ones that stand out as spikes: own slot, decoded exactly', () => {
+    const s = validateSchema({ version: 1, columns: [
+      { name: 'paid', type: 'integer', min: 0, max: 100_000, scale: 'log' },
+      { name: 'days', type: 'integer', min: -1, max: 900 },
+      { name: 'age', type: 'integer', min: 18, max: 95 },
+    ] });
+    const rng = new Rng(9);
+    const rows: Row[] = Array.from({ length: 6000 }, (_, i) => [
+      i % 10 < 3 ? 0 : Math.round(Math.exp(7 + rng.next() * 2)), // 30% no payment
+      i % 10 >= 8 ? -1 : 1 + Math.floor(899 * rng.next()), // 20% never contacted (-1), never 0
+      18 + Math.floor(60 * rng.next()),
+    ]);
+    // Candidates: paid 0 (= its min) and 100,000; days 0, -1 and 900; age none (one bin per value already).
+    expect(spikeValuesOf(s.columns[0]!)).toEqual([0, 100_000]);
+    expect(spikeValuesOf(s.columns[1]!)).toEqual([0, -1, 900]);
+    expect(spikeValuesOf(s.columns[2]!)).toEqual([]);
+    const sc = summaryColumns(s);
+    expect(sc.map((c) => c.dim)).toEqual([66, 67, 78]);
+    const counts = summaryCounts(s, rows);
+    expect(counts[0]![64]).toBe(1800);
+    expect(counts[1]![64]).toBe(0);
+    expect(counts[1]![65]).toBe(1200);
+    expect(counts.every((c) => c.reduce((a, b) => a + b, 0) === 6000)).toBe(true); // one count per row and column
+    // Noisy counts, as the coordinator merges them.
+    const sigma = 20;
+    const noisy = counts.map((c) => c.map((v) => v + sigma * normal(rng)));
+    const t = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma });
+    const state = t.toJSON().columns as { spikes?: { value: number; weight: number }[]; mixture: { means: number[] } }[];
+    expect(state[0]!.spikes!.map((x) => x.value)).toEqual([0]);
+    expect(state[0]!.spikes![0]!.weight).toBeCloseTo(0.3, 1);
+    // days: -1 kept; its count of zeros and of 900 is noise, no spike.
+    expect(state[1]!.spikes!.map((x) => x.value)).toEqual([-1]);
+    expect(state[1]!.spikes![0]!.weight).toBeCloseTo(0.2, 1);
+    expect(state[0]!.mixture.means.length).toBeLessThanOrEqual(8); // two slots reserved
+    expect(state[1]!.mixture.means.length).toBeLessThanOrEqual(7); // three
+    // The shares the generator's marginal term aims at: each spike's in its slot, all summing to 1.
+    const shares = t.modeShares();
+    expect(shares.map((m) => m.offset)).toEqual([t.spans[1]!.offset, t.spans[3]!.offset, t.spans[5]!.offset]);
+    expect(shares[0]!.shares[9]).toBeCloseTo(state[0]!.spikes![0]!.weight, 12);
+    expect(shares[1]!.shares[8]).toBeCloseTo(state[1]!.spikes![0]!.weight, 12); // -1 is days' second candidate
+    expect(shares[1]!.shares[9]).toBe(0); // 0: reserved, not kept
+    for (const m of shares) expect(m.shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
+    expect(encodeRows(t, rows.slice(0, 5)).modeShares).toEqual(shares); // what a bank's trainer gets
+    // The point masses alone: each spike's slot, then the rest together.
+    const spiked = t.spikeShares();
+    expect(spiked.map((x) => x.offset)).toEqual([t.spans[1]!.offset, t.spans[3]!.offset]); // age has none
+    expect(spiked[1]!.groups).toEqual([[8], [0, 1, 2, 3, 4, 5, 6, 7, 9]]);
+    expect(spiked[1]!.shares[0]).toBeCloseTo(state[1]!.spikes![0]!.weight, 12);
+    expect(spiked[1]!.shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    const enc = t.transform(rows, 2);
+    for (let r = 0; r < 10; r++) {
+      const at = (k: number) => enc[r * t.outputDim + k]!;
+      expect(at(t.spans[1]!.offset + 9)).toBe(rows[r]![0] === 0 ? 1 : 0);
+      if (rows[r]![0] === 0) expect(at(t.spans[0]!.offset)).toBe(0);
+      expect(at(t.spans[3]!.offset + 8)).toBe(rows[r]![1] === -1 ? 1 : 0);
+    }
+    const back = t.inverse(enc, rows.length);
+    expect(back.filter((r) => r[0] === 0).length).toBe(1800);
+    expect(back.filter((r) => r[1] === -1).length).toBe(1200);
+    back.forEach((r, i) => rows[i]![0] !== 0 && expect(Math.abs((r[0] as number) - (rows[i]![0] as number))).toBeLessThanOrEqual(Math.max(1, 1e-3 * (rows[i]![0] as number))));
+    // A mixture tail past a bound folds back inside: only the spike's slot gives exactly -1.
+    const tail = new Float32Array(200 * t.outputDim);
+    for (let r = 0; r < 200; r++) {
+      tail[r * t.outputDim + t.spans[2]!.offset] = -1; // days' scalar at the far low end ...
+      tail[r * t.outputDim + t.spans[3]!.offset] = 1; // ... of its lowest mode
+      tail[r * t.outputDim + t.spans[1]!.offset] = 1;
+    }
+    const lowest = (t.toJSON().columns as { mixture: { means: number[]; stds: number[] } }[])[1]!.mixture;
+    expect(lowest.means[0]! - 4 * lowest.stds[0]!).toBeLessThan(-1); // past the bound, where the clamp used to pile rows
+    const folded = t.inverse(tail, 200).map((r) => r[1] as number);
+    expect(folded.every((v) => v > -1 && v <= 900)).toBe(true);
+    // The state round-trips through JSON; a spike the schema does not count apart is refused.
+    expect(GmmTransformer.fromJSON(JSON.parse(JSON.stringify(t.toJSON()))).toJSON()).toEqual(t.toJSON());
+    const forged = (col: number, spikes: unknown) => {
+      const f = JSON.parse(JSON.stringify(t.toJSON()));
+      f.columns[col].spikes = spikes;
+      return () => GmmTransformer.fromJSON(f);
+    };
+    expect(forged(2, [{ value: 18, weight: 0.5 }])).toThrow(/'age' has a spike at 18, which its schema column does not count apart/);
+    expect(forged(0, [{ value: 5, weight: 0.5 }])).toThrow(/'paid' has a spike at 5/);
+    expect(forged(0, [{ value: 0, weight: 0.7 }, { value: 100_000, weight: 0.7 }])).toThrow(/invalid spikes for 'paid'/);
+    // Fitted without point masses (FitOptions.pointMasses false): the candidates' rows rejoin their bins.
+    const plain = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma, pointMasses: false });
+    expect(plain.toJSON().pointMasses).toBeUndefined();
+    expect((plain.toJSON().columns as { spikes?: unknown }[]).every((c) => c.spikes === undefined)).toBe(true);
+    expect(plain.inverse(enc, rows.length).filter((r) => r[1] === -1).length).toBeLessThan(600);
+    // A checkpoint's state from before point masses (no pointMasses flag) loads as fitted then:
+    // no candidates, all ten slots the mixture's; spikes in it would be refused.
+    const old = JSON.parse(JSON.stringify(t.toJSON()));
+    expect(old.pointMasses).toBe(true);
+    delete old.pointMasses;
+    for (const c of old.columns) delete c.spikes;
+    old.columns[1].mixture = { weights: new Array(10).fill(0.1), means: Array.from({ length: 10 }, (_, k) => 90 * k), stds: new Array(10).fill(30) };
+    const legacy = GmmTransformer.fromJSON(old);
+    expect(legacy.toJSON().pointMasses).toBeUndefined();
+    expect(legacy.inverse(enc.subarray(0, 10 * t.outputDim), 10).every((r) => typeof r[1] === 'number')).toBe(true);
+    expect(() => GmmTransformer.fromJSON({ ...old, columns: [{ ...old.columns[0], spikes: [{ value: 0, weight: 0.3 }] }, ...old.columns.slice(1)] })).toThrow(/'paid' has a spike at 0/);
   });
 
   it("samples a column with a coarse step only on its multiples (credit limits set in tens of thousands)", () => {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelConfig, parseModelConfig, type ModelConfig } from '../../shared/model/config';
 import { createModel, type GanModel } from '../../shared/model/model';
 import { modelSpec } from '../../shared/model/spec';
-import { createTrainer } from '../../shared/model/trainer';
+import { createTrainer, type ModeShares } from '../../shared/model/trainer';
 import { dpDiscriminatorGradients } from '../../shared/model/dp-sgd';
 import { labelCrossEntropy, leakyRelu, linear, softplus } from '../../shared/model/layers';
 import { selectBackend } from '../../shared/tensor/backend';
@@ -291,6 +291,45 @@ describe("the generator's marginal term (ModelConfig.marginalWeight)", () => {
     // conditioned on b itself and follow the cond in both cases).
     expect(err(on)).toBeLessThan(0.08);
     expect(err(on)).toBeLessThan(err(off) / 2);
+  });
+
+  it("pulls a numeric column's mode shares towards the fitted transformer's (TrainerOptions.modeShares)", () => {
+    // A numeric column (scalar + 4 mode slots): the fit says 60% in slot 0 and a 30% spike in the last slot.
+    const numSpans = [
+      { column: 'x', kind: 'tanh' as const, dim: 1, offset: 0 },
+      { column: 'x', kind: 'softmax' as const, dim: 4, offset: 1 },
+      { column: 'a', kind: 'softmax' as const, dim: 2, offset: 5 },
+    ];
+    const target = [0.6, 0.1, 0, 0.3];
+    const modes = (shares: boolean | ModeShares): number[] => {
+      const m = createModel(parseModelConfig({ ...defaultModelConfig({ noiseDim: 8, generatorDims: [16], discriminatorDims: [16], seed: 3 }), marginalWeight: 10 }), numSpans);
+      try {
+        const t = createTrainer(m, { lrG: 1e-2, sampling: 'uniform', categoryFrequencies: [[500, 500]], seed: 5, ...(shares === true ? { modeShares: [{ offset: 1, shares: target }] } : shares ? { modeShares: [shares] } : {}) });
+        for (let i = 0; i < 150; i++) t.generatorStep(200);
+        t.dispose();
+        const rows = m.generate(4000, { categoryFrequencies: [[500, 500]], seed: 9 });
+        const share = [0, 0, 0, 0];
+        for (let r = 0; r < 4000; r++) for (let j = 0; j < 4; j++) share[j]! += rows[r * m.outputDim + 1 + j]! / 4000;
+        return share;
+      } finally {
+        m.dispose();
+      }
+    };
+    const err = (s: number[]): number => s.reduce((e, v, j) => e + Math.abs(v - target[j]!), 0);
+    const on = modes(true);
+    expect(err(on)).toBeLessThan(0.1);
+    const off = modes(false);
+    expect(err(on)).toBeLessThan(err(off) / 2);
+    // Grouped (the point mass alone, the mixture's slots together): only the spike's share is held.
+    const grouped = modes({ offset: 1, shares: [0.3, 0.7], groups: [[3], [0, 1, 2]] });
+    expect(Math.abs(grouped[3]! - 0.3)).toBeLessThan(0.05);
+    expect(Math.abs(off[3]! - 0.3)).toBeGreaterThan(0.05);
+    // Shares that name no mode span, or carry no mass, are refused before training.
+    const m = createModel(parseModelConfig({ ...defaultModelConfig({ noiseDim: 8, generatorDims: [16], discriminatorDims: [16], seed: 3 }), marginalWeight: 10 }), numSpans);
+    expect(() => createTrainer(m, { sampling: 'uniform', categoryFrequencies: [[500, 500]], modeShares: [{ offset: 0, shares: target }] })).toThrow(/mode shares at offset 0 name no softmax span of 4 slots/);
+    expect(() => createTrainer(m, { sampling: 'uniform', categoryFrequencies: [[500, 500]], modeShares: [{ offset: 1, shares: [0, 0, 0, 0] }] })).toThrow(/mode shares of 'x' must be non-negative with a positive sum/);
+    expect(() => createTrainer(m, { sampling: 'uniform', categoryFrequencies: [[500, 500]], modeShares: [{ offset: 1, shares: [0.3, 0.7], groups: [[3], [0, 3]] }] })).toThrow(/mode share groups of 'x' must be 2 disjoint lists of slots in \[0, 4\)/);
+    m.dispose();
   });
 
   it('rejects a negative or non-finite weight', () => {
