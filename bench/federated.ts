@@ -21,6 +21,7 @@ import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/su
 import { sampleRows, type QuotaDraw, type SamplableModel } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
 import { GmmTransformer, pooledCategoryWeights, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
+import { prepareUpdate } from '../client-node/update';
 import { weightedMean } from '../coordinator/strategy/aggregate';
 import { mergeNoisyCounts } from '../coordinator/summaries';
 import { emaGenerator, emaWarmupBeta } from '../coordinator/strategy/aggregate';
@@ -166,6 +167,8 @@ export interface FederatedOptions {
   modeShares?: boolean | 'spikes';
   /** false: the transformer keeps no point masses (FitOptions.pointMasses; as before 2026-12-07's sixth session). */
   pointMasses?: boolean;
+  /** Each bank's update (new weights minus global) clipped to this L2 norm, as the agent does with the coordinator's --update-clip-norm; 0 or absent: not clipped. The round log marks a clipped update with '*'. */
+  updateClipNorm?: number;
   /**
    * What the server averages: 'all' (default, plain FedAvg of G and D) or 'generator' (only the
    * generator's tensors are averaged; each bank keeps its own discriminator across rounds).
@@ -286,7 +289,11 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize });
       steps += o.localSteps;
       const mean = (k: 'dLoss' | 'gLoss' | 'condLoss'): number => losses.reduce((s, l) => s + l[k], 0) / losses.length;
-      return { tensors: models[b]!.getWeights(), weight: data[b]!.n, mean: { dLoss: mean('dLoss'), gLoss: mean('gLoss'), condLoss: mean('condLoss') } };
+      // The agent's update: new weights minus global, clipped to the plan's updateClipNorm (client-node/update.ts).
+      const local = models[b]!.getWeights();
+      const { update, norm, clipped } = prepareUpdate(local, global, o.updateClipNorm ?? 0);
+      const tensors = clipped ? update.map((t, i) => ({ ...t, data: t.data.map((v, j) => global[i]!.data[j]! + v) })) : local;
+      return { tensors, weight: data[b]!.n, norm, clipped, mean: { dLoss: mean('dLoss'), gLoss: mean('gLoss'), condLoss: mean('condLoss') } };
     });
     const avg = weightedMean(updates.map((u) => ({ tensors: u.tensors, weight: u.weight })));
     if (beta > 0) {
@@ -309,7 +316,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     if (emaBeta > 0) ema = emaGenerator(ema, global, emaWarmupBeta(emaBeta, r), ...(o.emaNetworks ? [o.emaNetworks] : []));
     if (emaBeta > 0 && o.alsoEmaNetworks) emaAlt = emaGenerator(emaAlt, global, emaWarmupBeta(emaBeta, r), o.alsoEmaNetworks);
     const secs = (performance.now() - t0) / 1000;
-    o.log(`  ${split.name} round ${r}/${o.rounds}: mean D ${updates.map((u) => u.mean.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.mean.gLoss.toFixed(3)).join('/')}  cond ${updates.map((u) => u.mean.condLoss.toFixed(3)).join('/')}  ${secs.toFixed(0)} s`);
+    o.log(`  ${split.name} round ${r}/${o.rounds}: mean D ${updates.map((u) => u.mean.dLoss.toFixed(3)).join('/')}  G ${updates.map((u) => u.mean.gLoss.toFixed(3)).join('/')}  cond ${updates.map((u) => u.mean.condLoss.toFixed(3)).join('/')}  update norm ${updates.map((u) => u.norm.toFixed(2) + (u.clipped ? '*' : '')).join('/')}  ${secs.toFixed(0)} s`);
     await o.onRound?.(r, { transformer, modelConfig, weights: ema ?? global, categoryWeights: merged }, updates.map((u) => u.mean));
   }
   const trainSeconds = (performance.now() - t0) / 1000;
