@@ -165,7 +165,7 @@ export interface FederatedOptions {
   labelCalibrationNoise?: number;
   /** false: the generator's marginal term leaves the numeric columns' mode shares out (as before 2026-12-07's sixth session); 'spikes': holds only the point masses' shares. */
   modeShares?: boolean | 'spikes';
-  /** false: the transformer keeps no point masses (FitOptions.pointMasses; as before 2026-12-07's sixth session). */
+  /** The transformer keeps point masses (FitOptions.pointMasses; the coordinator's --point-masses). Default off, as the coordinator's. */
   pointMasses?: boolean;
   /** Each bank's update (new weights minus global) clipped to this L2 norm, as the agent does with the coordinator's --update-clip-norm; 0 or absent: not clipped. The round log marks a clipped update with '*'. */
   updateClipNorm?: number;
@@ -233,7 +233,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   // fitted from it, and the category weights pool its merged rare categories from the unclamped sums.
   const perBank = released.map((r) => cols.map((c, k) => ({ column: c.column, values: r[k]! })));
   const clamped = mergeNoisyCounts(perBank);
-  const transformer = GmmTransformer.fit(schema, clamped, { noiseStd, ...(o.pointMasses === false ? { pointMasses: false } : {}) });
+  const transformer = GmmTransformer.fit(schema, clamped, { noiseStd, ...(o.pointMasses ? { pointMasses: true } : {}) });
   const merged = pooledCategoryWeights(transformer.toJSON(), mergeNoisyCounts(perBank, { clamp: false }));
   const modelConfig = consortiumModelConfig(schema, { ...(o.classifierWeight !== undefined ? { classifierWeight: o.classifierWeight } : {}), ...o.model });
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));

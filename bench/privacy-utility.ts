@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--no-mode-shares] [--spike-shares] [--no-point-masses] [--update-clip-norm S] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -31,9 +31,10 @@
 //   train split's minority rows (the evaluator's fidelity, minority rows only, target dropped).
 // --classifier-clip-norm R: DP-SGD's classifierClipNorm (default: none, C's gradient clipped at C√s as it stands).
 // --model: model config overrides over the mlp defaults, e.g. '{"discriminatorDims":[64,64]}'.
-// --no-mode-shares: the generator's marginal term without the numeric columns' mode shares (as before 2026-12-07's sixth session).
-// --no-point-masses: the transformer keeps no point mass at 0 or a bound (as before 2026-12-07's sixth session).
-// --spike-shares: the generator's marginal term holds only the point masses' shares, not every mixture mode's.
+// --no-mode-shares (with --point-masses): the generator's marginal term without the numeric columns' mode shares.
+// --point-masses: the transformer keeps point masses at 0 and the declared bounds, and the generator's marginal term holds
+//   every numeric column's mode shares (the coordinator's --point-masses; off by default, as there).
+// --spike-shares (with --point-masses): the generator's marginal term holds only the point masses' shares, not every mixture mode's.
 // --update-clip-norm S: each bank's update clipped to L2 norm S, as the agent does with the coordinator's --update-clip-norm (default: not clipped).
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
         log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(args.includes('--no-mode-shares') ? { modeShares: false } : args.includes('--spike-shares') ? { modeShares: 'spikes' as const } : {}), ...(args.includes('--no-point-masses') ? { pointMasses: false } : {}), ...(args.includes('--update-clip-norm') ? { updateClipNorm: Number(arg('--update-clip-norm', '')) } : {}), ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(args.includes('--no-mode-shares') ? { modeShares: false } : args.includes('--spike-shares') ? { modeShares: 'spikes' as const } : {}), ...(args.includes('--point-masses') ? { pointMasses: true } : {}), ...(args.includes('--update-clip-norm') ? { updateClipNorm: Number(arg('--update-clip-norm', '')) } : {}), ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
         const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
         const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
         // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.

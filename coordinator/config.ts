@@ -24,6 +24,7 @@
 //                 "classifierWeight": 1,  // --classifier-weight    weight of the auxiliary classifier of the schema's target (0 = off)
 //                 "classifier": "linear", // --classifier           linear (for DP-SGD) | mlp (banks training without DP)
 //                 "marginalWeight": 10,   // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
+//                 "pointMasses": false,   // --point-masses        sample rows exactly at 0 or a declared bound at their noisy share (gmm)
 //                 "labelCalibrationNoise": 20 }, // --label-calibration-noise  noise multiplier of the banks' calibration counts for C's labels (0 = off)
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
@@ -86,6 +87,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'classifierWeight'], option: 'classifierWeight', flag: '--classifier-weight', kind: { type: 'number', min: 0, max: 100 }, default: 1 },
   { path: ['model', 'classifier'], option: 'classifier', flag: '--classifier', kind: { type: 'enum', values: ['linear', 'mlp'] }, default: 'linear' },
   { path: ['model', 'marginalWeight'], option: 'marginalWeight', flag: '--marginal-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
+  { path: ['model', 'pointMasses'], option: 'pointMasses', flag: '--point-masses', kind: { type: 'boolean' }, default: false },
   { path: ['model', 'labelCalibrationNoise'], option: 'labelCalibrationNoise', flag: '--label-calibration-noise', kind: { type: 'number', min: 0, max: 10000 }, default: 20 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
@@ -254,6 +256,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     allowListPath: v.allowList as string | undefined,
     model: { architecture, seed: v.seed as number, classifierWeight: v.classifierWeight as number, marginalWeight: v.marginalWeight as number, ...classifierPreset(v.classifier as 'linear' | 'mlp') },
     transformer: v.transformer as 'gmm' | 'simple',
+    ...(v.pointMasses === true ? { pointMasses: true } : {}),
     policy: {
       minClients: v.minClients as number,
       maxRounds: v.rounds as number,

@@ -50,6 +50,8 @@ export interface CoordinatorSettings {
   generatorEma?: number;
   /** Noise multiplier of the banks' label-calibration counts after the last round (server.ts labelCalibration); absent = off. */
   labelCalibrationNoise?: number;
+  /** Fit the gmm transformer with point masses (GmmTransformer FitOptions.pointMasses; --point-masses). */
+  pointMasses?: boolean;
   /** How long the coordinator waits for the banks' calibration counts (default 120 s; tests shorten it). */
   labelCalibrationTimeoutMs?: number;
 }
@@ -112,7 +114,7 @@ export async function runCoordinator(
     ...(kind === 'gmm'
       ? {
           fitTransformer: (merged: { column: string; values: number[] }[], noiseStd: number[]) => {
-            const t = GmmTransformer.fit(schema, merged, { noiseStd });
+            const t = GmmTransformer.fit(schema, merged, { noiseStd, ...(s.pointMasses ? { pointMasses: true } : {}) });
             log.info('transformer_fitted', { kind: 'gmm', noiseStd: Number(Math.max(0, ...noiseStd).toFixed(2)), modes: t.toJSON().columns.filter((c) => c.kind === 'numeric').map((c) => `${c.column}:${(c as { mixture: { means: number[] } }).mixture.means.length}`) });
             return t.toJSON();
           },

@@ -320,7 +320,12 @@ export interface FitOptions {
   noiseStd?: number | readonly number[];
   /** Merge categories whose merged noisy count is below this into one slot (default 3·the column's noiseStd). */
   rareThreshold?: number;
-  /** false: keep no point mass; the counts of the spike candidates go back to their bins (as before point masses). Default true. */
+  /**
+   * Keep point masses (see the header). Default false: the candidates' counts go back to their bins,
+   * as before point masses. Off by default because, in bench:privacy, bank-marketing's minority
+   * recall at the F1-best threshold came out lower with them (BENCHMARKS.md, sixth session), while
+   * PR-AUC did not move; the coordinator's --point-masses turns them on.
+   */
   pointMasses?: boolean;
 }
 
@@ -362,7 +367,7 @@ export class GmmTransformer implements DataTransformer {
     readonly maxModes: number,
     readonly columnStates: ColumnState[] | undefined,
     /** GmmTransformerState.pointMasses. */
-    readonly pointMasses = true,
+    readonly pointMasses = false,
   ) {
     let offset = 0;
     let si = 0;
@@ -443,7 +448,7 @@ export class GmmTransformer implements DataTransformer {
         const nb = edges.length - 1;
         // The summary always counts the candidates apart (summaryColumns); without point masses they rejoin their bins.
         const counted = spikeValuesOf(col, maxModes);
-        const candidates = opts.pointMasses === false ? [] : counted;
+        const candidates = opts.pointMasses === true ? counted : [];
         const raw = m.values.slice(0, nb);
         if (candidates.length === 0) counted.forEach((value, i) => (raw[binOf(edges, scaleOf(col).to(value))]! += Math.max(0, m.values[nb + i] ?? 0)));
         const rest = occupiedBins(raw, noise).reduce((a, b) => a + b, 0);
@@ -463,7 +468,7 @@ export class GmmTransformer implements DataTransformer {
         states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes - candidates.length), ...(spikes.length > 0 ? { spikes } : {}) });
       }
     });
-    return new GmmTransformer(schema, maxModes, states, opts.pointMasses !== false);
+    return new GmmTransformer(schema, maxModes, states, opts.pointMasses === true);
   }
 
   static fromJSON(json: unknown): GmmTransformer {
@@ -511,9 +516,12 @@ export class GmmTransformer implements DataTransformer {
    * Per numeric column that cannot be missing: the offset of its mode one-hot and the share of rows
    * the fit gives each slot (mixture weights, the spikes' in their slots). For the generator's
    * marginal term; post-processing of the fit. Nullable columns are left out (missing rows take slot 0).
+   * Empty for a transformer without point masses.
    */
   modeShares(): { offset: number; shares: number[] }[] {
     this.requireFit();
+    // Held only with point masses, which need it (without it they come out over-produced).
+    if (!this.pointMasses) return [];
     return this.plans
       .filter((p) => !isDiscrete(p.col) && !p.col.nullable)
       .map((p) => {

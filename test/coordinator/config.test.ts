@@ -18,7 +18,7 @@ const FULL = {
   exitWhenFinished: true,
   insecureAggregation: false,
   secureAggregation: { distributedDpNoise: 2 },
-  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4, labelCalibrationNoise: 30 },
+  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4, pointMasses: true, labelCalibrationNoise: 30 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
   plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
 };
@@ -37,6 +37,7 @@ describe('coordinator config file', () => {
       allowListPath: '/etc/fedsynth/allow.json',
       model: { architecture: 'ctgan', seed: 7, classifierWeight: 2.5, marginalWeight: 4, classifierDims: [128], classifierLr: 1e-3 },
       transformer: 'simple',
+      pointMasses: true,
       policy: { minClients: 3, maxRounds: 9, deadlineMs: 120_000, waitForClientsMs: 0, retryLimit: 2 },
       plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, loss: 'wgan-gp', updateClipNorm: 5 },
       maxFrameBytes: 16 * 1024 * 1024,

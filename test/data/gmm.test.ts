@@ -129,7 +129,7 @@ describe('GMM transformer', () => {
     // Noisy counts, as the coordinator merges them.
     const sigma = 20;
     const noisy = counts.map((c) => c.map((v) => v + sigma * normal(rng)));
-    const t = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma });
+    const t = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma, pointMasses: true });
     const state = t.toJSON().columns as { spikes?: { value: number; weight: number }[]; mixture: { means: number[] } }[];
     expect(state[0]!.spikes!.map((x) => x.value)).toEqual([0]);
     expect(state[0]!.spikes![0]!.weight).toBeCloseTo(0.3, 1);
@@ -184,9 +184,11 @@ describe('GMM transformer', () => {
     expect(forged(2, [{ value: 18, weight: 0.5 }])).toThrow(/'age' has a spike at 18, which its schema column does not count apart/);
     expect(forged(0, [{ value: 5, weight: 0.5 }])).toThrow(/'paid' has a spike at 5/);
     expect(forged(0, [{ value: 0, weight: 0.7 }, { value: 100_000, weight: 0.7 }])).toThrow(/invalid spikes for 'paid'/);
-    // Fitted without point masses (FitOptions.pointMasses false): the candidates' rows rejoin their bins.
-    const plain = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma, pointMasses: false });
+    // Fitted without point masses (the default; FitOptions.pointMasses): the candidates' rows rejoin their bins, and no mode share is held.
+    const plain = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma });
     expect(plain.toJSON().pointMasses).toBeUndefined();
+    expect(plain.modeShares()).toEqual([]);
+    expect(encodeRows(plain, rows.slice(0, 5)).modeShares).toBeUndefined();
     expect((plain.toJSON().columns as { spikes?: unknown }[]).every((c) => c.spikes === undefined)).toBe(true);
     expect(plain.inverse(enc, rows.length).filter((r) => r[1] === -1).length).toBeLessThan(600);
     // A checkpoint's state from before point masses (no pointMasses flag) loads as fitted then:

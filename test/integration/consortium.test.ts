@@ -73,7 +73,8 @@ describe('consortium over real sockets', () => {
     const log = memoryLogger('coordinator');
     // With label calibration after the last round, at a noise multiplier small enough (0.5; the
     // CLI's default is 20) for a test-sized fraud class to clear the fit's floor of 3 noise sds.
-    const coordinator = await runCoordinator({ ...settings(stateDir), labelCalibrationNoise: 0.5, labelCalibrationTimeoutMs: 5000 }, { exitWhenFinished: false, log });
+    // With point masses (--point-masses): the fitted transformer says so in every checkpoint.
+    const coordinator = await runCoordinator({ ...settings(stateDir), labelCalibrationNoise: 0.5, labelCalibrationTimeoutMs: 5000, pointMasses: true }, { exitWhenFinished: false, log });
     const proxy = await startRecordingProxy(coordinator.port);
     try {
       // Bank 1's budget affords the calibration release at that noise (ε ≈ 12 on its own).
@@ -132,8 +133,9 @@ describe('consortium over real sockets', () => {
       expect(v2.meta.labelCalibration).toBeUndefined();
       expect(ckpt.tensors.length).toBeGreaterThan(0);
       // The transformer in it was fitted from the banks' DP summaries (mixtures, no rows) and samples.
-      const state = ckpt.transformer as { kind: string; columns?: { column: string; kind: string; mixture?: { means: number[] } }[] };
+      const state = ckpt.transformer as { kind: string; pointMasses?: boolean; columns?: { column: string; kind: string; mixture?: { means: number[] } }[] };
       expect(state.kind).toBe('gmm');
+      expect(state.pointMasses).toBe(true);
       expect(state.columns!.find((c) => c.column === 'amount')!.mixture!.means.length).toBeGreaterThanOrEqual(1);
       const { rows, columns } = sampleRows(ckpt as Parameters<typeof sampleRows>[0], 50, { seed: 3 });
       expect(rows.length).toBe(50);
