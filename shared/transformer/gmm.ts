@@ -323,8 +323,8 @@ export interface FitOptions {
   /**
    * Keep point masses (see the header). Default false: the candidates' counts go back to their bins,
    * as before point masses. Off by default because, in bench:privacy, bank-marketing's minority
-   * recall at the F1-best threshold came out lower with them (BENCHMARKS.md, sixth session), while
-   * PR-AUC did not move; the coordinator's --point-masses turns them on.
+   * recall at the F1-best threshold was lower with them in most runs (BENCHMARKS.md, sixth
+   * session), while PR-AUC did not move; the coordinator's --point-masses turns them on.
    */
   pointMasses?: boolean;
 }
