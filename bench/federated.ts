@@ -3,7 +3,7 @@
 // optional DP-SGD, FedAvg), without sockets (the wire is tested elsewhere; here we measure what the
 // model learns). Then the global generator is sampled and judged by the evaluation suite against a
 // real holdout the banks never saw.
-import { calibrationNoiseStd, calibrationSkipReason, fitFromNoisyCounts, tooRareToCalibrate, type LabelCalibration } from '../shared/model/label-calibration';
+import { calibrationSkipReason, fitFromNoisyCounts, type LabelCalibration } from '../shared/model/label-calibration';
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
 import { addCalibrationNoise, calibrationRdp } from '../client-node/dp-calibration';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -325,9 +325,8 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   if (calibrationZ > 0) {
     // As the coordinator (planLabelCalibration, fitFromNoisyCounts) and the banks (countForCalibration, then the noise releaseCalibrationCounts adds).
     const plan = planLabelCalibration({ modelConfig, transformer: transformer.toJSON(), tensors: published, meta: { categoryWeights: merged } }, { seed: o.rounds });
-    if (plan && tooRareToCalibrate(plan.classRows, calibrationNoiseStd(calibrationZ, banks.length))) {
-      o.log(`  ${split.name} label calibration: skipped (class ${plan.classIndex}: about ${Math.round(plan.classRows)} rows by the noisy counts, too few for the noise)`);
-    } else if (plan) {
+    // Too rare a class was decided before training (calibrationZ 0); every bank is still here.
+    if (plan) {
       const releases = banks.map((_, b) => addCalibrationNoise(countForCalibration(models[b]!, data[b]!.encoded, data[b]!.n, plan), calibrationZ));
       labelCalibration = fitFromNoisyCounts(plan.edges, plan.reference, plan.classIndex, releases).calibration ?? undefined;
       if (labelCalibration) o.log(`  ${split.name} label calibration: ${labelCalibration.knots.length} bins, P(class ${plan.classIndex}) ${labelCalibration.logits.map((v) => (1 / (1 + Math.exp(-v))).toFixed(3)).join(' ')}`);

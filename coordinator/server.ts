@@ -20,7 +20,7 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationNoiseStd, calibrationSkipReason, fitFromNoisyCounts, tooRareToCalibrate } from '../shared/model/label-calibration';
+import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationSkipReason, fitFromNoisyCounts } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
   host: string;
@@ -278,11 +278,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     if (!latest || latest.version === 0) return;
     // A coordinator restarted after training finished: its latest model is already calibrated.
     if (latest.model.meta.labelCalibration) return;
-    const plan = planLabelCalibration(latest.model, { seed: latest.version });
-    if (!plan) {
-      log.info('label_calibration_skipped', { reason: 'the model has no classifier of the target, or no category weights for it' });
-      return;
-    }
     // The connected banks that trained in this run: a bank's agent answers only after training
     // (it planned the release with its DP-SGD noise), so waiting for any other would only time out.
     const banks = [...sockets.keys()].filter((b) => trainedBanks.has(b));
@@ -290,11 +285,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       log.warn('label_calibration_skipped', { reason: 'no bank that trained in this run is connected' });
       return;
     }
-    const expectedNoise = calibrationNoiseStd(lc.noiseMultiplier, banks.length);
-    if (tooRareToCalibrate(plan.classRows, expectedNoise)) {
-      log.info('label_calibration_skipped', {
-        reason: `class ${plan.classIndex} has about ${Math.round(plan.classRows)} rows by the consortium's noisy counts, fewer than ${CALIBRATION_MIN_POSITIVES_PER_NOISE_SD} noise sds (${Math.round(expectedNoise)} each) of the calibration counts: its bins would be noise; nothing requested, nothing spent`,
-      });
+    // As at the first round, now with the banks still here (fewer banks, less merged noise); before
+    // the plan, which generates its reference rows.
+    const rare = calibrationSkipReason(latest.model.meta.categoryWeights?.find((w) => w.column === lc.column)?.values, lc.noiseMultiplier, banks.length);
+    if (rare !== null) {
+      log.info('label_calibration_skipped', { reason: `${rare}; nothing requested, nothing spent` });
+      return;
+    }
+    const plan = planLabelCalibration(latest.model, { seed: latest.version });
+    if (!plan) {
+      log.info('label_calibration_skipped', { reason: 'the model has no classifier of the target, or no category weights for it' });
       return;
     }
     const counts = new Map<string, BankCalibration>();

@@ -446,14 +446,7 @@ export class GanModel {
     const cd = this.condDim;
     const cond = this.condRows(n, opts, rng);
     const out = new Float32Array(n * d);
-    const skip = new Map<number, Set<number>>();
-    for (const e of opts.excluded ?? []) {
-      const span = this.spans.find((sp) => sp.offset === e.offset && sp.kind === 'softmax');
-      if (!span) throw new Error(`generate: excluded categories name no softmax span at offset ${e.offset}`);
-      if (e.categories.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim)) throw new Error(`generate: excluded categories of '${span.column}' must be integers in [0, ${span.dim})`);
-      if (e.categories.length >= span.dim) throw new Error(`generate: every category of '${span.column}' is excluded`);
-      skip.set(e.offset, new Set(e.categories));
-    }
+    const skip = excludedCategorySets(this.spans, opts.excluded, 'generate');
     for (let start = 0; start < n; start += bs) {
       const rows = Math.min(bs, n - start);
       const raw = tf.tidy(() => {
@@ -534,6 +527,22 @@ function initValues(p: ParamSpec, rng: Rng): Float32Array {
  * (identity for sampling, log(1+f) for training-by-sampling). A span whose weights are all zero
  * gets null (never drawn). Throws if no span is usable.
  */
+/**
+ * Categories to leave out (GenerateOptions.excluded, TrainerOptions.excludedCategories), checked
+ * against the model's softmax spans and keyed by span offset. `where` prefixes the errors.
+ */
+export function excludedCategorySets(spans: readonly OutputSpan[], excluded: readonly { offset: number; categories: readonly number[] }[] | undefined, where: string): Map<number, Set<number>> {
+  const skip = new Map<number, Set<number>>();
+  for (const e of excluded ?? []) {
+    const span = spans.find((sp) => sp.offset === e.offset && sp.kind === 'softmax');
+    if (!span) throw new Error(`${where}: excluded categories name no softmax span at offset ${e.offset}`);
+    if (e.categories.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim)) throw new Error(`${where}: excluded categories of '${span.column}' must be integers in [0, ${span.dim})`);
+    if (e.categories.length >= span.dim) throw new Error(`${where}: every category of '${span.column}' is excluded`);
+    skip.set(e.offset, new Set(e.categories));
+  }
+  return skip;
+}
+
 export function categoryCdfs(
   condSpans: readonly CondSpan[],
   freqs: readonly (readonly number[])[],

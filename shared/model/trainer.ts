@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../tensor/random';
 import { Adam } from './adam';
-import { categoryCdfs, drawFromCdf, type GanModel } from './model';
+import { categoryCdfs, drawFromCdf, excludedCategorySets, type GanModel } from './model';
 import { labelCrossEntropy, softplus } from './layers';
 import { CryptoRandom } from '../privacy/secure-noise';
 import { SecureNoisePrefetcher } from '../privacy/noise-prefetch';
@@ -180,16 +180,9 @@ export function generatorLoss(loss: 'ns' | 'wgan-gp', fakeLogits: tf.Tensor): tf
 /** TrainerOptions.excludedCategories as a predicate over (cond span, category); undefined when nothing is excluded. */
 function allowedCategories(model: GanModel, excluded: TrainerOptions['excludedCategories']): ((k: number, j: number) => boolean) | undefined {
   if (!excluded || excluded.length === 0) return undefined;
-  const skip = model.condSpans.map(() => new Set<number>());
-  for (const e of excluded) {
-    const k = model.condSpans.findIndex((s) => s.offset === e.offset);
-    // A merged column that is not conditional (a numeric column's modes, never merged; or no cond span): nothing to do.
-    if (k < 0) continue;
-    const span = model.condSpans[k]!;
-    if (e.categories.some((j) => !Number.isInteger(j) || j < 0 || j >= span.dim)) throw new Error(`trainer: excluded categories of '${span.column}' must be integers in [0, ${span.dim})`);
-    if (e.categories.length >= span.dim) throw new Error(`trainer: every category of '${span.column}' is excluded`);
-    for (const j of e.categories) skip[k]!.add(j);
-  }
+  const byOffset = excludedCategorySets(model.spans, excluded, 'trainer');
+  // A softmax span that is not conditional has no cond draw to leave anything out of.
+  const skip = model.condSpans.map((s) => byOffset.get(s.offset) ?? new Set<number>());
   return (k, j) => !skip[k]!.has(j);
 }
 

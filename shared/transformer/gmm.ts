@@ -446,22 +446,23 @@ export class GmmTransformer implements DataTransformer {
       } else {
         const edges = histogramEdges(col, bins);
         const nb = edges.length - 1;
-        // The summary always counts the candidates apart (summaryColumns); without point masses they rejoin their bins.
+        // The summary always counts the candidates apart (summaryColumns); each is kept as a point
+        // mass (only with opts.pointMasses), or its rows rejoin their bin.
         const counted = spikeValuesOf(col, maxModes);
-        const candidates = opts.pointMasses === true ? counted : [];
+        const keep = opts.pointMasses === true;
+        const sc = scaleOf(col);
         const raw = m.values.slice(0, nb);
-        if (candidates.length === 0) counted.forEach((value, i) => (raw[binOf(edges, scaleOf(col).to(value))]! += Math.max(0, m.values[nb + i] ?? 0)));
-        const rest = occupiedBins(raw, noise).reduce((a, b) => a + b, 0);
-        const spikeCounts = candidates.map((_, i) => m.values[nb + i] ?? 0);
-        const total = rest + spikeCounts.reduce((a, v) => a + Math.max(0, v), 0);
+        const spikeCounts = counted.map((_, i) => m.values[nb + i] ?? 0);
+        const total = occupiedBins(raw, noise).reduce((a, b) => a + b, 0) + spikeCounts.reduce((a, v) => a + Math.max(0, v), 0);
         const kept: { value: number; count: number }[] = [];
-        candidates.forEach((value, i) => {
+        counted.forEach((value, i) => {
           const at = spikeCounts[i]!;
           // A spike must stand out of the noise (as a lone bin must: 3σ) and carry a mode's share.
-          if (at > 0 && at >= 3 * noise && at >= MODE_WEIGHT_THRESHOLD * total) kept.push({ value, count: at });
+          if (keep && at > 0 && at >= 3 * noise && at >= MODE_WEIGHT_THRESHOLD * total) kept.push({ value, count: at });
           // Not kept: its rows are the bin's again, so the mixture still covers them.
-          else if (at > 0) raw[binOf(edges, scaleOf(col).to(value))]! += at;
+          else if (at > 0) raw[binOf(edges, sc.to(value))]! += at;
         });
+        const candidates = keep ? counted : [];
         const counts = occupiedBins(raw, noise);
         const all = counts.reduce((a, b) => a + b, 0) + kept.reduce((a, k) => a + k.count, 0);
         const spikes = kept.map((k) => ({ value: k.value, weight: k.count / all }));
