@@ -350,6 +350,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
 export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null }): Promise<Record<string, unknown>> {
+  mkdirSync(o.outDir, { recursive: true });
   const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
   return report as unknown as Record<string, unknown>;

@@ -36,6 +36,9 @@
 //   every numeric column's mode shares (the coordinator's --point-masses; off by default, as there).
 // --spike-shares (with --point-masses): the generator's marginal term holds only the point masses' shares, not every mixture mode's.
 // --update-clip-norm S: each bank's update clipped to L2 norm S, as the agent does with the coordinator's --update-clip-norm (default: not clipped).
+// --min-class-rows K (default 1000; 0 = off): each run also scores a second sample, as many rows as the train split or
+//   more so that the target's rarest class gets K rows (`fedsynth sample --min-class-rows K`), in the tables'
+//   "sized sample" columns. Same model; when the train split's size already gives K, the same figures.
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -44,7 +47,7 @@ import { benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
 import { quantileSorted } from '../shared/eval/random';
-import { labelsForQuotas, priorShiftProbabilities, sampleRows } from '../shared/sampling/sampler';
+import { labelsForQuotas, priorShiftProbabilities, rowsForClassMinimum, sampleRows } from '../shared/sampling/sampler';
 import { applyLabelCalibration } from '../shared/model/label-calibration';
 import { evaluateFiles } from '../shared/eval/run';
 import { parseCsvText, writeCsv } from '../shared/data/csv';
@@ -84,6 +87,8 @@ const lrD = args.includes('--lr-d') ? Number(arg('--lr-d', '')) : undefined; // 
 const repeats = Number(arg('--repeat', '3')); // runs per (data, ε): seeds 7, 1007, …, with a median table
 if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeat must be a positive integer, got ${arg('--repeat', '')}`);
 const work = resolve(arg('--work', '.tmp/bench-privacy')); // separate dirs let runs go side by side
+const minClassRows = Number(arg('--min-class-rows', '1000'));
+if (!Number.isInteger(minClassRows) || minClassRows < 0) throw new Error(`--min-class-rows must be a non-negative integer, got ${arg('--min-class-rows', '')}`);
 
 async function main(): Promise<void> {
   const backend = await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
   const medians: string[] = [];
   for (const split of splits) {
     for (const eps of epsilons) {
-      const runs: { ratio: number; recall: number; trtrRecall: number; precision: number; trtrPrecision: number; prAuc: number; trtrPrAuc: number; mia: number }[] = [];
+      const runs: { ratio: number; recall: number; trtrRecall: number; precision: number; trtrPrecision: number; prAuc: number; trtrPrAuc: number; mia: number; sized?: { factor: number; ratio: number; recall: number; prAuc: number; mia: number } }[] = [];
       for (let rep = 0; rep < repeats; rep++) {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
@@ -167,27 +172,43 @@ async function main(): Promise<void> {
         const trtr = metric(report, 'utility.gbdt.trtr.auc');
         const p = res.privacy!;
         const u = (k: string): number => metric(report, `utility.gbdt.${k}`);
-        runs.push({ ratio: tstr / trtr, recall: u('tstr.recall'), trtrRecall: u('trtr.recall'), precision: u('tstr.precision'), trtrPrecision: u('trtr.precision'), prAuc: u('tstr.prAuc'), trtrPrAuc: u('trtr.prAuc'), mia: Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc')) });
-        const line = `| ${split.name}${tag} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${u('tstr.recall').toFixed(2)} / ${u('trtr.recall').toFixed(2)} | ${u('tstr.precision').toFixed(2)} / ${u('trtr.precision').toFixed(2)} | ${u('tstr.prAuc').toFixed(3)} / ${u('trtr.prAuc').toFixed(3)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} | ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+        // The sized sample (--min-class-rows): last, since the options above reuse the same CSV path.
+        let sized: { factor: number; ratio: number; recall: number; prAuc: number; mia: number } | undefined;
+        if (minClassRows > 0) {
+          const need = rowsForClassMinimum(samplableOf(res), trainRows, minClassRows);
+          const r = need.rows === trainRows ? report : await sampleAndEvaluate(split, res, { rows: need.rows, seed: 11 + rep, outDir: join(work, 'sized') });
+          sized = { factor: need.rows / trainRows, ratio: metric(r, 'utility.gbdt.tstr.auc') / metric(r, 'utility.gbdt.trtr.auc'), recall: metric(r, 'utility.gbdt.tstr.recall'), prAuc: metric(r, 'utility.gbdt.tstr.prAuc'), mia: Math.max(metric(r, 'privacy.mia.distanceAuc'), metric(r, 'privacy.mia.densityAuc')) };
+        }
+        runs.push({ ratio: tstr / trtr, recall: u('tstr.recall'), trtrRecall: u('trtr.recall'), precision: u('tstr.precision'), trtrPrecision: u('trtr.precision'), prAuc: u('tstr.prAuc'), trtrPrAuc: u('trtr.prAuc'), mia: Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc'), sized?.mia ?? 0), ...(sized ? { sized } : {}) });
+        const sizedCell = sized ? ` ${sized.factor.toFixed(1)}x: ${sized.ratio.toFixed(3)} / ${sized.recall.toFixed(2)} / ${sized.prAuc.toFixed(3)} |` : '';
+        const line = `| ${split.name}${tag} | ${eps} (${p.epsilon.toFixed(3)}) | ${p.sigma.toFixed(2)} (q ${p.sampleRate.toFixed(3)}) | ${tstr.toFixed(3)} / ${trtr.toFixed(3)} = ${(tstr / trtr).toFixed(3)} | ${u('tstr.recall').toFixed(2)} / ${u('trtr.recall').toFixed(2)} | ${u('tstr.precision').toFixed(2)} / ${u('trtr.precision').toFixed(2)} | ${u('tstr.prAuc').toFixed(3)} / ${u('trtr.prAuc').toFixed(3)} | ${minority.synthetic} / ${minority.real} (count noise sd ${p.summaryNoiseStd.toFixed(0)} per bank) | ${metric(report, 'privacy.mia.distanceAuc').toFixed(3)} / ${metric(report, 'privacy.mia.densityAuc').toFixed(3)} | ${metric(report, 'fidelity.columnShapes').toFixed(3)} / ${metric(report, 'fidelity.columnPairs').toFixed(3)} |${sizedCell} ${res.msPerStep.toFixed(0)} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
         log(line);
         lines.push(line);
       }
       if (repeats > 1) {
         const ratio = spread(runs.map((r) => r.ratio), 3);
         const recall = spread(runs.map((r) => r.recall), 2);
-        const line = `| ${split.name} | ${eps} | ${repeats} | ${ratio} | ${recall} / ${spread(runs.map((r) => r.trtrRecall), 2)} | ${spread(runs.map((r) => r.precision), 2)} / ${spread(runs.map((r) => r.trtrPrecision), 2)} | ${spread(runs.map((r) => r.prAuc), 3)} / ${spread(runs.map((r) => r.trtrPrAuc), 3)} | ${runs.filter((r) => r.ratio >= 0.9).length} / ${runs.filter((r) => r.recall >= r.trtrRecall - 0.15).length} | ${Math.max(...runs.map((r) => r.mia)).toFixed(3)} |`;
+        const sizedRuns = runs.filter((r) => r.sized).map((r) => ({ ...r.sized!, trtrRecall: r.trtrRecall }));
+        const sizedCells = minClassRows > 0 ? ` ${spread(sizedRuns.map((r) => r.factor), 1)}x | ${spread(sizedRuns.map((r) => r.ratio), 3)} | ${spread(sizedRuns.map((r) => r.recall), 2)} | ${spread(sizedRuns.map((r) => r.prAuc), 3)} | ${sizedRuns.filter((r) => r.ratio >= 0.9).length} / ${sizedRuns.filter((r) => r.recall >= r.trtrRecall - 0.15).length} |` : '';
+        const line = `| ${split.name} | ${eps} | ${repeats} | ${ratio} | ${recall} / ${spread(runs.map((r) => r.trtrRecall), 2)} | ${spread(runs.map((r) => r.precision), 2)} / ${spread(runs.map((r) => r.trtrPrecision), 2)} | ${spread(runs.map((r) => r.prAuc), 3)} / ${spread(runs.map((r) => r.trtrPrAuc), 3)} | ${runs.filter((r) => r.ratio >= 0.9).length} / ${runs.filter((r) => r.recall >= r.trtrRecall - 0.15).length} | ${Math.max(...runs.map((r) => r.mia)).toFixed(3)} |${sizedCells}`;
         log(line);
         medians.push(line);
       }
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${labelCalibrationNoise !== 20 ? ` --label-calibration-noise ${labelCalibrationNoise}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${labelCalibrationNoise !== 20 ? ` --label-calibration-noise ${labelCalibrationNoise}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}${minClassRows !== 1000 ? ` --min-class-rows ${minClassRows}` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch/rows, C = 1) has its σ calibrated so that summary ⊕ DP-SGD${labelCalibrationNoise > 0 ? ` ⊕ the label-calibration counts after the last round (noise multiplier ${labelCalibrationNoise}, sd ${(labelCalibrationNoise * Math.SQRT2).toFixed(1)} per count per bank)` : ''} compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C${labelCalibrationNoise > 0 ? ', calibrated by the map fitted to the banks\' noisy counts (the coordinator\'s --label-calibration-noise)' : ''}).`,
     '',
-    '| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs | ms per local step | wall |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...(minClassRows > 0
+      ? [
+          `Every figure but the "sized sample" column is of a sample of the train split's size (the convention of SDV and of the earlier tables), except the largest MIA AUC, taken over both samples. The sized sample is drawn from the same model with as many rows, or more where the target's rarest class needs them to get ${minClassRows} rows by the consortium's noisy class share (\`fedsynth sample --min-class-rows ${minClassRows}\`; post-processing, no privacy cost): rows as a multiple of the train split's, then its TSTR AUC ratio / minority recall / PR-AUC against the same TRTR.`,
+          '',
+        ]
+      : []),
+    `| data | ε per bank (composed) | σ (q) | GBDT AUC TSTR / TRTR = ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | minority rows synthetic / real | MIA AUC distance / density | shapes / pairs |${minClassRows > 0 ? ' sized sample: rows, ratio / recall / PR-AUC |' : ''} ms per local step | wall |`,
+    `|---|---|---|---|---|---|---|---|---|---|${minClassRows > 0 ? '---|' : ''}---|---|`,
     ...lines,
     '',
     'Targets (issue #5) at ε = 1: TSTR ≥ 0.90 × TRTR, minority recall within 0.15 of TRTR, MIA AUC ≤ 0.55. Recall and precision are at the F1-best threshold each GBDT chose on a validation split of its own training rows; PR-AUC (average precision on the holdout) does not depend on a threshold: a recall bought with precision shows there.',
@@ -196,8 +217,8 @@ async function main(): Promise<void> {
           '',
           `Over the ${repeats} runs of each row (training seeds 7, 1007, …, evaluation seeds 11, 12, …, so TRTR moves too; DP noise from node:crypto differs in every run): median [min, max]; a run meets a target against its own TRTR.`,
           '',
-          '| data | ε per bank | runs | TSTR / TRTR ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | runs meeting the AUC / recall target | MIA AUC, largest |',
-          '|---|---|---|---|---|---|---|---|---|',
+          `| data | ε per bank | runs | TSTR / TRTR ratio | minority recall TSTR / TRTR | precision TSTR / TRTR | PR-AUC TSTR / TRTR | runs meeting the AUC / recall target | MIA AUC, largest |${minClassRows > 0 ? ' sized sample: rows | ratio | recall | PR-AUC | runs meeting the AUC / recall target |' : ''}`,
+          `|---|---|---|---|---|---|---|---|---|${minClassRows > 0 ? '---|---|---|---|---|' : ''}`,
           ...medians,
         ]
       : []),

@@ -2,7 +2,7 @@
 // checkpoint files), real bank agents (socket.io clients, tfjs wasm training, signed protobuf
 // frames), real CSV files produced by the simulator.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,7 +12,7 @@ import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { startRecordingProxy } from '../helpers/tcp-proxy';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
-import { sampleRows } from '../../shared/sampling/sampler';
+import { rowsForClassMinimum, sampleRows } from '../../shared/sampling/sampler';
 import { parseLabelCalibration } from '../../shared/model/label-calibration';
 
 const CLI = resolve(__dirname, '../../bin/fedsynth.mjs');
@@ -142,6 +142,18 @@ describe('consortium over real sockets', () => {
       expect(columns).toContain('is_fraud');
       const fraud = sampleRows(ckpt as Parameters<typeof sampleRows>[0], 20, { seed: 4, where: { column: 'is_fraud', value: '1' } });
       expect(fraud.rows.every((r) => r[columns.indexOf('is_fraud')] === 1)).toBe(true);
+      // `fedsynth sample --min-class-rows`: more rows than --rows where the rare class needs them.
+      const out = join(dir, 'min-class.csv');
+      const said = execFileSync(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '50', '--min-class-rows', '30', '--seed', '5', '--out', out], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(said.trim()).toBe(out);
+      const need = rowsForClassMinimum(ckpt as Parameters<typeof rowsForClassMinimum>[0], 50, 30);
+      expect(need.rows).toBeGreaterThan(50);
+      const lines = readFileSync(out, 'utf8').trim().split('\n');
+      expect(lines.length - 1).toBe(need.rows);
+      const fi = lines[0]!.split(',').indexOf('is_fraud');
+      expect(lines.slice(1).filter((l) => ['1', 'true'].includes(l.split(',')[fi]!)).length).toBeGreaterThanOrEqual(30);
+      expect(JSON.parse(readFileSync(`${out}.model-card.json`, 'utf8'))).toMatchObject({ rows: need.rows, minClassRows: 30 });
+      expect(() => execFileSync(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '50', '--min-class-rows', '30', '--where', 'is_fraud=1', '--out', out], { stdio: 'pipe' })).toThrow(/cannot be combined with --where/);
 
       // Everything bank 1 sent went through the proxy: the canary is in none of it, in any encoding.
       const sent = proxy.upstreamBytes();

@@ -7,7 +7,7 @@ import type { Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { createModel } from '../../shared/model/model';
 import { consortiumModelConfig } from '../../coordinator/model-config';
-import { apportion, labelsByDraw, labelsForQuotas, sampleRows, scaleLogits, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
+import { apportion, labelsByDraw, labelsForQuotas, rowsForClassMinimum, sampleRows, scaleLogits, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
 import { Rng } from '../../shared/tensor/random';
 import { selectBackend } from '../../shared/tensor/backend';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
@@ -236,6 +236,29 @@ describe('sampling', () => {
     const plain = sampleRows(ckpt, 1000, { seed: 9, stratify: false, labels: 'generator' });
     expect(plain.stratifiedBy).toBeUndefined();
     expect(fraudOf(plain.rows)).not.toBe(300);
+  });
+
+  it("rowsForClassMinimum sizes a stratified sample so that the target's rarest class gets at least k rows, from the noisy class counts", () => {
+    const weightsWith = (values: number[]) => ({ ...ckpt, meta: { categoryWeights: (ckpt.meta.categoryWeights as { column: string; values: number[] }[]).map((w) => (w.column === 'is_fraud' ? { ...w, values } : w)) } });
+    // 30% fraud: 1000 rows hold 300; 500 fraud rows need 1667 (1666.7 rounded up).
+    expect(rowsForClassMinimum(ckpt, 1000, 200)).toEqual({ rows: 1000, column: 'is_fraud', label: '1', share: 0.3 });
+    const r = rowsForClassMinimum(ckpt, 1000, 500);
+    expect(r.rows).toBe(1667);
+    expect(fraudOf(sampleRows(ckpt, r.rows, { seed: 3 }).rows)).toBeGreaterThanOrEqual(500);
+    // A share with no exact multiple: ⌈k / share⌉ rows, which apportioning gives k or more of the class.
+    const odd = weightsWith([993, 7]);
+    const k = 101;
+    const n = rowsForClassMinimum(odd, 10, k).rows;
+    expect(n).toBe(14429);
+    expect(apportion(n, [993, 7])![1]).toBeGreaterThanOrEqual(k);
+    expect(rowsForClassMinimum(odd, 10, k).label).toBe('1');
+    // The rarer class may be either; a class whose noisy count fell to 0 or below is left out.
+    expect(rowsForClassMinimum(weightsWith([20, 80]), 10, 100)).toMatchObject({ rows: 500, label: '0' });
+    expect(rowsForClassMinimum(weightsWith([-3, 80]), 10, 100)).toMatchObject({ rows: 100, label: '1', share: 1 });
+    expect(() => rowsForClassMinimum(weightsWith([-3, 0]), 10, 100)).toThrow(/class counts of 'is_fraud' are all 0 or below/);
+    expect(() => rowsForClassMinimum({ ...ckpt, meta: {} }, 10, 100)).toThrow(/needs the consortium's class counts of 'is_fraud'/);
+    expect(() => rowsForClassMinimum(ckpt, 10, 0)).toThrow(/rows per class must be a positive integer/);
+    expect(() => rowsForClassMinimum(ckpt, 1.5, 10)).toThrow(/number of rows must be a positive integer/);
   });
 
   it('generator labels: tops up a class the generator under-produces; falls back to CTGAN-style sampling when it never produces it', () => {
