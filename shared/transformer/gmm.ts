@@ -149,6 +149,25 @@ export function summaryCounts(schema: ConsortiumSchema, rows: readonly Row[], bi
 }
 
 
+/**
+ * Without point masses, the declared bounds at which the inverse reflects a mixture tail back
+ * inside rather than clamping it onto the bound: those whose rows would not make a point mass
+ * (standsOut), i.e. where the real rows do not pile. The clamp puts every generated value past a
+ * bound on exactly the bound (the simulated account tenure: 0.0% of the real rows at its 600-month
+ * maximum, 1.9% of a sample). A bound the real rows do pile on (bank-marketing's pdays = -1, 82%;
+ * credit-default's smallest credit limit, 1.7%) keeps the clamp, whose pile stands in for the point
+ * mass that only --point-masses models. The bound's count is the summary's own (counted apart
+ * whether or not point masses are kept): no new release.
+ */
+export function reflectedBounds(col: SchemaColumn, atBounds: readonly { value: number; count: number }[], noise: number, total: number): number[] {
+  return atBounds.filter((a) => (a.value === col.min || a.value === col.max) && !standsOut(a.count, noise, total)).map((a) => a.value);
+}
+
+/** A count at one value that the fit would keep as a point mass: out of the noise (3σ, as a lone bin) and a mode's share. */
+function standsOut(count: number, noise: number, total: number): boolean {
+  return count > 0 && count >= 3 * noise && count >= MODE_WEIGHT_THRESHOLD * total;
+}
+
 // ---------------------------------------------------------------- mixture fitting (pure)
 
 export interface Mixture {
@@ -270,6 +289,12 @@ interface NumericState {
   mixture: Mixture;
   /** Point masses the fit kept (values from spikeValuesOf), each with its share of the rows; slot maxModes − 1 − (its index there). */
   spikes?: { value: number; weight: number }[];
+  /**
+   * Without point masses: the bounds (min and/or max) past which the inverse folds a mixture tail
+   * back inside instead of clamping it onto the bound (boundTreatment). Absent: clamp at both, as
+   * states written before it.
+   */
+  reflect?: number[];
 }
 interface DiscreteState {
   kind: 'discrete';
@@ -458,7 +483,7 @@ export class GmmTransformer implements DataTransformer {
         counted.forEach((value, i) => {
           const at = spikeCounts[i]!;
           // A spike must stand out of the noise (as a lone bin must: 3σ) and carry a mode's share.
-          if (keep && at > 0 && at >= 3 * noise && at >= MODE_WEIGHT_THRESHOLD * total) kept.push({ value, count: at });
+          if (keep && standsOut(at, noise, total)) kept.push({ value, count: at });
           // Not kept: its rows are the bin's again, so the mixture still covers them.
           else if (at > 0) raw[binOf(edges, sc.to(value))]! += at;
         });
@@ -466,7 +491,9 @@ export class GmmTransformer implements DataTransformer {
         const counts = occupiedBins(raw, noise);
         const all = counts.reduce((a, b) => a + b, 0) + kept.reduce((a, k) => a + k.count, 0);
         const spikes = kept.map((k) => ({ value: k.value, weight: k.count / all }));
-        states.push({ kind: 'numeric', column: col.name, mixture: fitMixture(edges, counts, maxModes - candidates.length), ...(spikes.length > 0 ? { spikes } : {}) });
+        const mixture = fitMixture(edges, counts, maxModes - candidates.length);
+        const reflect = keep ? [] : reflectedBounds(col, counted.map((value, i) => ({ value, count: spikeCounts[i]! })), noise, total);
+        states.push({ kind: 'numeric', column: col.name, mixture, ...(spikes.length > 0 ? { spikes } : {}), ...(reflect.length > 0 ? { reflect } : {}) });
       }
     });
     return new GmmTransformer(schema, maxModes, states, opts.pointMasses === true);
@@ -489,6 +516,10 @@ export class GmmTransformer implements DataTransformer {
         const sp = c.spikes;
         if (sp !== undefined && !(Array.isArray(sp) && sp.every((x) => x && Number.isFinite(x.value) && x.weight > 0 && x.weight <= 1) && sp.reduce((a, x) => a + x.weight, 0) <= 1 + 1e-9)) {
           throw new Error(`gmm transformer state: invalid spikes for '${c.column}'`);
+        }
+        const col = schema.columns.find((x) => x.name === c.column);
+        if (c.reflect !== undefined && !(Array.isArray(c.reflect) && c.reflect.every((v) => col !== undefined && (v === col.min || v === col.max)))) {
+          throw new Error(`gmm transformer state: reflect of '${c.column}' must list the column's declared bounds only`);
         }
       }
     }
@@ -684,10 +715,12 @@ export class GmmTransformer implements DataTransformer {
         // Where the bounds are spike candidates, rows exactly at a bound are the spike's: a mixture
         // tail past a bound is folded back inside (reflection), not piled onto it by the clamp
         // (credit-default's LIMIT_BAL: 6.6% of a sample at its minimum against 1.7% of the real rows).
-        if (p.spikeSlots && p.spikeSlots.size > 0) {
-          if (x < p.col.min!) x = p.col.min! + (p.col.min! - x);
-          else if (x > p.col.max!) x = p.col.max! - (x - p.col.max!);
-        }
+        // Without point masses, the same where the fit found the real rows hold less at the bound
+        // than the clamp would pile there (reflectedBounds).
+        const reflect = (p.state as NumericState).reflect;
+        const spiked = p.spikeSlots !== undefined && p.spikeSlots.size > 0;
+        if (x < p.col.min! && (spiked || reflect?.includes(p.col.min!))) x = p.col.min! + (p.col.min! - x);
+        else if (x > p.col.max! && (spiked || reflect?.includes(p.col.max!))) x = p.col.max! - (x - p.col.max!);
         x = Math.min(p.col.max!, Math.max(p.col.min!, x));
         if (p.col.type === 'integer') x = Math.min(p.col.max!, Math.max(p.col.min!, Math.round(x)));
         row[p.index] = snapToStep(p.col, x);

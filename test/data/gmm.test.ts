@@ -3,7 +3,7 @@ import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
 import { encodeRows } from '../../client-node/bank-data';
-import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, spikeValuesOf, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
+import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, reflectedBounds, spikeValuesOf, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
 const rowsOf = (bank: number, n: number, seed: number): Row[] =>
@@ -202,6 +202,48 @@ describe('GMM transformer', () => {
     expect(legacy.toJSON().pointMasses).toBeUndefined();
     expect(legacy.inverse(enc.subarray(0, 10 * t.outputDim), 10).every((r) => typeof r[1] === 'number')).toBe(true);
     expect(() => GmmTransformer.fromJSON({ ...old, columns: [{ ...old.columns[0], spikes: [{ value: 0, weight: 0.3 }] }, ...old.columns.slice(1)] })).toThrow(/'paid' has a spike at 0/);
+  });
+
+  it('without point masses, reflects a mixture tail at a bound the real rows do not pile on and clamps it onto one they do', () => {
+    // A bound's count must clear 3σ and a mode's share (0.5%) to count as a pile, as a point mass must.
+    const col = validateSchema({ version: 1, columns: [{ name: 'x', type: 'continuous', min: 0, max: 10 }] }).columns[0]!;
+    expect(reflectedBounds(col, [{ value: 0, count: 0 }, { value: 10, count: 0 }], 20, 10_000)).toEqual([0, 10]);
+    expect(reflectedBounds(col, [{ value: 0, count: 59 }, { value: 10, count: 61 }], 20, 10_000)).toEqual([0]); // 3σ = 60
+    expect(reflectedBounds(col, [{ value: 0, count: 61 }, { value: 10, count: 400 }], 20, 20_000)).toEqual([0]); // 0.5% of 20,000 = 100
+    expect(reflectedBounds(col, [{ value: 10, count: -30 }], 20, 10_000)).toEqual([10]); // a count the noise took below 0
+    expect(reflectedBounds(col, [], 20, 10_000)).toEqual([]); // no count at the bounds (one bin per integer): clamp
+    // Through the fit: tenure from 400 to 599 months, never 0 or 600; days at -1 in 20% of the rows, never 900.
+    const s = validateSchema({ version: 1, columns: [
+      { name: 'tenure', type: 'integer', min: 0, max: 600 },
+      { name: 'days', type: 'integer', min: -1, max: 900 },
+    ] });
+    const rng = new Rng(4);
+    const rows: Row[] = Array.from({ length: 6000 }, (_, i) => [400 + Math.floor(200 * rng.next()), i % 10 >= 8 ? -1 : 1 + Math.floor(899 * rng.next())]);
+    const sc = summaryColumns(s);
+    const counts = summaryCounts(s, rows);
+    const t = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: counts[k]!.map((v) => v + 20 * normal(rng)) })), { noiseStd: 20 });
+    const states = t.toJSON().columns as { reflect?: number[]; mixture: { means: number[]; stds: number[] } }[];
+    expect(states[0]!.reflect).toEqual([0, 600]);
+    expect(states[1]!.reflect).toEqual([900]); // not -1, where 20% of the rows are (nor 0, not a bound)
+    // Generator output at the top of tenure's highest mode: folded inside, none exactly at 600;
+    // the same state without `reflect` (as written before it) clamps them all onto 600.
+    const top = states[0]!.mixture.means.reduce((b, m, k, a) => (m > a[b]! ? k : b), 0);
+    expect(states[0]!.mixture.means[top]! + 4 * states[0]!.mixture.stds[top]!).toBeGreaterThan(600);
+    const out = new Float32Array(100 * t.outputDim);
+    for (let r = 0; r < 100; r++) {
+      out[r * t.outputDim + t.spans[0]!.offset] = 1;
+      out[r * t.outputDim + t.spans[1]!.offset + top] = 1;
+      out[r * t.outputDim + t.spans[3]!.offset] = 1;
+    }
+    const values = t.inverse(out, 100).map((r) => r[0] as number);
+    expect(values.every((v) => v < 600 && v >= 0)).toBe(true);
+    const old = JSON.parse(JSON.stringify(t.toJSON()));
+    delete old.columns[0].reflect;
+    expect(GmmTransformer.fromJSON(old).inverse(out, 100).every((r) => r[0] === 600)).toBe(true);
+    // The state round-trips; a reflect value that is not a declared bound is refused.
+    expect(GmmTransformer.fromJSON(JSON.parse(JSON.stringify(t.toJSON()))).toJSON()).toEqual(t.toJSON());
+    old.columns[0].reflect = [599];
+    expect(() => GmmTransformer.fromJSON(old)).toThrow(/reflect of 'tenure' must list the column's declared bounds only/);
   });
 
   it("samples a column with a coarse step only on its multiples (credit limits set in tens of thousands)", () => {
