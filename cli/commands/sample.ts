@@ -7,6 +7,9 @@ import { rowsForClassMinimum, sampleRows } from '../../shared/sampling/sampler';
 import { selectBackend } from '../../shared/tensor/backend';
 import { positiveInt, positiveNumber } from './agent';
 
+/** The most rows --min-class-rows may raise a sample to (a few GB of rows in memory). */
+const MAX_SIZED_ROWS = 5_000_000;
+
 export function register(program: Command): void {
   program
     .command('sample')
@@ -42,6 +45,12 @@ export function register(program: Command): void {
       const ckpt = readCheckpoint(o.model);
       if (minClassRows !== undefined) {
         const need = rowsForClassMinimum(ckpt as Parameters<typeof rowsForClassMinimum>[0], n, minClassRows);
+        // The rows are held in memory: a very rare class would ask for more than a machine has.
+        if (need.rows > MAX_SIZED_ROWS) {
+          throw new Error(
+            `--min-class-rows ${minClassRows} would need ${need.rows} rows (${need.column}=${need.label} is ${(100 * need.share).toPrecision(2)}% of the consortium's rows), over ${MAX_SIZED_ROWS}: ask for fewer, or sample the class alone with --where ${need.column}=${need.label}`,
+          );
+        }
         if (need.rows > n) process.stderr.write(`drawing ${need.rows} rows instead of ${n}: ${need.column}=${need.label} is ${(100 * need.share).toPrecision(2)}% of the consortium's rows, and --min-class-rows asks for ${minClassRows} of them\n`);
         n = need.rows;
       }

@@ -128,7 +128,7 @@ export function rowsForClassMinimum(m: SamplableModel, rows: number, minClassRow
   if (!(total > 0) || rarest < 0) throw new SamplingError(`the consortium's class counts of '${target}' are all 0 or below: a stratified sample has no class shares`);
   const share = values[rarest]! / total;
   let n = Math.max(rows, Math.ceil(minClassRows / share));
-  // Rounding in apportion may leave the rarest class one short of the exact share.
+  // n·share ≥ k up to floating point, which could leave the class one row short.
   while (apportion(n, values)![rarest]! < minClassRows) n++;
   return { rows: n, column: target, label: categories[rarest]!, share };
 }

@@ -291,7 +291,7 @@ interface NumericState {
   spikes?: { value: number; weight: number }[];
   /**
    * Without point masses: the bounds (min and/or max) past which the inverse folds a mixture tail
-   * back inside instead of clamping it onto the bound (boundTreatment). Absent: clamp at both, as
+   * back inside instead of clamping it onto the bound (reflectedBounds). Absent: clamp at both, as
    * states written before it.
    */
   reflect?: number[];
@@ -715,8 +715,7 @@ export class GmmTransformer implements DataTransformer {
         // Where the bounds are spike candidates, rows exactly at a bound are the spike's: a mixture
         // tail past a bound is folded back inside (reflection), not piled onto it by the clamp
         // (credit-default's LIMIT_BAL: 6.6% of a sample at its minimum against 1.7% of the real rows).
-        // Without point masses, the same where the fit found the real rows hold less at the bound
-        // than the clamp would pile there (reflectedBounds).
+        // Without point masses, the same at the bounds where the real rows do not pile (reflectedBounds).
         const reflect = (p.state as NumericState).reflect;
         const spiked = p.spikeSlots !== undefined && p.spikeSlots.size > 0;
         if (x < p.col.min! && (spiked || reflect?.includes(p.col.min!))) x = p.col.min! + (p.col.min! - x);

@@ -154,6 +154,8 @@ describe('consortium over real sockets', () => {
       expect(lines.slice(1).filter((l) => ['1', 'true'].includes(l.split(',')[fi]!)).length).toBeGreaterThanOrEqual(30);
       expect(JSON.parse(readFileSync(`${out}.model-card.json`, 'utf8'))).toMatchObject({ rows: need.rows, minClassRows: 30 });
       expect(() => execFileSync(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '50', '--min-class-rows', '30', '--where', 'is_fraud=1', '--out', out], { stdio: 'pipe' })).toThrow(/cannot be combined with --where/);
+      // A class too rare for the rows asked of it: refused before anything is held in memory.
+      expect(() => execFileSync(process.execPath, [CLI, 'sample', '--model', join(stateDir, 'latest.ckpt'), '--rows', '50', '--min-class-rows', '1000000', '--out', out], { stdio: 'pipe' })).toThrow(/would need \d+ rows .* over 5000000: ask for fewer, or sample the class alone with --where is_fraud=1/);
 
       // Everything bank 1 sent went through the proxy: the canary is in none of it, in any encoding.
       const sent = proxy.upstreamBytes();
