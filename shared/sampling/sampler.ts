@@ -29,7 +29,7 @@ import { SimpleTransformer } from '../transformer/simple';
 import { GmmTransformer } from '../transformer/gmm';
 import { frequenciesInSpanOrder, type ColumnWeights } from './category-weights';
 import { Rng } from '../tensor/random';
-import { applyLabelCalibration, parseLabelCalibration, type LabelCalibration } from '../model/label-calibration';
+import { applyLabelCalibration, calibrationClass, parseLabelCalibration, type LabelCalibration } from '../model/label-calibration';
 
 export interface SamplableModel {
   modelConfig: unknown;
@@ -120,13 +120,10 @@ export function rowsForClassMinimum(m: SamplableModel, rows: number, minClassRow
   const values = m.meta.categoryWeights?.find((w) => w.column === target)?.values;
   if (!values) throw new SamplingError(`a minimum of rows per class needs the consortium's class counts of '${target}', and this checkpoint has none`);
   const categories = transformer.discreteSpans().find((d) => d.column === target)!.categories;
-  const total = values.reduce((a, w) => a + Math.max(0, w), 0);
-  let rarest = -1;
-  values.forEach((w, c) => {
-    if (w > 0 && (rarest < 0 || w < values[rarest]!)) rarest = c;
-  });
-  if (!(total > 0) || rarest < 0) throw new SamplingError(`the consortium's class counts of '${target}' are all 0 or below: a stratified sample has no class shares`);
-  const share = values[rarest]! / total;
+  // The rarest class with a positive noisy count, as the label calibration picks it.
+  const rarest = calibrationClass(values)?.classIndex;
+  if (rarest === undefined) throw new SamplingError(`the consortium's class counts of '${target}' are all 0 or below: a stratified sample has no class shares`);
+  const share = values[rarest]! / values.reduce((a, w) => a + Math.max(0, w), 0);
   let n = Math.max(rows, Math.ceil(minClassRows / share));
   // n·share ≥ k up to floating point, which could leave the class one row short.
   while (apportion(n, values)![rarest]! < minClassRows) n++;

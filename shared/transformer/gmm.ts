@@ -333,6 +333,9 @@ interface Plan {
   slotOf?: Int32Array;
   /** Numeric: spike candidate value → its mode slot (spikeValuesOf order, from the last slot down). */
   spikeSlots?: Map<number, number>;
+  /** Numeric: whether the inverse folds a tail past the min / the max back inside instead of clamping it. */
+  reflectMin?: boolean;
+  reflectMax?: boolean;
 }
 
 export interface FitOptions {
@@ -426,6 +429,10 @@ export class GmmTransformer implements DataTransformer {
           if (!candidates.includes(sp.value)) throw new Error(`transformer state for '${col.name}' has a spike at ${sp.value}, which its schema column does not count apart`);
         }
         plan.spikeSlots = new Map(candidates.map((v, i) => [v, maxModes - 1 - i]));
+        // With point masses, rows exactly at a bound are the spike's: every bound reflects. Without,
+        // the bounds the fit found the real rows do not pile on (reflectedBounds).
+        plan.reflectMin = candidates.length > 0 || (state?.reflect?.includes(col.min!) ?? false);
+        plan.reflectMax = candidates.length > 0 || (state?.reflect?.includes(col.max!) ?? false);
       }
       this.plans.push(plan);
     });
@@ -712,14 +719,10 @@ export class GmmTransformer implements DataTransformer {
         }
         const alpha = Math.max(-1, Math.min(1, data[base + p.offset]!));
         let x = p.scale.from(alpha * 4 * stds[mode]! + means[mode]!);
-        // Where the bounds are spike candidates, rows exactly at a bound are the spike's: a mixture
-        // tail past a bound is folded back inside (reflection), not piled onto it by the clamp
+        // A mixture tail past a reflecting bound is folded back inside, not piled onto it by the clamp
         // (credit-default's LIMIT_BAL: 6.6% of a sample at its minimum against 1.7% of the real rows).
-        // Without point masses, the same at the bounds where the real rows do not pile (reflectedBounds).
-        const reflect = (p.state as NumericState).reflect;
-        const spiked = p.spikeSlots !== undefined && p.spikeSlots.size > 0;
-        if (x < p.col.min! && (spiked || reflect?.includes(p.col.min!))) x = p.col.min! + (p.col.min! - x);
-        else if (x > p.col.max! && (spiked || reflect?.includes(p.col.max!))) x = p.col.max! - (x - p.col.max!);
+        if (x < p.col.min! && p.reflectMin) x = p.col.min! + (p.col.min! - x);
+        else if (x > p.col.max! && p.reflectMax) x = p.col.max! - (x - p.col.max!);
         x = Math.min(p.col.max!, Math.max(p.col.min!, x));
         if (p.col.type === 'integer') x = Math.min(p.col.max!, Math.max(p.col.min!, Math.round(x)));
         row[p.index] = snapToStep(p.col, x);
