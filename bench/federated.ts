@@ -6,6 +6,7 @@
 import { calibrationSkipReason, fitFromNoisyCounts, type LabelCalibration } from '../shared/model/label-calibration';
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
 import { addCalibrationNoise, calibrationRdp } from '../client-node/dp-calibration';
+import { ROW_COUNT_NOISE_SD, noisyRowCount, rowCountRdp } from '../client-node/dp-row-count';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
@@ -236,7 +237,10 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const transformer = GmmTransformer.fit(schema, clamped, { noiseStd, ...(o.pointMasses ? { pointMasses: true } : {}) });
   const merged = pooledCategoryWeights(transformer.toJSON(), mergeNoisyCounts(perBank, { clamp: false }));
   const modelConfig = consortiumModelConfig(schema, { ...(o.classifierWeight !== undefined ? { classifierWeight: o.classifierWeight } : {}), ...o.model });
-  const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length }));
+  // As the agent (client-node/dp-row-count.ts): with DP, each bank's size enters q, the DP-SGD divisor
+  // and the FedAvg weight only through its released row count, whose charge the σ plan composes.
+  const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length, publicRows: o.dp ? noisyRowCount(rows.length, ROW_COUNT_NOISE_SD) : rows.length }));
+  if (o.dp) summaryRdp = composeRdp(summaryRdp, rowCountRdp(ROW_COUNT_NOISE_SD));
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));
   const condFreq = models[0]!.condSpans.map((s) => merged.find((m) => m.column === s.column)!.values);
@@ -252,14 +256,14 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   let sgdEpsilon = 0;
   let totalEpsilon = 0;
   const trainers = models.map((m, b) => {
-    let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number; classifierClipShare?: number } | undefined;
+    let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number; publicRows: number; classifierClipShare?: number } | undefined;
     if (o.dp) {
-      sampleRate = Math.min(1, o.batchSize / data[b]!.n);
+      sampleRate = Math.min(1, o.batchSize / data[b]!.publicRows);
       const s = noiseMultiplierFor({ targetEpsilon: o.dp.epsilon, delta: o.dp.delta, sampleRate, steps: o.rounds * o.localSteps, priorRdp: summaryRdp });
       sgdEpsilon = epsilonFor({ sampleRate, noiseMultiplier: s, steps: o.rounds * o.localSteps, delta: o.dp.delta });
       totalEpsilon = Math.max(totalEpsilon, rdpToEpsilon(DEFAULT_ORDERS, composeRdp(summaryRdp, computeRdp(sampleRate, s, o.rounds * o.localSteps)), o.dp.delta).epsilon);
       sigma = Math.max(sigma, s);
-      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}), ...(o.dp.classifierClipNorm !== undefined ? { classifierClipNorm: o.dp.classifierClipNorm } : {}) };
+      dp = { noiseMultiplier: s, maxGradNorm: o.dp.maxGradNorm, sampleRate, publicRows: data[b]!.publicRows, ...(o.dp.classifierClipShare !== undefined ? { classifierClipShare: o.dp.classifierClipShare } : {}), ...(o.dp.classifierClipNorm !== undefined ? { classifierClipNorm: o.dp.classifierClipNorm } : {}) };
     }
     return createTrainer(m, {
       lrG: o.lr,
@@ -293,7 +297,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       const local = models[b]!.getWeights();
       const { update, norm, clipped } = prepareUpdate(local, global, o.updateClipNorm ?? 0);
       const tensors = clipped ? update.map((t, i) => ({ ...t, data: t.data.map((v, j) => global[i]!.data[j]! + v) })) : local;
-      return { tensors, weight: data[b]!.n, norm, clipped, mean: { dLoss: mean('dLoss'), gLoss: mean('gLoss'), condLoss: mean('condLoss') } };
+      return { tensors, weight: data[b]!.publicRows, norm, clipped, mean: { dLoss: mean('dLoss'), gLoss: mean('gLoss'), condLoss: mean('condLoss') } };
     });
     const avg = weightedMean(updates.map((u) => ({ tensors: u.tensors, weight: u.weight })));
     if (beta > 0) {

@@ -22,7 +22,7 @@ export interface AgentOptions {
   /** Builds the trainer once the coordinator has told us the model configuration. */
   createTrainer: (modelConfigJson: string) => Promise<LocalTrainer>;
   /** The bank's rows, encoded for a round by the transformer it announces (or the schema-only one). */
-  dataset: { rows: number; prepare(transformerJson: string | undefined): PreparedData };
+  dataset: { prepare(transformerJson: string | undefined): PreparedData };
   identity: Identity;
   /** The consortium's coordinator signing key; without it the key of the first Welcome is pinned. */
   coordinatorKey?: Uint8Array;
@@ -328,11 +328,12 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     // the bank's own client-level option is then a floor on that noise (chargeDistributedDp), not a second noise.
     if (!session?.distributedDp) opts.privatizeUpdate?.(update, { roundId: msg.roundId, clipNorm: msg.config.updateClipNorm });
     // Under secure aggregation only the masked, weighted update leaves the bank (and m = min(rows, cap)).
-    const masked = session ? await session.mask(update, data.rows, msg.deadlineMs) : undefined;
+    // The FedAvg weight is the released row count: the exact one never leaves the bank (dp-row-count.ts).
+    const masked = session ? await session.mask(update, data.publicRows, msg.deadlineMs) : undefined;
     const bytes = wire.update({
       roundId: msg.roundId,
       modelVersion: msg.modelVersion,
-      sampleCount: masked ? masked.sampleCount : data.rows,
+      sampleCount: masked ? masked.sampleCount : data.publicRows,
       tensors: masked ? [] : update,
       ...(masked ? { maskedTensors: masked.maskedTensors } : {}),
       metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },

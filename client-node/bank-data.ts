@@ -34,13 +34,17 @@ export async function loadBankData(csvPath: string, schemaPath: string, opts: { 
   return { schema, schemaHash: schemaHash(schema), rows: table.rows, rejectedRows: table.rejectedRows };
 }
 
-/** Encodes the bank's rows with a consortium transformer (mode sampling seeded for reproducibility). */
-export function encodeRows(transformer: DataTransformer & { transform(rows: readonly Row[], seed?: number): Float32Array }, rows: readonly Row[], seed = 1): PreparedData {
+/**
+ * Encodes the bank's rows with a consortium transformer (mode sampling seeded for reproducibility).
+ * `publicRows`: the bank's released row count (client-node/dp-row-count.ts).
+ */
+export function encodeRows(transformer: DataTransformer & { transform(rows: readonly Row[], seed?: number): Float32Array }, rows: readonly Row[], publicRows: number, seed = 1): PreparedData {
   const unused = transformer.unusedCategories?.() ?? [];
   const modes = transformer.modeShares?.() ?? [];
   return {
     encoded: transformer.transform(rows, seed),
     rows: rows.length,
+    publicRows,
     dim: transformer.outputDim,
     ...(unused.length > 0 ? { unusedCategories: unused } : {}),
     ...(modes.length > 0 ? { modeShares: modes } : {}),

@@ -24,14 +24,12 @@ export class BankEncoder {
   private simple: PreparedData | undefined;
   private fitted: { json: string; data: PreparedData } | undefined;
 
+  /** `publicRows`: the bank's released (DP-noised) row count, carried with every encoding for what depends on the bank's size. */
   constructor(
     private readonly schema: ConsortiumSchema,
     private readonly rows: readonly Row[],
+    private readonly publicRows: number,
   ) {}
-
-  get rowCount(): number {
-    return this.rows.length;
-  }
 
   /** Adopts the consortium's model configuration; returns the encoded width the model must have. */
   configure(modelConfig: { spans: OutputSpan[]; transformer?: unknown }): number {
@@ -62,7 +60,7 @@ export class BankEncoder {
   /** The encoded rows for a round: with the fitted transformer it carries (gmm), else the schema-only one. */
   prepare(transformerJson: string | undefined): PreparedData {
     if (this.kind === 'simple') {
-      this.simple ??= encodeRows(SimpleTransformer.fromSchema(this.schema), this.rows);
+      this.simple ??= encodeRows(SimpleTransformer.fromSchema(this.schema), this.rows, this.publicRows);
       return this.simple;
     }
     if (!transformerJson) throw new Error('the round started without the fitted consortium transformer');
@@ -70,7 +68,7 @@ export class BankEncoder {
     const t = GmmTransformer.fromJSON(JSON.parse(transformerJson));
     if (JSON.stringify(t.spans) !== JSON.stringify(this.spans)) throw new Error('the fitted transformer does not match the consortium model layout');
     if (JSON.stringify(t.schema) !== JSON.stringify(this.schema)) throw new Error('the fitted transformer was built for a different schema');
-    const data = encodeRows(t, this.rows);
+    const data = encodeRows(t, this.rows, this.publicRows);
     this.fitted = { json: transformerJson, data };
     return data;
   }

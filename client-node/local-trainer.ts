@@ -52,7 +52,7 @@ export interface LocalDpOptions {
   maxNoiseMultiplier?: number;
   /** Per-example clipping norm C (default 1). */
   maxGradNorm?: number;
-  /** Poisson rate q per D update (default batchSize / rows). */
+  /** Poisson rate q per D update (default batchSize / the released row count). */
   sampleRate?: number;
   /**
    * Models with a target classifier C: the share s of C² that bounds C's per-example gradient
@@ -147,15 +147,20 @@ export class GanLocalTrainer implements LocalTrainer {
     }
   }
 
+  /** Whether this round trains with DP-SGD: asked by this bank's flags or by the coordinator's plan. */
+  private dpWanted(plan: TrainingPlan): boolean {
+    const local = this.dp;
+    return Boolean((local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined || local.totalEpsilon !== undefined)) || (plan.dp && plan.dp.enabled));
+  }
+
   /** DP-SGD parameters for this round, or undefined when DP-SGD is off. */
-  private activeDp(plan: TrainingPlan, rows: number, batchSize: number): ActiveDp | undefined {
+  private activeDp(plan: TrainingPlan, publicRows: number, batchSize: number): ActiveDp | undefined {
     if (plan.labelCalibrationSkipped) this.calibrationSkipped = true;
     const local = this.dp;
     const remote = plan.dp && plan.dp.enabled ? plan.dp : undefined;
-    const wanted = (local && (local.noiseMultiplier !== undefined || local.targetEpsilon !== undefined || local.totalEpsilon !== undefined)) || remote;
-    if (!wanted) return undefined;
+    if (!this.dpWanted(plan)) return undefined;
     if (!local) throw new Error('the coordinator requires DP-SGD but this agent has no privacy ledger configured');
-    const q = local.sampleRate ?? Math.min(1, batchSize / rows);
+    const q = local.sampleRate ?? Math.min(1, batchSize / publicRows);
     const maxGradNorm = local.maxGradNorm ?? (remote && remote.maxGradNorm > 0 ? remote.maxGradNorm : 1);
     const stepsPerRound = plan.localSteps * plan.dSteps;
     const localTarget = local.targetEpsilon !== undefined || local.totalEpsilon !== undefined;
@@ -238,15 +243,18 @@ export class GanLocalTrainer implements LocalTrainer {
   }
 
   async train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>> {
-    const batchSize = Math.min(plan.batchSize, roundDownToMultiple(data.rows, this.model.config.pac));
-    const dp = this.activeDp(plan, data.rows, batchSize);
+    // Under DP-SGD the batch (the generated rows per step, and q) depends on the released count only;
+    // without it no guarantee is claimed and the batch fits the exact rows.
+    const dpWanted = this.dpWanted(plan);
+    const batchSize = Math.min(plan.batchSize, roundDownToMultiple(dpWanted ? data.publicRows : data.rows, this.model.config.pac));
+    const dp = this.activeDp(plan, data.publicRows, batchSize);
     if (dp) {
       // Charge BEFORE training: throws BudgetExceededError (nothing trained, nothing released).
       this.dp!.ledger.charge(
         {
           kind: 'dp-sgd',
           params: { q: dp.q, sigma: dp.sigma, steps: plan.localSteps * plan.dSteps },
-          note: `discriminator DP-SGD, C = ${dp.maxGradNorm}, pac = ${this.model.config.pac}, ${data.rows} rows`,
+          note: `discriminator DP-SGD, C = ${dp.maxGradNorm}, pac = ${this.model.config.pac}, ${data.publicRows} rows released`,
         },
         this.dp!.budget,
       );
@@ -259,7 +267,7 @@ export class GanLocalTrainer implements LocalTrainer {
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
       ...(data.unusedCategories ? { excludedCategories: data.unusedCategories } : {}),
       ...(data.modeShares ? { modeShares: data.modeShares } : {}),
-      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
+      ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, publicRows: data.publicRows, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
     });
     let done = 0;
     let last = { dLoss: NaN, gLoss: NaN, condLoss: NaN };

@@ -15,7 +15,8 @@ import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
 import { BankEncoder } from './bank-encoder';
 import { addClientLevelNoise } from './update';
 import { secureGaussian } from '../shared/privacy/secure-noise';
-import { PrivacyLedger, defaultDelta } from './ledger';
+import { PrivacyLedger } from './ledger';
+import { releaseRowCount } from './dp-row-count';
 
 export interface RunAgentOptions {
   coordinatorUrl: string;
@@ -43,7 +44,10 @@ export interface RunAgentOptions {
    * calibrated from the other banks' counts, or not at all). Default true.
    */
   labelCalibration?: boolean;
+  /** Budget δ; default min(1e-5, 1/(10·n)) with n the released row count. */
   delta?: number;
+  /** Gaussian noise sd of the released row count (client-node/dp-row-count.ts); default ROW_COUNT_NOISE_SD. */
+  rowCountNoise?: number;
   /**
    * DP-SGD on the discriminator, charged to the ledger per round. On when noiseMultiplier or
    * targetEpsilon is set (or the coordinator's plan enables DP); otherwise the model has no finite
@@ -69,6 +73,8 @@ export interface RunAgentOptions {
 
 /** `<state-dir>/agent-status.json`: the agent's security-relevant state, for reviewers and the container health check. */
 export const AGENT_STATUS_FILE = 'agent-status.json';
+/** `<state-dir>/dp-row-count.json`: the released row count, reused on restart without a new charge. */
+export const ROW_COUNT_CACHE_FILE = 'dp-row-count.json';
 
 export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const log = opts.log ?? createLogger({ component: `agent:${opts.bankId}` });
@@ -113,13 +119,21 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
 
   const data = await loadBankData(opts.dataPath, opts.schemaPath, { maxProblems: opts.maxRowProblems, log });
   log.info('data_ready', { rows: data.rows.length, rejectedRows: data.rejectedRows });
-  const encoder = new BankEncoder(data.schema, data.rows);
 
   const ledger = PrivacyLedger.open(join(opts.stateDir, 'privacy-ledger.jsonl'));
-  const budget = { epsilonMax: opts.epsilonMax, delta: opts.delta ?? defaultDelta(data.rows.length) };
+  // The first release: the row count every size-dependent figure (FedAvg weight, q, σ, default δ) is computed from.
+  const { released: rowCount, budget, cached } = releaseRowCount(data.rows.length, {
+    ledger,
+    epsilonMax: opts.epsilonMax,
+    ...(opts.delta !== undefined ? { delta: opts.delta } : {}),
+    ...(opts.rowCountNoise !== undefined ? { noiseSd: opts.rowCountNoise } : {}),
+    cachePath: join(opts.stateDir, ROW_COUNT_CACHE_FILE),
+  });
+  log.info(cached ? 'row_count_reused' : 'row_count_charged', { released: rowCount.rows, noiseSd: rowCount.noiseSd, epsilon: Number(rowCount.epsilon.toFixed(4)) });
   log.info('privacy_budget', { epsilonMax: budget.epsilonMax, delta: budget.delta, spent: Number(ledger.spent(budget.delta).toFixed(4)) });
   status.privacyBudget = { epsilonMax: budget.epsilonMax, delta: budget.delta, ledger: 'privacy-ledger.jsonl' };
   writeStatus();
+  const encoder = new BankEncoder(data.schema, data.rows, rowCount.rows);
   const summaryCache = join(opts.stateDir, 'dp-summary.json');
 
   const agent: RunningAgent = startAgent({
@@ -140,7 +154,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
       const dim = encoder.configure(cfg);
       return new GanLocalTrainer(cfg, dim, { ...opts.dp, ledger, budget });
     },
-    dataset: { rows: encoder.rowCount, prepare: (transformerJson) => encoder.prepare(transformerJson) },
+    dataset: { prepare: (transformerJson) => encoder.prepare(transformerJson) },
     // Released once: a re-sent copy of the same noisy counts is post-processing and costs nothing more.
     summarize: (requested, condSpans) => {
       const cached = readCachedSummary(summaryCache, requested);

@@ -9,7 +9,13 @@ export type Tensors = { name: string; shape: number[]; data: Float32Array }[];
 export interface PreparedData {
   /** Row-major rows x dim matrix from transformer.transform. */
   encoded: Float32Array;
+  /** The exact row count: it indexes `encoded` and never leaves the bank. */
   rows: number;
+  /**
+   * The bank's row count as released (DP-noised and charged, client-node/dp-row-count.ts): the
+   * FedAvg weight it reports and DP-SGD's rate q = batch / publicRows come from this, never from `rows`.
+   */
+  publicRows: number;
   dim: number;
   /** Categories the transformer never encodes (merged into another's slot): no cond vector names them. */
   unusedCategories?: readonly { offset: number; categories: readonly number[] }[];

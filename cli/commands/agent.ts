@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runAgent } from '../../client-node/run-agent';
+import { ROW_COUNT_NOISE_SD } from '../../client-node/dp-row-count';
 import { DEFAULT_MAX_NOISE_MULTIPLIER } from '../../client-node/local-trainer';
 import { DEFAULT_SUMMARY_TARGET_SHARE } from '../../shared/privacy/summary-noise';
 import { DEFAULT_CLASSIFIER_CLIP_SHARE } from '../../shared/model/dp-sgd';
@@ -25,7 +26,12 @@ export function register(program: Command): void {
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
     .option('--summary-epsilon <eps>', 'ε of the DP summary (category counts and histograms) on its own; DP-SGD then calibrates to what composes with it to --epsilon-max', '0.4')
     .option('--summary-target-share <share>', "share of the summary's privacy loss spent on the target column's class counts (the rest is split evenly over the other columns)", String(DEFAULT_SUMMARY_TARGET_SHARE))
-    .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·rows)))')
+    .option('--delta <delta>', 'δ of the privacy guarantee (default min(1e-5, 1/(10·n)), n the released row count)')
+    .option(
+      '--row-count-noise <sd>',
+      "Gaussian noise sd on this bank's row count, released once and charged to the ledger: the FedAvg weight it reports, DP-SGD's sampling rate and the default δ come from it, never from the exact count",
+      String(ROW_COUNT_NOISE_SD),
+    )
     .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend on its own over --dp-rounds rounds (default: σ calibrated so the ledger, summary included, composes to --epsilon-max after --dp-rounds rounds)')
     .option('--no-label-calibration', "neither plan nor answer the coordinator's label-calibration request after the last round (DP-noised counts of this bank's rows per bin of the consortium classifier's score, charged to the ledger)")
     .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
@@ -36,7 +42,7 @@ export function register(program: Command): void {
     .option('--classifier-clip-share <s>', "share s of C² for the target's classifier (its per-example gradient clipped to C·√s, the discriminator's to C·√(1−s)); the same guarantee either way: larger favours the sampled labels, smaller the generated columns", String(DEFAULT_CLASSIFIER_CLIP_SHARE))
     .option('--client-dp-noise <z>', 'client-level DP (DP-FedAvg): add Gaussian noise z·S/√banks to each clipped update (S = the coordinator\'s update clip norm), charged per round')
     .option('--client-dp-banks <n>', 'split the client-level noise across this many banks (only sound with secure aggregation; 1 = this bank adds all of it)', '1')
-    .option('--sample-rate <q>', 'DP-SGD Poisson sampling rate per discriminator step (default batch size / rows)')
+    .option('--sample-rate <q>', 'DP-SGD Poisson sampling rate per discriminator step (default batch size / the released row count)')
     .action(async (o: AgentCliOptions) => {
       await runAgent({
         coordinatorUrl: o.coordinator,
@@ -55,6 +61,7 @@ export function register(program: Command): void {
         summaryTargetShare: share(o.summaryTargetShare, '--summary-target-share'),
         labelCalibration: o.labelCalibration !== false,
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
+        rowCountNoise: positiveNumber(o.rowCountNoise, '--row-count-noise'),
         ...(o.clientDpNoise !== undefined ? { clientDp: { noiseMultiplier: positiveNumber(o.clientDpNoise, '--client-dp-noise'), banks: Math.max(1, positiveInt(o.clientDpBanks, '--client-dp-banks')) } } : {}),
         dp: o.dp === false ? undefined : {
           ...(o.targetEpsilon !== undefined
@@ -97,6 +104,7 @@ interface AgentCliOptions {
   epsilonMax: string;
   summaryEpsilon: string;
   summaryTargetShare: string;
+  rowCountNoise: string;
   labelCalibration?: boolean;
   delta?: string;
   targetEpsilon?: string;

@@ -56,8 +56,9 @@
 //    r-th draws, whatever |S| is), seeded from the trainer's Rng by a fixed number of draws per
 //    step; the fake packs' masks come from the trainer's Rng itself, a fixed amount per step. (With
 //    one stream over concat(real, fake), |S| would shift every later mask and every later fake row.)
-//  - The divisor (expected packs q·n/pac) uses the local row count n, treated as public (the agent
-//    reports it as the update's sample count anyway).
+//  - The divisor (expected packs q·n/pac) and q itself use the bank's released row count
+//    (DpSgdOptions.publicRows: n plus Gaussian noise, charged to the ledger, client-node/dp-row-count.ts),
+//    never the exact one, so neither depends on the private records beyond that release.
 //  - WGAN-GP is refused: the gradient penalty differentiates ‖∇ₓD(x̂)‖ at interpolates of real
 //    and fake rows, a second-order term whose per-example parameter gradient is not rank-one per
 //    layer, so it cannot be clipped exactly with this vectorised scheme (it would need a
@@ -77,6 +78,12 @@ export interface DpSgdOptions {
   maxGradNorm: number;
   /** q: Poisson sampling rate of local records per D update, in (0, 1]. */
   sampleRate: number;
+  /**
+   * n in the divisor q·n/pac: the bank's released (DP-noised) row count, so that the noisy mean
+   * depends on the exact count only through the clipped sum (client-node/dp-row-count.ts). Absent:
+   * the local row count (in-process runs that release nothing).
+   */
+  publicRows?: number;
   /**
    * s: models with a classifier, the share of C² that bounds C's per-example gradient (‖∇C_r‖ ≤ C√s,
    * ‖∇D_r‖ ≤ C√(1−s)); in (0, 1), default DEFAULT_CLASSIFIER_CLIP_SHARE.
@@ -133,6 +140,7 @@ export function parseDpSgdOptions(dp: unknown, where = 'dp'): DpSgdOptions {
     noiseMultiplier: num('noiseMultiplier', (v) => v >= 0, 'a finite number ≥ 0'),
     maxGradNorm: num('maxGradNorm', (v) => v > 0, 'a finite number > 0'),
     sampleRate: num('sampleRate', (v) => v > 0 && v <= 1, 'a number in (0, 1]'),
+    ...(o.publicRows !== undefined ? { publicRows: num('publicRows', (v) => Number.isSafeInteger(v) && v >= 1, 'an integer ≥ 1') } : {}),
     ...(o.classifierClipShare !== undefined ? { classifierClipShare: num('classifierClipShare', (v) => v > 0 && v < 1, 'a number in (0, 1)') } : {}),
     ...(o.classifierClipNorm !== undefined ? { classifierClipNorm: num('classifierClipNorm', (v) => v > 0, 'a finite number > 0') } : {}),
   };

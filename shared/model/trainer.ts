@@ -425,7 +425,7 @@ export class Trainer {
       if (inputs.n === undefined) throw new Error('discriminatorGradients: DP-SGD needs inputs.n (the local row count)');
       const r = dpDiscriminatorGradients(m, inputs.real, inputs.fake, {
         dp: this.dp,
-        expectedRealPacks: expectedPacks(inputs.n, this.dp.sampleRate, m.config.pac),
+        expectedRealPacks: expectedPacks(this.dp.publicRows ?? inputs.n, this.dp.sampleRate, m.config.pac),
         rng: this.rng,
         noiseRng: this.crypto,
         ...(this.noisePrefetch ? { noiseSource: this.noisePrefetch } : {}),

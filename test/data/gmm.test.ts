@@ -145,7 +145,7 @@ describe('GMM transformer', () => {
     expect(shares[1]!.shares[8]).toBeCloseTo(state[1]!.spikes![0]!.weight, 12); // -1 is days' second candidate
     expect(shares[1]!.shares[9]).toBe(0); // 0: reserved, not kept
     for (const m of shares) expect(m.shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
-    expect(encodeRows(t, rows.slice(0, 5)).modeShares).toEqual(shares); // what a bank's trainer gets
+    expect(encodeRows(t, rows.slice(0, 5), 5).modeShares).toEqual(shares); // what a bank's trainer gets
     // The point masses alone: each spike's slot, then the rest together.
     const spiked = t.spikeShares();
     expect(spiked.map((x) => x.offset)).toEqual([t.spans[1]!.offset, t.spans[3]!.offset]); // age has none
@@ -188,7 +188,7 @@ describe('GMM transformer', () => {
     const plain = GmmTransformer.fit(s, sc.map((c, k) => ({ column: c.column, values: noisy[k]! })), { noiseStd: sigma });
     expect(plain.toJSON().pointMasses).toBeUndefined();
     expect(plain.modeShares()).toEqual([]);
-    expect(encodeRows(plain, rows.slice(0, 5)).modeShares).toBeUndefined();
+    expect(encodeRows(plain, rows.slice(0, 5), 5).modeShares).toBeUndefined();
     expect((plain.toJSON().columns as { spikes?: unknown }[]).every((c) => c.spikes === undefined)).toBe(true);
     expect(plain.inverse(enc, rows.length).filter((r) => r[1] === -1).length).toBeLessThan(600);
     // A checkpoint's state from before point masses (no pointMasses flag) loads as fitted then:
@@ -322,10 +322,10 @@ describe('GMM transformer', () => {
     // The merged categories other than the slot are never produced by the encoding: the sampler excludes them.
     expect(t.unusedCategories()).toEqual([{ offset: t.spans[0]!.offset, categories: [3, 4], slot: 2 }]);
     // A bank's encoded rows carry the list to its trainer, which then conditions on none of them.
-    expect(encodeRows(t, [['r2', 0.5]]).unusedCategories).toEqual(t.unusedCategories());
+    expect(encodeRows(t, [['r2', 0.5]], 1).unusedCategories).toEqual(t.unusedCategories());
     const plain = GmmTransformer.fit(s, [{ column: 'c', values: [5000, 3000, 300, 400, 800] }, { column: 'x', values: new Array(sc[1]!.dim).fill(100) }], { noiseStd: 10 });
     expect(plain.unusedCategories()).toEqual([]);
-    expect(encodeRows(plain, [['r2', 0.5]]).unusedCategories).toBeUndefined();
+    expect(encodeRows(plain, [['r2', 0.5]], 1).unusedCategories).toBeUndefined();
     expect(() => GmmTransformer.fromJSON({ kind: 'simple' })).toThrow(/not a gmm transformer/);
   });
 

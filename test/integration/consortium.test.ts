@@ -7,7 +7,8 @@ import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFi
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCoordinator, type CoordinatorSettings } from '../../coordinator/run-coordinator';
-import { runAgent } from '../../client-node/run-agent';
+import { ROW_COUNT_CACHE_FILE, runAgent } from '../../client-node/run-agent';
+import { ROW_COUNT_NOISE_SD } from '../../client-node/dp-row-count';
 import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { startRecordingProxy } from '../helpers/tcp-proxy';
@@ -98,7 +99,16 @@ describe('consortium over real sockets', () => {
       const received = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'summary_received' && e.bank === 'bank-1');
       expect(received).toHaveLength(1);
       const sds = received[0].noiseStd as number[];
-      const counts = ledger1.filter((e) => e.kind === 'counts' && !String(e.note).startsWith('label calibration'));
+      // The bank's first release is its row count (Gaussian, sensitivity 1); the FedAvg weight the
+      // coordinator got in every round is that released count, whatever the exact one.
+      expect(ledger1[0]).toMatchObject({ seq: 0, kind: 'counts', params: { sigma: ROW_COUNT_NOISE_SD, sensitivity: 1 } });
+      expect(ledger1[0].note).toMatch(/^row count/);
+      const rowCount = JSON.parse(readFileSync(join(dir, 'bank-1-state', ROW_COUNT_CACHE_FILE), 'utf8')) as { exactRows: number; released: number };
+      expect(rowCount.exactRows).toBe(readFileSync(csv, 'utf8').trimEnd().split('\n').length - 1); // the CSV's rows, the canary's included
+      const weights1 = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'update_received' && e.bank === 'bank-1');
+      expect(weights1.length).toBeGreaterThanOrEqual(2);
+      expect(weights1.every((e) => e.samples === rowCount.released)).toBe(true);
+      const counts = ledger1.filter((e) => e.kind === 'counts' && !/^(label calibration|row count)/.test(String(e.note)));
       expect(counts).toHaveLength(1);
       const z = counts[0].params.sigma / counts[0].params.sensitivity;
       expect(Math.min(...sds)).toBeCloseTo(z * Math.SQRT2, 2);

@@ -136,7 +136,7 @@ function startBank(
       trainer = new FakeTrainer(n, initial, spans);
       return trainer;
     },
-    dataset: { rows: ROWS[id]!, prepare: () => ({ encoded: new Float32Array(0), rows: ROWS[id]!, dim: 0 }) },
+    dataset: { prepare: () => ({ encoded: new Float32Array(0), rows: ROWS[id]!, publicRows: ROWS[id]!, dim: 0 }) },
     summarize: (requested) => ({ counts: requested.map((c) => ({ column: c.column, values: Array.from({ length: c.dim }, (_, i) => 50 + i) })), epsilon: 0.1, delta: 1e-6, noiseStd: 1 }),
     epsilonSpent: () => ({ epsilon: 0.1, delta: 1e-6 }),
     log,
@@ -474,7 +474,7 @@ describe('secure aggregation over real sockets', () => {
 
   it('a directory that does not list this bank with its own key is a start-up error', () => {
     const other = generateIdentity('bank-1');
-    const base = { coordinatorUrl: 'http://127.0.0.1:1', bankId: 'bank-1', schemaHash: 'x', createTrainer: async () => { throw new Error('unused'); }, dataset: { rows: 1, prepare: () => ({ encoded: new Float32Array(0), rows: 1, dim: 0 }) }, summarize: () => ({ counts: [], epsilon: 1, delta: 0, noiseStd: 1 }), epsilonSpent: () => ({ epsilon: 0, delta: 0 }), log: memoryLogger('x') };
+    const base = { coordinatorUrl: 'http://127.0.0.1:1', bankId: 'bank-1', schemaHash: 'x', createTrainer: async () => { throw new Error('unused'); }, dataset: { prepare: () => ({ encoded: new Float32Array(0), rows: 1, publicRows: 1, dim: 0 }) }, summarize: () => ({ counts: [], epsilon: 1, delta: 0, noiseStd: 1 }), epsilonSpent: () => ({ epsilon: 0, delta: 0 }), log: memoryLogger('x') };
     expect(() => startAgent({ ...base, identity: other, consortiumDirectory: DIRECTORY })).toThrow(/lists 'bank-1' with key .* but this bank's identity key is/);
     expect(() => startAgent({ ...base, identity: IDENTITIES.get('bank-1')!, consortiumDirectory: new Map([...DIRECTORY].filter(([id]) => id !== 'bank-1')) })).toThrow(/does not list this bank/);
   });

@@ -338,6 +338,29 @@ describe('DP-SGD for the discriminator', () => {
     m.dispose();
   });
 
+  it("divides the clipped real sum by q·n̂/pac with n̂ the bank's released row count (publicRows), not the local one", () => {
+    const m = model({ pac: 2 });
+    // No noise, the same sample and seed: the gradient is (clipped real sum)/(q·n̂/pac) + the fake term.
+    const grads = (publicRows?: number): Float32Array => {
+      const t = createTrainer(m, { seed: 5, dp: { noiseMultiplier: 0, maxGradNorm: 1, sampleRate: 0.1, ...(publicRows !== undefined ? { publicRows } : {}) } });
+      const inputs = t.discriminatorInputs(toy.data, 400, 40, Int32Array.from([4, 9, 17, 23, 30, 31]), 40);
+      const g = t.discriminatorGradients(inputs);
+      const out = flat(g.grads);
+      tf.dispose([inputs.real, inputs.fake, ...g.grads]);
+      t.dispose();
+      return out;
+    };
+    const local = grads();
+    const [a, b, c] = [grads(400), grads(800), grads(1600)];
+    expect(Array.from(a)).toEqual(Array.from(local)); // absent: the local n (in-process runs that release nothing)
+    const ab = a.map((v, i) => v - b[i]!); // real/(q·400/2) − real/(q·800/2) = real/(q·800/2)
+    const bc = b.map((v, i) => v - c[i]!); // = real/(q·1600/2)
+    expect(norm(ab)).toBeGreaterThan(1e-4);
+    expect(relErr(ab, bc.map((v) => 2 * v))).toBeLessThan(1e-3);
+    expect(() => createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 0.1, publicRows: 0 } })).toThrow(/publicRows must be an integer ≥ 1/);
+    m.dispose();
+  });
+
   it('a step whose Poisson sample is empty is noise plus the fake term only', () => {
     const m = model({ pac: 2 });
     const t = createTrainer(m, { dp: { noiseMultiplier: 1, maxGradNorm: 1, sampleRate: 1e-6 } });
@@ -368,7 +391,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     model: defaultModelConfig({ noiseDim: 6, generatorDims: [16, 16], discriminatorDims: [16, 16], loss: 'ns', pac: 2, seed: 8 }),
     spans: toy.spans,
   };
-  const data = { encoded: toy.data, rows: 400, dim: 4 };
+  const data = { encoded: toy.data, rows: 400, publicRows: 400, dim: 4 };
   const plan: TrainingPlan = {
     localSteps: 3,
     batchSize: 40,

@@ -89,7 +89,8 @@ export function startToyAgent(o: {
   bank: Identity;
   ledger: PrivacyLedger;
   trainer: (modelConfigJson: string) => LocalTrainer;
-  data: { encoded: Float32Array; rows: number; dim: number };
+  /** publicRows: the released row count the agent reports (default: rows). */
+  data: { encoded: Float32Array; rows: number; dim: number; publicRows?: number };
   log: Logger;
   coordinatorKey?: Uint8Array;
   coordinatorKeySource?: string;
@@ -104,7 +105,7 @@ export function startToyAgent(o: {
     coordinatorKey: o.coordinatorKey ?? o.coordinator.identity.sign.publicKey,
     ...(o.coordinatorKeySource ? { coordinatorKeySource: o.coordinatorKeySource } : {}),
     createTrainer: async (json) => o.trainer(json),
-    dataset: { rows, prepare: () => o.data },
+    dataset: { prepare: () => ({ publicRows: rows, ...o.data }) },
     summarize: () => ({ counts: [{ column: 'c', values: [rows / 2, (rows * 3) / 10, rows / 5] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
     epsilonSpent: () => ({ epsilon: o.ledger.spent(1e-5), delta: 1e-5 }),
     ...(o.releaseCalibration ? { releaseCalibration: o.releaseCalibration } : {}),
