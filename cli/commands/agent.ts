@@ -20,7 +20,7 @@ export function register(program: Command): void {
       "the consortium directory: the operator's allow-list JSON (the banks' public identities, `fedsynth keygen` output). Every secure-aggregation key list is verified against it; without it the bank refuses secure-aggregation rounds",
     )
     .option('--unverified-key-lists', 'explicit opt-out, without --consortium-directory: take part in secure aggregation WITHOUT verifying the key list (a malicious coordinator could substitute keys)')
-    .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger, agent-status.json', 'bank-state')
+    .option('--state-dir <dir>', 'local state: identity, pinned coordinator key, privacy ledger, the released row count and DP summary (reused on restart), agent-status.json', 'bank-state')
     .option('--exit-when-finished', 'exit once the coordinator announces that training is finished')
     .option('--max-row-problems <n>', 'refuse the CSV if more rows than this are invalid', '1000')
     .option('--epsilon-max <eps>', "this bank's total privacy budget ε; releases beyond it are refused", '1')
