@@ -3,7 +3,7 @@ import { validateSchema, type Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { Rng } from '../../shared/tensor/random';
 import { encodeRows } from '../../client-node/bank-data';
-import { binOf, fitMixture, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, reflectedBounds, spikeValuesOf, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
+import { binOf, fitMixture, foldInto, GmmTransformer, histogramEdges, occupiedBins, pooledCategoryWeights, reflectedBounds, spikeValuesOf, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
 
 const schema = transactionSchema();
 const rowsOf = (bank: number, n: number, seed: number): Row[] =>
@@ -244,6 +244,35 @@ describe('GMM transformer', () => {
     expect(GmmTransformer.fromJSON(JSON.parse(JSON.stringify(t.toJSON()))).toJSON()).toEqual(t.toJSON());
     old.columns[0].reflect = [599];
     expect(() => GmmTransformer.fromJSON(old)).toThrow(/reflect of 'tenure' must list the column's declared bounds only/);
+  });
+
+  it('folds a value more than a range past a reflecting bound back inside again, instead of onto the far bound', () => {
+    expect(foldInto(-700, 0, 600)).toBe(500); // 700 below: once to 700 (past 600), again to 500
+    expect(foldInto(1900, 0, 600)).toBe(500); // period 1200: 1900 ≡ 700, which folds to 500
+    expect(foldInto(-50, 0, 600)).toBe(50);
+    expect(foldInto(650, 0, 600)).toBe(550);
+    expect(foldInto(300, 0, 600)).toBe(300);
+    expect(foldInto(-1200, 0, 600)).toBe(0);
+    for (const x of [-5e6, -1234.5, -600, 0, 599.9, 600, 601, 1e7]) {
+      const y = foldInto(x, -70, 750);
+      expect(y).toBeGreaterThanOrEqual(-70);
+      expect(y).toBeLessThanOrEqual(750);
+    }
+    // Through the decoder: a mode whose lower tail reaches more than a range below the minimum.
+    const s = validateSchema({ version: 1, columns: [{ name: 'tenure', type: 'integer', min: 0, max: 600 }] });
+    const rng = new Rng(9);
+    const rows: Row[] = Array.from({ length: 4000 }, () => [50 + Math.floor(400 * rng.next())]);
+    const counts = summaryCounts(s, rows);
+    const t = GmmTransformer.fit(s, summaryColumns(s).map((c, k) => ({ column: c.column, values: counts[k]! })), { noiseStd: 0 });
+    const state = JSON.parse(JSON.stringify(t.toJSON()));
+    expect(state.columns[0].reflect).toEqual([0, 600]);
+    state.columns[0].mixture.means[0] = 100;
+    state.columns[0].mixture.stds[0] = 200; // α = −1: 100 − 800 = −700, which one fold takes to 700
+    const wide = GmmTransformer.fromJSON(state);
+    const out = new Float32Array(wide.outputDim);
+    out[wide.spans[0]!.offset] = -1;
+    out[wide.spans[1]!.offset] = 1;
+    expect(wide.inverse(out, 1)[0]![0]).toBe(500); // not 600, where no real row is
   });
 
   it("samples a column with a coarse step only on its multiples (credit limits set in tens of thousands)", () => {
