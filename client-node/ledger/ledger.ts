@@ -92,16 +92,18 @@ export class LedgerTamperedError extends Error {
 }
 
 function describe(e: LedgerEntryInput): string {
+  // The note says which release it is (the row count, the summary, the label calibration...).
+  const what = e.note ? `${e.kind} [${e.note}]` : e.kind;
   if (e.kind === 'distributed-skellam') {
     const p = e.params;
-    return `${e.kind} (Skellam μ = ${p.mu.toExponential(3)}, Δ2 = ${p.l2Sensitivity.toExponential(3)}, Δ1 = ${p.l1Sensitivity.toExponential(3)})`;
+    return `${what} (Skellam μ = ${p.mu.toExponential(3)}, Δ2 = ${p.l2Sensitivity.toExponential(3)}, Δ1 = ${p.l1Sensitivity.toExponential(3)})`;
   }
   if (e.kind === 'dp-sgd' || e.kind === 'client-level') {
     const p = e.params as SampledGaussianParams;
-    return `${e.kind} (${p.steps} steps, q = ${p.q}, σ = ${p.sigma})`;
+    return `${what} (${p.steps} steps, q = ${p.q}, σ = ${p.sigma})`;
   }
   const p = e.params as GaussianParams;
-  return `${e.kind} (Gaussian σ = ${p.sigma}, sensitivity ${p.sensitivity})`;
+  return `${what} (Gaussian σ = ${p.sigma}, sensitivity ${p.sensitivity})`;
 }
 
 /** Deterministic JSON: object keys sorted recursively (so the hash does not depend on key order). */

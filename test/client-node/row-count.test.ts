@@ -85,6 +85,8 @@ describe('the released row count', () => {
     const path = fresh();
     const ledger = PrivacyLedger.open(`${path}.jsonl`);
     expect(() => releaseRowCount(1000, { ledger, epsilonMax: 1e-4, noiseSd: 5, cachePath: `${path}.json` })).toThrow(BudgetExceededError);
+    // The message names the release.
+    expect(() => releaseRowCount(1000, { ledger, epsilonMax: 1e-4, noiseSd: 5 })).toThrow(/privacy budget exceeded: counts \[row count, noise sd 5\] \(Gaussian σ = 5, sensitivity 1\)/);
     expect(ledger.entries()).toHaveLength(0);
     expect(existsSync(`${path}.json`)).toBe(false);
   });
