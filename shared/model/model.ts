@@ -523,11 +523,6 @@ function initValues(p: ParamSpec, rng: Rng): Float32Array {
 }
 
 /**
- * Validates per-conditional-span category weights and turns each span into a CDF after `transform`
- * (identity for sampling, log(1+f) for training-by-sampling). A span whose weights are all zero
- * gets null (never drawn). Throws if no span is usable.
- */
-/**
  * Categories to leave out (GenerateOptions.excluded, TrainerOptions.excludedCategories), checked
  * against the model's softmax spans and keyed by span offset. `where` prefixes the errors.
  */
@@ -543,6 +538,11 @@ export function excludedCategorySets(spans: readonly OutputSpan[], excluded: rea
   return skip;
 }
 
+/**
+ * Validates per-conditional-span category weights and turns each span into a CDF after `transform`
+ * (identity for sampling, log(1+f) for training-by-sampling). A span whose weights are all zero
+ * gets null (never drawn). Throws if no span is usable.
+ */
 export function categoryCdfs(
   condSpans: readonly CondSpan[],
   freqs: readonly (readonly number[])[],
