@@ -4,7 +4,7 @@
 //   node bin/run-ts.mjs bench/quality-trace.ts [--only credit-default] [--setup federated|central]
 //        [--rounds R] [--steps S] [--every K] [--rows N] [--lr LR] [--keep-optimizer]
 //        [--lr-d LR] [--ema BETA] [--average all|generator] [--momentum BETA] [--arch mlp|ctgan] [--loss ns|wgan-gp]
-//        [--tstr] [--model JSON] [--classifier-weight W]
+//        [--tstr] [--model JSON] [--classifier-weight W] [--work DIR]
 // --model: model config overrides merged over the architecture's defaults, e.g. '{"dropout":0.2}'.
 // --tstr: also the GBDT's AUC trained on the sampled rows and scored on the holdout (as bench:quality's
 // TSTR; slower), and the TRTR AUC once for the ratio.
@@ -38,8 +38,9 @@ const keepOptimizer = args.includes('--keep-optimizer');
 const tstr = args.includes('--tstr');
 const classifierWeight = Number(arg('--classifier-weight', '1'));
 const modelOverrides = JSON.parse(arg('--model', '{}')) as Record<string, unknown>;
-const work = resolve('.tmp/bench-quality');
-const traceDir = resolve('.tmp/bench-quality-trace');
+// --work: scratch folder (one per parallel run: the sampled rows are written there).
+const work = resolve(arg('--work', '.tmp/bench-quality'));
+const traceDir = join(work, 'trace');
 
 async function main(): Promise<void> {
   await selectBackend({ log: (l) => process.stderr.write(`${l}\n`) });
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     log(`== ${settings}`);
     const lines: string[] = [];
     const worst: string[] = [];
+    const associations: string[] = [];
     let trtr: number | undefined;
     await trainFederated(split, {
       model: { ...modelOverrides, architecture: arch, loss },
@@ -86,7 +88,12 @@ async function main(): Promise<void> {
         const shapes = mean(cols.map((c) => c.shape));
         const num = mean(cols.filter((c) => c.kind === 'numeric').map((c) => c.shape));
         const cat = mean(cols.filter((c) => c.kind === 'categorical').map((c) => c.shape));
-        const pairs = mean(columnPairs(ref, input.synthetic).map((p) => p.score));
+        const pairScores = columnPairs(ref, input.synthetic);
+        const pairs = mean(pairScores.map((p) => p.score));
+        // The pairs the real rows associate most, real → synthetic association (Cramér's V or |r|):
+        // a generator that matches each column alone scores pairs near 0 here.
+        const strongest = [...pairScores].sort((a, b) => Math.abs(b.real) - Math.abs(a.real)).slice(0, 3);
+        associations.push(`round ${r}: ${strongest.map((p) => `${p.a}/${p.b} ${Math.abs(p.real).toFixed(2)} → ${Math.abs(p.synthetic).toFixed(2)}`).join(', ')}`);
         const w = (k: 'dLoss' | 'gLoss' | 'condLoss'): string => mean(losses.map((l) => l[k])).toFixed(3);
         const line = `| ${r} | ${shapes.toFixed(3)} | ${num.toFixed(3)} | ${cat.toFixed(3)} | ${pairs.toFixed(3)} | ${w('dLoss')} | ${w('gLoss')} | ${w('condLoss')} |${utility}`;
         lines.push(line);
@@ -103,6 +110,9 @@ async function main(): Promise<void> {
       '',
       'Worst columns:',
       ...worst,
+      '',
+      'Strongest real associations, real → synthetic:',
+      ...associations,
       '',
     ].join('\n');
     process.stdout.write(out + '\n');
