@@ -14,10 +14,11 @@ import { bankShares, simulateBankRows, simulateBanks, transactionSchema } from '
 import { inferSchemaFromCsv } from '../shared/data/infer';
 import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
 import { evaluateFiles } from '../shared/eval/run';
-import { createModel, createTrainer, type ModelConfig } from '../shared/model';
+import { createModel, createTrainer, type ModelConfig, type PairTarget } from '../shared/model';
 import { epsilonFor, noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
+import { pairCounts, shrinkPairTable, softmaxSpanPairs } from '../shared/transformer/pair-counts';
 import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
 import { sampleRows, type QuotaDraw, type SamplableModel } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
@@ -164,6 +165,18 @@ export interface FederatedOptions {
    * into σ, as the agent plans it. 0/absent = off.
    */
   labelCalibrationNoise?: number;
+  /**
+   * Experimental, dp only: each bank also releases the two-way counts of every pair of its encoded
+   * rows' softmax spans but the target's (shared/transformer/pair-counts.ts) with Gaussian noise at
+   * this noise multiplier z (sd z·√pairs per cell), planned into σ like the other releases; the
+   * merged tables (clamped at 0) are the generator's pair targets (TrainerOptions.pairTargets).
+   * The agent does not release them. 0/absent = off.
+   */
+  pairNoise?: number;
+  /** With pairNoise: TrainerOptions.pairWeight (default 1). */
+  pairWeight?: number;
+  /** Generator updates per local step (TrainStepsOptions.gSteps, default 1). */
+  gSteps?: number;
   /** false: the generator's marginal term leaves the numeric columns' mode shares out (as before 2026-12-07's sixth session); 'spikes': holds only the point masses' shares. */
   modeShares?: boolean | 'spikes';
   /** The transformer keeps point masses (FitOptions.pointMasses; the coordinator's --point-masses). Default off, as the coordinator's. */
@@ -241,6 +254,28 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   // and the FedAvg weight only through its released row count, whose charge the σ plan composes.
   const data = banks.map((rows) => ({ encoded: transformer.transform(rows, o.seed), n: rows.length, publicRows: o.dp ? noisyRowCount(rows.length, ROW_COUNT_NOISE_SD) : rows.length }));
   if (o.dp) summaryRdp = composeRdp(summaryRdp, rowCountRdp(ROW_COUNT_NOISE_SD));
+  let pairTargets: PairTarget[] | undefined;
+  if (o.dp && o.pairNoise && o.pairNoise > 0) {
+    const pairs = softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []);
+    const sensitivity = Math.sqrt(pairs.length);
+    const outputDim = transformer.spans.reduce((t, sp) => t + sp.dim, 0);
+    const merged2 = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
+    for (const d of data) {
+      pairCounts(d.encoded, d.n, outputDim, pairs).forEach((table, i) => {
+        const noise = secureGaussian(table.length, o.pairNoise! * sensitivity);
+        table.forEach((v, j) => (merged2[i]![j]! += v + noise[j]!));
+      });
+    }
+    // Post-processing: each table shrunk towards its independent table by what the noise explains;
+    // a pair the noise explains entirely (λ = 0) adds nothing beyond the one-way terms and is left out.
+    const noiseVar = data.length * (o.pairNoise * sensitivity) ** 2;
+    const shrunk = pairs.map((p, i) => ({ p, ...shrinkPairTable(merged2[i]!, p.a.dim, p.b.dim, noiseVar) }));
+    const kept = shrunk.filter((x) => x.lambda > 0);
+    pairTargets = kept.map((x) => ({ a: x.p.a.offset, b: x.p.b.offset, joint: x.table }));
+    summaryRdp = composeRdp(summaryRdp, rdpGaussian(o.pairNoise * sensitivity, sensitivity));
+    const top = [...kept].sort((x, y) => y.lambda - x.lambda).slice(0, 6).map((x) => `${x.p.a.column}/${x.p.b.column} ${x.lambda.toFixed(2)}`);
+    o.log(`  ${split.name} pair counts: ${pairs.length} pairs, ${merged2.reduce((t, x) => t + x.length, 0)} cells, noise sd ${(o.pairNoise * sensitivity).toFixed(0)} per cell per bank; ${kept.length} pairs kept (λ > 0), e.g. ${top.join(', ')}`);
+  }
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));
   const condFreq = models[0]!.condSpans.map((s) => merged.find((m) => m.column === s.column)!.values);
@@ -272,6 +307,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       excludedCategories: transformer.unusedCategories(),
       ...(o.modeShares === false ? {} : { modeShares: o.modeShares === 'spikes' ? transformer.spikeShares() : transformer.modeShares() }),
       seed: o.seed + b,
+      ...(pairTargets ? { pairTargets, ...(o.pairWeight !== undefined ? { pairWeight: o.pairWeight } : {}) } : {}),
       ...(dp ? { dp, sampling: 'uniform' as const } : {}),
     });
   });
@@ -290,7 +326,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       const own = average === 'generator' && r > 1 ? models[b]!.getWeights() : undefined;
       models[b]!.setWeights(own ? global.map((t, i) => (t.name.startsWith('D/') ? own[i]! : t)) : global);
       if (!o.keepOptimizer) trainers[b]!.resetOptimizers();
-      const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize });
+      const losses = trainers[b]!.trainSteps(data[b]!.encoded, data[b]!.n, { steps: o.localSteps, batchSize: o.batchSize, ...(o.gSteps ? { gSteps: o.gSteps } : {}) });
       steps += o.localSteps;
       const mean = (k: 'dLoss' | 'gLoss' | 'condLoss'): number => losses.reduce((s, l) => s + l[k], 0) / losses.length;
       // The agent's update: new weights minus global, clipped to the plan's updateClipNorm (client-node/update.ts).

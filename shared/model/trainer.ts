@@ -60,6 +60,17 @@ export interface TrainerOptions {
    */
   modeShares?: readonly ModeShares[];
   /**
+   * Two-way targets for the generator's marginal term (with ModelConfig.marginalWeight, under the
+   * same conditions as the one-way targets): per pair of softmax spans, non-negative weights of
+   * their joint categories (e.g. the consortium's DP-noised two-way counts), row-major a × b. The
+   * term adds KL(target ‖ the generated batch's joint) per pair, the batch importance-weighted as
+   * for the one-way targets. Each row's two spans are independent draws given its noise, so the
+   * batch's joint is the weighted mean of the outer products of the two softmaxes.
+   */
+  pairTargets?: readonly PairTarget[];
+  /** Weight of the two-way terms relative to the marginal term's weight (default 1). */
+  pairWeight?: number;
+  /**
    * How real rows are drawn for D.
    * 'by-category' (default, CTGAN): conditional column uniformly, category ∝ log(1 + frequency)
    *   among categories present locally, then a row of that category; generated rows get cond
@@ -85,6 +96,13 @@ export interface TrainerOptions {
   seed?: number;
 }
 
+/** TrainerOptions.pairTargets: two softmax spans by offset, and their joint weights (aDim × bDim, row-major). */
+export interface PairTarget {
+  a: number;
+  b: number;
+  joint: readonly number[];
+}
+
 /**
  * A numeric column's mode shares (TrainerOptions.modeShares): `shares` per slot of the mode one-hot
  * at `offset`, or, with `groups`, per group of slots (e.g. each point mass alone and the mixture's
@@ -102,6 +120,11 @@ export interface TrainStepsOptions {
   batchSize?: number;
   /** Discriminator updates per generator update (default 1). */
   dSteps?: number;
+  /**
+   * Generator updates per step (default 1), after the step's D updates. Under DP-SGD they cost no
+   * privacy (the generator is post-processing of D and of the released counts it matches).
+   */
+  gSteps?: number;
 }
 
 export interface StepLosses {
@@ -223,6 +246,9 @@ export class Trainer {
   private marginalTargets: tf.Tensor1D[] | undefined;
   /** With ModelConfig.marginalWeight: numeric columns' mode shares (TrainerOptions.modeShares) as tensors. */
   private modeTargets: { offset: number; dim: number; target: tf.Tensor1D; groups?: tf.Tensor2D }[] = [];
+  /** With TrainerOptions.pairTargets: per pair, the spans and the normalised joint (aDim·bDim) as a tensor. */
+  private pairTargets: { a: number; aDim: number; b: number; bDim: number; target: tf.Tensor1D }[] = [];
+  private pairWeight = 1;
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
     this.model = model;
@@ -302,11 +328,30 @@ export class Trainer {
             }
             return { offset, dim: span.dim, target: tf.keep(tf.tensor1d(norm(norm([...shares]).map((x) => x + 1e-6)))), ...(agg ? { groups: agg } : {}) };
           });
+          const spanAt = (offset: number): { dim: number; column: string } => {
+            const span = model.spans.find((sp) => sp.offset === offset && sp.kind === 'softmax');
+            if (!span) throw new Error(`trainer: a pair target names no softmax span at offset ${offset}`);
+            return span;
+          };
+          this.pairWeight = opts.pairWeight ?? 1;
+          if (!(Number.isFinite(this.pairWeight) && this.pairWeight >= 0)) throw new Error(`trainer: pairWeight must be a finite number >= 0, got ${opts.pairWeight}`);
+          this.pairTargets = (opts.pairTargets ?? []).map(({ a, b, joint }) => {
+            const sa = spanAt(a);
+            const sb = spanAt(b);
+            if (a === b) throw new Error(`trainer: a pair target pairs '${sa.column}' with itself`);
+            if (joint.length !== sa.dim * sb.dim || !joint.every((x) => Number.isFinite(x) && x >= 0) || !(joint.reduce((x, y) => x + y, 0) > 0)) {
+              throw new Error(`trainer: the pair target of '${sa.column}' and '${sb.column}' must hold ${sa.dim}×${sb.dim} non-negative weights with a positive sum`);
+            }
+            return { a, aDim: sa.dim, b, bDim: sb.dim, target: tf.keep(tf.tensor1d(norm(norm([...joint]).map((x) => x + 1e-6)))) };
+          });
         }
       }
     } else if (this.dp && model.condDim > 0) {
       // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
       this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer', allowed);
+    }
+    if ((opts.pairTargets?.length ?? 0) > 0 && this.pairTargets.length === 0) {
+      throw new Error("trainer: pairTargets apply with the marginal term only (ModelConfig.marginalWeight > 0, categoryFrequencies and sampling 'uniform')");
     }
   }
 
@@ -331,6 +376,8 @@ export class Trainer {
     const steps = opts.steps;
     const batchSize = opts.batchSize ?? 500;
     const dSteps = opts.dSteps ?? 1;
+    const gSteps = opts.gSteps ?? 1;
+    if (!Number.isInteger(gSteps) || gSteps < 1) throw new Error(`trainSteps: gSteps must be a positive integer, got ${gSteps}`);
     if (!Number.isInteger(steps) || steps < 0) throw new Error(`trainSteps: steps must be a non-negative integer, got ${steps}`);
     if (!Number.isInteger(dSteps) || dSteps < 1) throw new Error(`trainSteps: dSteps must be a positive integer, got ${dSteps}`);
     this.checkBatchSize(batchSize);
@@ -350,7 +397,8 @@ export class Trainer {
         }
         this.applyDiscriminatorGradients(d.grads, d.classifierGrads);
       }
-      const g = this.generatorStep(batchSize, data, n);
+      let g = this.generatorStep(batchSize, data, n);
+      for (let k = 1; k < gSteps; k++) g = this.generatorStep(batchSize, data, n);
       this.stepCounter++;
       const losses: StepLosses = { step: this.stepCounter, dLoss: d!.loss, gLoss: g.gLoss, condLoss: g.condLoss };
       if (d!.gradientPenalty !== undefined) losses.gradientPenalty = d!.gradientPenalty;
@@ -549,6 +597,20 @@ export class Trainer {
           // One term per column: each discrete column's categories, each numeric column's modes.
           const terms = [...m.condSpans.map((s, j) => kl(s.offset, s.dim, marginal.targets[j]!)), ...this.modeTargets.map((t) => kl(t.offset, t.dim, t.target, t.groups))];
           loss = tf.add(loss, tf.mul(tf.div(tf.addN(terms), terms.length), cfg.marginalWeight));
+          if (this.pairTargets.length > 0 && this.pairWeight > 0) {
+            const softmaxAt = new Map<number, tf.Tensor2D>();
+            const probs = (offset: number, dim: number): tf.Tensor2D => {
+              let p = softmaxAt.get(offset);
+              if (!p) softmaxAt.set(offset, (p = tf.softmax(tf.slice(g.raw, [0, offset], [-1, dim]))));
+              return p;
+            };
+            // Joint of the batch: Σ_r w_r · pa_r ⊗ pb_r = (w ⊙ Pa)ᵀ · Pb (explicit transpose: wasm's transposed matMul is slow).
+            const pairTerms = this.pairTargets.map((t) => {
+              const joint = tf.reshape(tf.matMul(tf.transpose(tf.mul(probs(t.a, t.aDim), w)), probs(t.b, t.bDim)), [-1]);
+              return tf.sum(tf.mul(t.target, tf.sub(tf.log(t.target), tf.log(tf.add(joint, 1e-8)))));
+            });
+            loss = tf.add(loss, tf.mul(tf.div(tf.addN(pairTerms), pairTerms.length), cfg.marginalWeight * this.pairWeight));
+          }
         }
         if (m.labelSpan && cfg.classifierWeight > 0) {
           // CTAB-GAN's generator term: C should recover each generated row's own label from its
@@ -731,6 +793,7 @@ export class Trainer {
     this.optD.dispose();
     this.optC?.dispose();
     this.marginalTargets?.forEach((t) => t.dispose());
+    this.pairTargets.forEach((t) => t.target.dispose());
     this.modeTargets.forEach((t) => tf.dispose([t.target, ...(t.groups ? [t.groups] : [])]));
     this.noisePrefetch?.close();
   }

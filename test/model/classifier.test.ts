@@ -332,6 +332,53 @@ describe("the generator's marginal term (ModelConfig.marginalWeight)", () => {
     m.dispose();
   });
 
+  it('pulls the joint of two columns towards a pair target (TrainerOptions.pairTargets), and refuses a target that fits no pair of spans', () => {
+    // a = 0 goes with b = 0, a = 1 with b ∈ {1, 2}; the one-way counts are the target's margins.
+    const target = [0.45, 0.03, 0.02, 0.02, 0.28, 0.2];
+    const margins = [
+      [500, 500],
+      [470, 310, 220],
+    ];
+    const joint = (pairs: boolean): number[] => {
+      const m = createModel(parseModelConfig({ ...defaultModelConfig({ noiseDim: 8, generatorDims: [16], discriminatorDims: [16], seed: 3 }), marginalWeight: 10 }), spans);
+      try {
+        const t = createTrainer(m, { lrG: 1e-2, sampling: 'uniform', categoryFrequencies: margins, seed: 5, ...(pairs ? { pairTargets: [{ a: 1, b: 3, joint: target.map((x) => x * 1000) }] } : {}) });
+        t.generatorStep(200); // Adam's state is made on the first step
+        const before = tf.memory().numTensors;
+        for (let i = 0; i < 199; i++) t.generatorStep(200);
+        expect(tf.memory().numTensors).toBe(before);
+        t.dispose();
+        const rows = m.generate(4000, { categoryFrequencies: margins, seed: 9 });
+        const cells = new Array<number>(6).fill(0);
+        for (let r = 0; r < 4000; r++) {
+          const o = r * m.outputDim;
+          const a = rows[o + 1] === 1 ? 0 : 1;
+          const b = rows[o + 3] === 1 ? 0 : rows[o + 4] === 1 ? 1 : 2;
+          cells[a * 3 + b]! += 1 / 4000;
+        }
+        return cells;
+      } finally {
+        m.dispose();
+      }
+    };
+    const err = (c: number[]): number => c.reduce((e, v, j) => e + Math.abs(v - target[j]!), 0);
+    const on = joint(true);
+    const off = joint(false);
+    // Without the pair term the one-way terms hold each column's margin but leave a and b unrelated.
+    expect(err(on)).toBeLessThan(0.15);
+    expect(err(on)).toBeLessThan(err(off) / 2);
+    const m = createModel(parseModelConfig({ ...defaultModelConfig({ noiseDim: 8, generatorDims: [16], discriminatorDims: [16], seed: 3 }), marginalWeight: 10 }), spans);
+    const make = (pairTargets: { a: number; b: number; joint: number[] }[], pairWeight?: number) => () => createTrainer(m, { sampling: 'uniform', categoryFrequencies: margins, pairTargets, ...(pairWeight !== undefined ? { pairWeight } : {}) });
+    expect(make([{ a: 0, b: 3, joint: target }])).toThrow(/a pair target names no softmax span at offset 0/);
+    expect(make([{ a: 1, b: 1, joint: [1, 0, 0, 1] }])).toThrow(/pairs 'a' with itself/);
+    expect(make([{ a: 1, b: 3, joint: [1, 2, 3] }])).toThrow(/the pair target of 'a' and 'b' must hold 2×3 non-negative weights/);
+    expect(make([{ a: 1, b: 3, joint: [1, -2, 3, 0, 0, 1] }])).toThrow(/must hold 2×3 non-negative weights with a positive sum/);
+    expect(make([{ a: 1, b: 3, joint: target }], -1)).toThrow(/pairWeight must be a finite number >= 0/);
+    // Without the marginal term's conditions the targets would be ignored: refused instead.
+    expect(() => createTrainer(m, { categoryFrequencies: margins, pairTargets: [{ a: 1, b: 3, joint: target }] })).toThrow(/pairTargets apply with the marginal term only/);
+    m.dispose();
+  });
+
   it('rejects a negative or non-finite weight', () => {
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => parseModelConfig({ marginalWeight: bad })).toThrow(/'marginalWeight' must be a number in \[0, 1000\]/);
   });

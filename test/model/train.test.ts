@@ -119,6 +119,40 @@ describe('local training step', () => {
     expect(Array.from(b.w)).toEqual(Array.from(a.w));
   });
 
+  it('gSteps: each step runs its D update, then gSteps generator updates (the same as one step and gSteps − 1 more generator updates)', () => {
+    const run = (manual: boolean) => {
+      const m = createModel(defaultModelConfig({ ...tiny, seed: 8 }), toy.spans);
+      const t = createTrainer(m, { categoryFrequencies: freqs, seed: 3 });
+      if (manual) {
+        t.trainSteps(toy.data, 400, { steps: 1, batchSize: 20 });
+        t.generatorStep(20, toy.data, 400);
+        t.generatorStep(20, toy.data, 400);
+      } else {
+        t.trainSteps(toy.data, 400, { steps: 1, batchSize: 20, gSteps: 3 });
+      }
+      const w = m.getWeights();
+      expect(() => t.trainSteps(toy.data, 400, { steps: 1, batchSize: 20, gSteps: 0 })).toThrow(/gSteps must be a positive integer, got 0/);
+      t.dispose();
+      m.dispose();
+      return w;
+    };
+    const one = (() => {
+      const m = createModel(defaultModelConfig({ ...tiny, seed: 8 }), toy.spans);
+      const t = createTrainer(m, { categoryFrequencies: freqs, seed: 3 });
+      t.trainSteps(toy.data, 400, { steps: 1, batchSize: 20 });
+      const w = m.getWeights();
+      t.dispose();
+      m.dispose();
+      return w;
+    })();
+    const a = run(false);
+    const b = run(true);
+    expect(Array.from(flatten(a))).toEqual(Array.from(flatten(b)));
+    // The extra updates move G only: D is where one step left it.
+    expect(diffNorm(a, one, 'G/')).toBeGreaterThan(0);
+    expect(diffNorm(a, one, 'D/')).toBe(0);
+  });
+
   it('rejects bad training input with specific errors', () => {
     const m = createModel(defaultModelConfig({ ...tiny, architecture: 'ctgan' }), toy.spans);
     expect(() => createTrainer(m, { categoryFrequencies: [[1, 2]] })).toThrow(/categoryFrequencies\[0\] \('c'\) must have 3 entries, got 2/);

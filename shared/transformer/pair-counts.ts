@@ -1,0 +1,75 @@
+// Two-way counts of encoded rows, for the generator's pair targets (TrainerOptions.pairTargets).
+//
+// A pair is two softmax spans of the transformer's output: two categorical columns, a categorical
+// column and a numeric column's mode, or two numeric columns' modes. A row adds 1 to one cell of
+// each pair's table, so over P pairs one record moves the tables by L2 norm √P: Gaussian noise of
+// sd z·√P per cell makes the release the Gaussian mechanism at noise multiplier z (Mironov 2017),
+// whatever P. Pure functions; the noise and the charge are the caller's.
+import type { OutputSpan } from '../model/config';
+
+export interface SpanPair {
+  a: { offset: number; dim: number; column: string };
+  b: { offset: number; dim: number; column: string };
+}
+
+/** Every pair of softmax spans, in span order, leaving out the spans of `exclude` (e.g. the target, whose relation C carries). */
+export function softmaxSpanPairs(spans: readonly OutputSpan[], exclude: readonly string[] = []): SpanPair[] {
+  const s = spans.filter((sp) => sp.kind === 'softmax' && !exclude.includes(sp.column)).map((sp) => ({ offset: sp.offset, dim: sp.dim, column: sp.column }));
+  const out: SpanPair[] = [];
+  for (let i = 0; i < s.length; i++) for (let j = i + 1; j < s.length; j++) out.push({ a: s[i]!, b: s[j]! });
+  return out;
+}
+
+/**
+ * Per pair, the a × b table (row-major) of n encoded rows (row-major n × outputDim, softmax spans
+ * one-hot, as the transformer encodes real rows). Throws on a row whose span is not one-hot.
+ */
+export function pairCounts(encoded: Float32Array, n: number, outputDim: number, pairs: readonly SpanPair[]): number[][] {
+  if (encoded.length !== n * outputDim) throw new Error(`pairCounts: expected ${n}×${outputDim} values, got ${encoded.length}`);
+  const hot = (row: number, offset: number, dim: number, column: string): number => {
+    let k = -1;
+    for (let j = 0; j < dim; j++) {
+      const v = encoded[row * outputDim + offset + j]!;
+      if (v === 1 && k < 0) k = j;
+      else if (v !== 0) throw new Error(`pairCounts: row ${row}'s '${column}' span is not one-hot`);
+    }
+    if (k < 0) throw new Error(`pairCounts: row ${row}'s '${column}' span is not one-hot`);
+    return k;
+  };
+  const tables = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
+  for (let r = 0; r < n; r++) {
+    pairs.forEach((p, i) => {
+      tables[i]![hot(r, p.a.offset, p.a.dim, p.a.column) * p.b.dim + hot(r, p.b.offset, p.b.dim, p.b.column)]! += 1;
+    });
+  }
+  return tables;
+}
+
+/**
+ * A merged noisy a × b table made fit to be a target: the independent table of its own margins
+ * plus its deviation from it, shrunk by the share of that deviation the noise cannot explain
+ * (a James-Stein-type estimate: with D = table − independent and `noiseVar` the per-cell noise
+ * variance of the merged table, λ = max(0, 1 − cells·noiseVar / ΣD²)). A pair whose deviation is
+ * no larger than the noise's gets λ = 0, its independent table, which asks nothing of the
+ * generator beyond the one-way counts; a strong association keeps λ near 1. Clamped at 0.
+ * Post-processing of released counts: no privacy cost.
+ */
+export function shrinkPairTable(table: readonly number[], aDim: number, bDim: number, noiseVar: number): { table: number[]; lambda: number } {
+  if (table.length !== aDim * bDim) throw new Error(`shrinkPairTable: expected ${aDim}×${bDim} cells, got ${table.length}`);
+  if (!(noiseVar >= 0)) throw new Error(`shrinkPairTable: noiseVar must be >= 0, got ${noiseVar}`);
+  const rows = new Array<number>(aDim).fill(0);
+  const cols = new Array<number>(bDim).fill(0);
+  table.forEach((v, k) => {
+    rows[Math.floor(k / bDim)]! += v;
+    cols[k % bDim]! += v;
+  });
+  const clampSum = (v: number[]): number[] => v.map((x) => Math.max(0, x));
+  const r = clampSum(rows);
+  const c = clampSum(cols);
+  const total = r.reduce((s, x) => s + x, 0);
+  const expected = table.map((_, k) => (total > 0 ? (r[Math.floor(k / bDim)]! * c[k % bDim]!) / total : 0));
+  const dev = table.map((v, k) => v - expected[k]!);
+  const ss = dev.reduce((s, d) => s + d * d, 0);
+  const lambda = ss > 0 ? Math.max(0, 1 - (table.length * noiseVar) / ss) : 0;
+  return { table: expected.map((e, k) => Math.max(0, e + lambda * dev[k]!)), lambda };
+}

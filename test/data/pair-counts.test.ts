@@ -1,0 +1,50 @@
+// Two-way counts of encoded rows (shared/transformer/pair-counts.ts): the generator's pair targets.
+import { describe, expect, it } from 'vitest';
+import { pairCounts, shrinkPairTable, softmaxSpanPairs } from '../../shared/transformer/pair-counts';
+
+const spans = [
+  { column: 'amount', kind: 'tanh' as const, dim: 1, offset: 0 },
+  { column: 'amount', kind: 'softmax' as const, dim: 2, offset: 1 },
+  { column: 'channel', kind: 'softmax' as const, dim: 3, offset: 3 },
+  { column: 'is_fraud', kind: 'softmax' as const, dim: 2, offset: 6 },
+];
+
+describe('two-way counts of encoded rows', () => {
+  it('pairs every two softmax spans but the excluded columns', () => {
+    expect(softmaxSpanPairs(spans).map((p) => `${p.a.column}:${p.a.offset}/${p.b.column}:${p.b.offset}`)).toEqual(['amount:1/channel:3', 'amount:1/is_fraud:6', 'channel:3/is_fraud:6']);
+    expect(softmaxSpanPairs(spans, ['is_fraud']).map((p) => [p.a.dim, p.b.dim])).toEqual([[2, 3]]);
+  });
+
+  it("counts each row once in each pair's table, row-major, and refuses a span that is not one-hot", () => {
+    // rows: (mode 0, online=1, fraud 0), (mode 1, online=1, fraud 1), (mode 1, atm=2, fraud 0)
+    const row = (alpha: number, mode: number, channel: number, fraud: number): number[] => [alpha, ...[0, 1].map((j) => +(j === mode)), ...[0, 1, 2].map((j) => +(j === channel)), ...[0, 1].map((j) => +(j === fraud))];
+    const encoded = Float32Array.from([...row(0.1, 0, 1, 0), ...row(-0.4, 1, 1, 1), ...row(0.9, 1, 2, 0)]);
+    const pairs = softmaxSpanPairs(spans);
+    const t = pairCounts(encoded, 3, 8, pairs);
+    expect(t[0]).toEqual([0, 1, 0, 0, 1, 1]); // amount mode × channel
+    expect(t[1]).toEqual([1, 0, 1, 1]); // amount mode × is_fraud
+    expect(t[2]).toEqual([0, 0, 1, 1, 1, 0]); // channel × is_fraud
+    expect(t.map((x) => x.reduce((a, b) => a + b, 0))).toEqual([3, 3, 3]);
+    const bad = encoded.slice();
+    bad[8 + 3] = 1; // row 1's channel span now has two ones
+    expect(() => pairCounts(bad, 3, 8, pairs)).toThrow(/row 1's 'channel' span is not one-hot/);
+    expect(() => pairCounts(encoded, 2, 8, pairs)).toThrow(/expected 2×8 values, got 24/);
+  });
+
+  it('shrinks a noisy table towards its independent table by the share of its deviation the noise explains', () => {
+    // A strong association (a = b), 1,000 rows: the deviation dwarfs a noise variance of 100 per cell.
+    const strong = shrinkPairTable([500, 0, 0, 500], 2, 2, 100);
+    expect(strong.lambda).toBeCloseTo(1 - (4 * 100) / (4 * 250 ** 2), 10);
+    expect(strong.table[0]).toBeCloseTo(250 + strong.lambda * 250, 8);
+    expect(strong.table[1]).toBeCloseTo(250 - strong.lambda * 250, 8);
+    // A deviation no larger than the noise: λ = 0, the independent table of the noisy margins.
+    const weak = shrinkPairTable([260, 240, 240, 260], 2, 2, 400);
+    expect(weak.lambda).toBe(0);
+    expect(weak.table).toEqual([250, 250, 250, 250]);
+    // Negative noisy cells: margins and cells clamped at 0.
+    const neg = shrinkPairTable([-30, 10, 0, 20], 2, 2, 0);
+    expect(neg.table.every((x) => x >= 0)).toBe(true);
+    expect(() => shrinkPairTable([1, 2, 3], 2, 2, 1)).toThrow(/expected 2×2 cells, got 3/);
+    expect(() => shrinkPairTable([1, 2, 3, 4], 2, 2, Number.NaN)).toThrow(/noiseVar must be >= 0/);
+  });
+});
