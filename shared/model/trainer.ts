@@ -96,6 +96,19 @@ export interface TrainerOptions {
   seed?: number;
 }
 
+/**
+ * The mean over pairs of KL(target ‖ the batch's joint of the pair), all pairs at once: `probs` the
+ * pairs' spans' softmaxes side by side [B, S], `weights` [B, 1] summing to 1, `targets` S × S with
+ * each pair's normalised joint in its block and 0 elsewhere, `entropy` Σ t·log t over it.
+ */
+export function meanPairKl(probs: tf.Tensor2D, weights: tf.Tensor2D, pairs: { targets: tf.Tensor2D; entropy: number; count: number }): tf.Scalar {
+  return tf.tidy(() => {
+    const joint = tf.matMul(tf.transpose(tf.mul(probs, weights)), probs);
+    const cross = tf.sum(tf.mul(pairs.targets, tf.log(tf.add(joint, 1e-8))));
+    return tf.div(tf.sub(tf.scalar(pairs.entropy), cross), pairs.count) as tf.Scalar;
+  });
+}
+
 /** TrainerOptions.pairTargets: two softmax spans by offset, and their joint weights (aDim × bDim, row-major). */
 export interface PairTarget {
   a: number;
@@ -246,8 +259,12 @@ export class Trainer {
   private marginalTargets: tf.Tensor1D[] | undefined;
   /** With ModelConfig.marginalWeight: numeric columns' mode shares (TrainerOptions.modeShares) as tensors. */
   private modeTargets: { offset: number; dim: number; target: tf.Tensor1D; groups?: tf.Tensor2D }[] = [];
-  /** With TrainerOptions.pairTargets: per pair, the spans and the normalised joint (aDim·bDim) as a tensor. */
-  private pairTargets: { a: number; aDim: number; b: number; bDim: number; target: tf.Tensor1D }[] = [];
+  /**
+   * With TrainerOptions.pairTargets, all pairs at once: the softmax spans they name (offset order),
+   * the targets placed in an S × S matrix over those spans' S slots (each pair's normalised joint in
+   * its a-rows × b-columns block, 0 elsewhere), Σ t·log t over it, and the number of pairs.
+   */
+  private pairs: { spans: { offset: number; dim: number }[]; targets: tf.Tensor2D; entropy: number; count: number } | undefined;
   private pairWeight = 1;
 
   constructor(model: GanModel, opts: TrainerOptions = {}) {
@@ -335,22 +352,47 @@ export class Trainer {
           };
           this.pairWeight = opts.pairWeight ?? 1;
           if (!(Number.isFinite(this.pairWeight) && this.pairWeight >= 0)) throw new Error(`trainer: pairWeight must be a finite number >= 0, got ${opts.pairWeight}`);
-          this.pairTargets = (opts.pairTargets ?? []).map(({ a, b, joint }) => {
+          const checked = (opts.pairTargets ?? []).map(({ a, b, joint }) => {
             const sa = spanAt(a);
             const sb = spanAt(b);
             if (a === b) throw new Error(`trainer: a pair target pairs '${sa.column}' with itself`);
             if (joint.length !== sa.dim * sb.dim || !joint.every((x) => Number.isFinite(x) && x >= 0) || !(joint.reduce((x, y) => x + y, 0) > 0)) {
               throw new Error(`trainer: the pair target of '${sa.column}' and '${sb.column}' must hold ${sa.dim}×${sb.dim} non-negative weights with a positive sum`);
             }
-            return { a, aDim: sa.dim, b, bDim: sb.dim, target: tf.keep(tf.tensor1d(norm(norm([...joint]).map((x) => x + 1e-6)))) };
+            return { a, aDim: sa.dim, b, bDim: sb.dim, joint: norm(norm([...joint]).map((x) => x + 1e-6)) };
           });
+          if (checked.length > 0) {
+            // One S × S matrix for all pairs: the G step then takes one matMul and a masked sum
+            // instead of a few ops per pair (credit-default has over a hundred pairs).
+            const offsets = [...new Set(checked.flatMap((t) => [t.a, t.b]))].sort((x, y) => x - y);
+            const spans = offsets.map((offset) => ({ offset, dim: spanAt(offset).dim }));
+            const slot = new Map<number, number>();
+            let size = 0;
+            for (const sp of spans) {
+              slot.set(sp.offset, size);
+              size += sp.dim;
+            }
+            const t = new Float32Array(size * size);
+            let entropy = 0;
+            for (const p of checked) {
+              const r0 = slot.get(p.a)!;
+              const c0 = slot.get(p.b)!;
+              p.joint.forEach((v, k) => {
+                const cell = (r0 + Math.floor(k / p.bDim)) * size + c0 + (k % p.bDim);
+                if (t[cell] !== 0) throw new Error(`trainer: two pair targets name the same pair of spans (offsets ${p.a} and ${p.b})`);
+                t[cell] = v;
+                entropy += v * Math.log(v);
+              });
+            }
+            this.pairs = { spans, targets: tf.keep(tf.tensor2d(t, [size, size])), entropy, count: checked.length };
+          }
         }
       }
     } else if (this.dp && model.condDim > 0) {
       // No DP-noised counts yet: uniform category weights, so generated rows depend on no local statistic.
       this.freqCdfs = categoryCdfs(model.condSpans, model.condSpans.map((s) => new Array<number>(s.dim).fill(1)), (f) => f, 'trainer', allowed);
     }
-    if ((opts.pairTargets?.length ?? 0) > 0 && this.pairTargets.length === 0) {
+    if ((opts.pairTargets?.length ?? 0) > 0 && !this.pairs) {
       throw new Error("trainer: pairTargets apply with the marginal term only (ModelConfig.marginalWeight > 0, categoryFrequencies and sampling 'uniform')");
     }
   }
@@ -597,19 +639,14 @@ export class Trainer {
           // One term per column: each discrete column's categories, each numeric column's modes.
           const terms = [...m.condSpans.map((s, j) => kl(s.offset, s.dim, marginal.targets[j]!)), ...this.modeTargets.map((t) => kl(t.offset, t.dim, t.target, t.groups))];
           loss = tf.add(loss, tf.mul(tf.div(tf.addN(terms), terms.length), cfg.marginalWeight));
-          if (this.pairTargets.length > 0 && this.pairWeight > 0) {
-            const softmaxAt = new Map<number, tf.Tensor2D>();
-            const probs = (offset: number, dim: number): tf.Tensor2D => {
-              let p = softmaxAt.get(offset);
-              if (!p) softmaxAt.set(offset, (p = tf.softmax(tf.slice(g.raw, [0, offset], [-1, dim]))));
-              return p;
-            };
-            // Joint of the batch: Σ_r w_r · pa_r ⊗ pb_r = (w ⊙ Pa)ᵀ · Pb (explicit transpose: wasm's transposed matMul is slow).
-            const pairTerms = this.pairTargets.map((t) => {
-              const joint = tf.reshape(tf.matMul(tf.transpose(tf.mul(probs(t.a, t.aDim), w)), probs(t.b, t.bDim)), [-1]);
-              return tf.sum(tf.mul(t.target, tf.sub(tf.log(t.target), tf.log(tf.add(joint, 1e-8)))));
-            });
-            loss = tf.add(loss, tf.mul(tf.div(tf.addN(pairTerms), pairTerms.length), cfg.marginalWeight * this.pairWeight));
+          if (this.pairs && this.pairWeight > 0) {
+            // The batch's joint over all the pairs' spans at once: J = (w ⊙ P)ᵀ · P, P the spans'
+            // softmaxes side by side (explicit transpose: wasm's transposed matMul is slow). Each
+            // pair's block of J sums to 1, as its target's does; the mean of KL(target ‖ block)
+            // over pairs is (Σ t·log t − Σ t·log J) / pairs, t zero outside the pairs' blocks.
+            const parts = this.pairs.spans.map((sp) => tf.softmax(tf.slice(g.raw, [0, sp.offset], [-1, sp.dim])));
+            const probs = (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor2D;
+            loss = tf.add(loss, tf.mul(meanPairKl(probs, w, this.pairs), cfg.marginalWeight * this.pairWeight));
           }
         }
         if (m.labelSpan && cfg.classifierWeight > 0) {
@@ -793,7 +830,7 @@ export class Trainer {
     this.optD.dispose();
     this.optC?.dispose();
     this.marginalTargets?.forEach((t) => t.dispose());
-    this.pairTargets.forEach((t) => t.target.dispose());
+    this.pairs?.targets.dispose();
     this.modeTargets.forEach((t) => tf.dispose([t.target, ...(t.groups ? [t.groups] : [])]));
     this.noisePrefetch?.close();
   }

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelConfig, parseModelConfig, type ModelConfig } from '../../shared/model/config';
 import { createModel, type GanModel } from '../../shared/model/model';
 import { modelSpec } from '../../shared/model/spec';
-import { createTrainer, type ModeShares } from '../../shared/model/trainer';
+import { createTrainer, meanPairKl, type ModeShares } from '../../shared/model/trainer';
 import { dpDiscriminatorGradients } from '../../shared/model/dp-sgd';
 import { labelCrossEntropy, leakyRelu, linear, softplus } from '../../shared/model/layers';
 import { selectBackend } from '../../shared/tensor/backend';
@@ -332,6 +332,48 @@ describe("the generator's marginal term (ModelConfig.marginalWeight)", () => {
     m.dispose();
   });
 
+  it('meanPairKl: all pairs in one S × S matrix give the mean of the per-pair KL divergences', () => {
+    // Three spans (2, 3 and 2 slots) and two pairs, (0, 1) and (1, 2), over a batch of 5 weighted rows.
+    const rng = new Rng(11);
+    const dims = [2, 3, 2];
+    const rows = 5;
+    const soft = (d: number): number[][] => Array.from({ length: rows }, () => {
+      const e = Array.from({ length: d }, () => Math.exp(rng.normal(1)[0]!));
+      const t = e.reduce((a, b) => a + b, 0);
+      return e.map((x) => x / t);
+    });
+    const p = dims.map(soft);
+    const w = [0.1, 0.3, 0.2, 0.25, 0.15];
+    const targets = [
+      { a: 0, b: 1, t: [0.3, 0.1, 0.1, 0.05, 0.15, 0.3] },
+      { a: 1, b: 2, t: [0.2, 0.1, 0.1, 0.2, 0.25, 0.15] },
+    ];
+    const naive = targets.map(({ a, b, t }) => {
+      let kl = 0;
+      t.forEach((v, k) => {
+        const i = Math.floor(k / dims[b]!);
+        const j = k % dims[b]!;
+        const joint = w.reduce((s, wr, r) => s + wr * p[a]![r]![i]! * p[b]![r]![j]!, 0);
+        kl += v * (Math.log(v) - Math.log(joint + 1e-8));
+      });
+      return kl;
+    });
+    const size = 7;
+    const offsets = [0, 2, 5];
+    const m = new Float32Array(size * size);
+    let entropy = 0;
+    for (const { a, b, t } of targets) t.forEach((v, k) => {
+      m[(offsets[a]! + Math.floor(k / dims[b]!)) * size + offsets[b]! + (k % dims[b]!)] = v;
+      entropy += v * Math.log(v);
+    });
+    const probs = tf.tensor2d(Array.from({ length: rows }, (_, r) => [...p[0]![r]!, ...p[1]![r]!, ...p[2]![r]!]));
+    const weights = tf.tensor2d(w, [rows, 1]);
+    const targetsT = tf.tensor2d(m, [size, size]);
+    const got = meanPairKl(probs, weights, { targets: targetsT, entropy, count: 2 });
+    expect(got.dataSync()[0]!).toBeCloseTo((naive[0]! + naive[1]!) / 2, 5);
+    tf.dispose([probs, weights, targetsT, got]);
+  });
+
   it('pulls the joint of two columns towards a pair target (TrainerOptions.pairTargets), and refuses a target that fits no pair of spans', () => {
     // a = 0 goes with b = 0, a = 1 with b ∈ {1, 2}; the one-way counts are the target's margins.
     const target = [0.45, 0.03, 0.02, 0.02, 0.28, 0.2];
@@ -374,6 +416,7 @@ describe("the generator's marginal term (ModelConfig.marginalWeight)", () => {
     expect(make([{ a: 1, b: 3, joint: [1, 2, 3] }])).toThrow(/the pair target of 'a' and 'b' must hold 2×3 non-negative weights/);
     expect(make([{ a: 1, b: 3, joint: [1, -2, 3, 0, 0, 1] }])).toThrow(/must hold 2×3 non-negative weights with a positive sum/);
     expect(make([{ a: 1, b: 3, joint: target }], -1)).toThrow(/pairWeight must be a finite number >= 0/);
+    expect(make([{ a: 1, b: 3, joint: target }, { a: 1, b: 3, joint: target }])).toThrow(/two pair targets name the same pair of spans \(offsets 1 and 3\)/);
     // Without the marginal term's conditions the targets would be ignored: refused instead.
     expect(() => createTrainer(m, { categoryFrequencies: margins, pairTargets: [{ a: 1, b: 3, joint: target }] })).toThrow(/pairTargets apply with the marginal term only/);
     m.dispose();
