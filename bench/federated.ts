@@ -169,8 +169,9 @@ export interface FederatedOptions {
    * Experimental, dp only: each bank also releases the two-way counts of every pair of its encoded
    * rows' softmax spans but the target's (shared/transformer/pair-counts.ts) with Gaussian noise at
    * this noise multiplier z (sd z·√pairs per cell), planned into σ like the other releases; the
-   * merged tables (clamped at 0) are the generator's pair targets (TrainerOptions.pairTargets).
-   * The agent does not release them. 0/absent = off.
+   * merged tables, shrunk towards independence by what the noise explains (shrinkPairTable; a pair
+   * the noise explains entirely is dropped), are the generator's pair targets
+   * (TrainerOptions.pairTargets). The agent does not release them. 0/absent = off.
    */
   pairNoise?: number;
   /** With pairNoise: TrainerOptions.pairWeight (default 1). */
@@ -259,22 +260,22 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
     const pairs = softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []);
     const sensitivity = Math.sqrt(pairs.length);
     const outputDim = transformer.spans.reduce((t, sp) => t + sp.dim, 0);
-    const merged2 = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
+    const mergedPairs = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
     for (const d of data) {
       pairCounts(d.encoded, d.n, outputDim, pairs).forEach((table, i) => {
         const noise = secureGaussian(table.length, o.pairNoise! * sensitivity);
-        table.forEach((v, j) => (merged2[i]![j]! += v + noise[j]!));
+        table.forEach((v, j) => (mergedPairs[i]![j]! += v + noise[j]!));
       });
     }
     // Post-processing: each table shrunk towards its independent table by what the noise explains;
     // a pair the noise explains entirely (λ = 0) adds nothing beyond the one-way terms and is left out.
     const noiseVar = data.length * (o.pairNoise * sensitivity) ** 2;
-    const shrunk = pairs.map((p, i) => ({ p, ...shrinkPairTable(merged2[i]!, p.a.dim, p.b.dim, noiseVar) }));
+    const shrunk = pairs.map((p, i) => ({ p, ...shrinkPairTable(mergedPairs[i]!, p.a.dim, p.b.dim, noiseVar) }));
     const kept = shrunk.filter((x) => x.lambda > 0);
     pairTargets = kept.map((x) => ({ a: x.p.a.offset, b: x.p.b.offset, joint: x.table }));
     summaryRdp = composeRdp(summaryRdp, rdpGaussian(o.pairNoise * sensitivity, sensitivity));
     const top = [...kept].sort((x, y) => y.lambda - x.lambda).slice(0, 6).map((x) => `${x.p.a.column}/${x.p.b.column} ${x.lambda.toFixed(2)}`);
-    o.log(`  ${split.name} pair counts: ${pairs.length} pairs, ${merged2.reduce((t, x) => t + x.length, 0)} cells, noise sd ${(o.pairNoise * sensitivity).toFixed(0)} per cell per bank; ${kept.length} pairs kept (λ > 0), e.g. ${top.join(', ')}`);
+    o.log(`  ${split.name} pair counts: ${pairs.length} pairs, ${mergedPairs.reduce((t, x) => t + x.length, 0)} cells, noise sd ${(o.pairNoise * sensitivity).toFixed(0)} per cell per bank; ${kept.length} pairs kept (λ > 0), e.g. ${top.join(', ')}`);
   }
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));

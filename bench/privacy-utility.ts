@@ -203,7 +203,7 @@ async function main(): Promise<void> {
     }
   }
   const body = [
-    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${labelCalibrationNoise !== 20 ? ` --label-calibration-noise ${labelCalibrationNoise}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}${minClassRows !== 1000 ? ` --min-class-rows ${minClassRows}` : ''}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    `Command: \`node bin/run-ts.mjs bench/privacy-utility.ts --eps ${epsilons.join(',')} --rounds ${rounds} --steps ${steps} --lr ${lr}${summaryEpsilon !== 0.4 ? ` --summary-epsilon ${summaryEpsilon}` : ''}${targetShare !== undefined ? ` --summary-target-share ${targetShare}` : ''}${lrD !== undefined ? ` --lr-d ${lrD}` : ''}${clipShare !== undefined ? ` --classifier-clip-share ${clipShare}` : ''}${clipNormC !== undefined ? ` --classifier-clip-norm ${clipNormC}` : ''} --ema ${ema} --classifier-weight ${classifierWeight}${batchSize !== 500 ? ` --batch ${batchSize}` : ''}${labelCalibrationNoise !== 20 ? ` --label-calibration-noise ${labelCalibrationNoise}` : ''}${repeats > 1 ? ` --repeat ${repeats}` : ''}${Object.keys(modelOverrides).length ? ` --model '${JSON.stringify(modelOverrides)}'` : ''}${minClassRows !== 1000 ? ` --min-class-rows ${minClassRows}` : ''}${passedFlags()}\`. Backend ${backend.name}, ${os.cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
     `Per bank (record-level, δ = 1e-5), as the agent's defaults: the DP summary (noisy counts + histograms) costs ε = ${summaryEpsilon} on its own, the target column taking ${targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE} of its privacy loss (the noise sd each bank adds to the target's class counts is given with the minority rows); DP-SGD for the discriminator and the target's classifier C (one mechanism; ${rounds}×${steps} steps at q = batch / the bank's released row count, C = 1) has its σ calibrated so that summary ⊕ the row count (Gaussian, sd ${ROW_COUNT_NOISE_SD}) ⊕ DP-SGD${labelCalibrationNoise > 0 ? ` ⊕ the label-calibration counts after the last round (noise multiplier ${labelCalibrationNoise}, sd ${(labelCalibrationNoise * Math.SQRT2).toFixed(1)} per count per bank)` : ''} compose in RDP to the ε of the row (the column "ε per bank" is that total, as the bank's ledger reports it). Same 3-bank splits as bench:quality; mlp model, 'ns' loss; ${rounds} rounds x ${steps} local steps; the sampled model's generator averaged over rounds with β = ${ema} (the coordinator's --generator-ema; 0 = off). Sampled as \`fedsynth sample\` does (stratified by the target, its labels drawn from C${labelCalibrationNoise > 0 ? ', calibrated by the map fitted to the banks\' noisy counts (the coordinator\'s --label-calibration-noise)' : ''}).`,
     '',
@@ -306,6 +306,13 @@ async function oversampled(split: Split, res: FederatedResult, sample: LoadedSam
 /** The larger of a report's two membership-inference AUCs (distance and density attacks). */
 function largestMia(report: Record<string, unknown>): number {
   return Math.max(metric(report, 'privacy.mia.distanceAuc'), metric(report, 'privacy.mia.densityAuc'));
+}
+
+/** The training options given on the command line that the Command line above does not spell out otherwise, as given. */
+function passedFlags(): string {
+  const switches = ['--point-masses', '--no-mode-shares', '--spike-shares'].filter((f) => args.includes(f));
+  const valued = ['--update-clip-norm', '--pair-noise', '--pair-weight', '--g-steps'].filter((f) => args.includes(f)).map((f) => `${f} ${arg(f, '')}`);
+  return [...switches, ...valued].map((f) => ` ${f}`).join('');
 }
 
 /** "a / b": the runs meeting issue #5's AUC target (TSTR ≥ 0.90 × TRTR) and recall target (within 0.15 of TRTR). */
