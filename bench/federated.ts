@@ -259,10 +259,9 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   if (o.dp && o.pairNoise && o.pairNoise > 0) {
     const pairs = softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []);
     const sensitivity = Math.sqrt(pairs.length);
-    const outputDim = transformer.spans.reduce((t, sp) => t + sp.dim, 0);
     const mergedPairs = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
     for (const d of data) {
-      pairCounts(d.encoded, d.n, outputDim, pairs).forEach((table, i) => {
+      pairCounts(d.encoded, d.n, transformer.outputDim, pairs).forEach((table, i) => {
         const noise = secureGaussian(table.length, o.pairNoise! * sensitivity);
         table.forEach((v, j) => (mergedPairs[i]![j]! += v + noise[j]!));
       });

@@ -26,20 +26,27 @@ export function softmaxSpanPairs(spans: readonly OutputSpan[], exclude: readonly
  */
 export function pairCounts(encoded: Float32Array, n: number, outputDim: number, pairs: readonly SpanPair[]): number[][] {
   if (encoded.length !== n * outputDim) throw new Error(`pairCounts: expected ${n}×${outputDim} values, got ${encoded.length}`);
-  const hot = (row: number, offset: number, dim: number, column: string): number => {
-    let k = -1;
-    for (let j = 0; j < dim; j++) {
-      const v = encoded[row * outputDim + offset + j]!;
-      if (v === 1 && k < 0) k = j;
-      else if (v !== 0) throw new Error(`pairCounts: row ${row}'s '${column}' span is not one-hot`);
-    }
-    if (k < 0) throw new Error(`pairCounts: row ${row}'s '${column}' span is not one-hot`);
-    return k;
-  };
+  // Each span is in many pairs: find a row's hot slot once per span, then count every pair.
+  const spans = [...new Map(pairs.flatMap((p) => [p.a, p.b]).map((s) => [s.offset, s])).values()];
+  const slotOf = new Map(spans.map((s, i) => [s.offset, i]));
+  const hot = new Int32Array(spans.length);
   const tables = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
   for (let r = 0; r < n; r++) {
+    spans.forEach((s, i) => {
+      let k = -1;
+      let ones = 0;
+      for (let j = 0; j < s.dim; j++) {
+        const v = encoded[r * outputDim + s.offset + j]!;
+        if (v === 1) {
+          k = j;
+          ones++;
+        } else if (v !== 0) ones = 2;
+      }
+      if (ones !== 1) throw new Error(`pairCounts: row ${r}'s '${s.column}' span is not one-hot`);
+      hot[i] = k;
+    });
     pairs.forEach((p, i) => {
-      tables[i]![hot(r, p.a.offset, p.a.dim, p.a.column) * p.b.dim + hot(r, p.b.offset, p.b.dim, p.b.column)]! += 1;
+      tables[i]![hot[slotOf.get(p.a.offset)!]! * p.b.dim + hot[slotOf.get(p.b.offset)!]!]! += 1;
     });
   }
   return tables;
@@ -63,9 +70,9 @@ export function shrinkPairTable(table: readonly number[], aDim: number, bDim: nu
     rows[Math.floor(k / bDim)]! += v;
     cols[k % bDim]! += v;
   });
-  const clampSum = (v: number[]): number[] => v.map((x) => Math.max(0, x));
-  const r = clampSum(rows);
-  const c = clampSum(cols);
+  const atLeastZero = (v: number[]): number[] => v.map((x) => Math.max(0, x));
+  const r = atLeastZero(rows);
+  const c = atLeastZero(cols);
   const total = r.reduce((s, x) => s + x, 0);
   const expected = table.map((_, k) => (total > 0 ? (r[Math.floor(k / bDim)]! * c[k % bDim]!) / total : 0));
   const dev = table.map((v, k) => v - expected[k]!);

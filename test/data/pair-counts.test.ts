@@ -28,6 +28,12 @@ describe('two-way counts of encoded rows', () => {
     const bad = encoded.slice();
     bad[8 + 3] = 1; // row 1's channel span now has two ones
     expect(() => pairCounts(bad, 3, 8, pairs)).toThrow(/row 1's 'channel' span is not one-hot/);
+    const allOnes = encoded.slice();
+    allOnes.fill(1, 16 + 3, 16 + 6); // row 2's channel span: three ones
+    expect(() => pairCounts(allOnes, 3, 8, pairs)).toThrow(/row 2's 'channel' span is not one-hot/);
+    const empty = encoded.slice();
+    empty[1] = 0; // row 0's amount mode span: no one at all
+    expect(() => pairCounts(empty, 3, 8, pairs)).toThrow(/row 0's 'amount' span is not one-hot/);
     expect(() => pairCounts(encoded, 2, 8, pairs)).toThrow(/expected 2×8 values, got 24/);
   });
 
