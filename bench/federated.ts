@@ -14,11 +14,12 @@ import { bankShares, simulateBankRows, simulateBanks, transactionSchema } from '
 import { inferSchemaFromCsv } from '../shared/data/infer';
 import { formatRow, loadTable, type ConsortiumSchema, type Row } from '../shared/data/schema';
 import { evaluateFiles } from '../shared/eval/run';
-import { createModel, createTrainer, type ModelConfig, type PairTarget } from '../shared/model';
+import { createModel, createTrainer, type GanModel, type ModelConfig, type PairTarget, type Trainer } from '../shared/model';
 import { epsilonFor, noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
-import { pairCounts, shrinkPairTable, softmaxSpanPairs } from '../shared/transformer/pair-counts';
+import { mergePairTargets, pairCounts, pairNoiseSd, softmaxSpanPairs } from '../shared/transformer/pair-counts';
+import { pairCountsRdp } from '../client-node/dp-pair-counts';
 import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
 import { sampleRows, type QuotaDraw, type SamplableModel } from '../shared/sampling/sampler';
 import { Rng } from '../shared/tensor/random';
@@ -176,6 +177,12 @@ export interface FederatedOptions {
   pairNoise?: number;
   /** With pairNoise: TrainerOptions.pairWeight (default 1). */
   pairWeight?: number;
+  /**
+   * With pairNoise: the first round whose training uses the targets. Default 2, as the agent and the
+   * coordinator run it (each bank releases its counts with its first update; the targets go out with
+   * the next round); 1 = as if released before round 1 (the ninth session's runs).
+   */
+  pairsFromRound?: number;
   /** Generator updates per local step (TrainStepsOptions.gSteps, default 1). */
   gSteps?: number;
   /** false: the generator's marginal term leaves the numeric columns' mode shares out (as before 2026-12-07's sixth session); 'spikes': holds only the point masses' shares. */
@@ -257,24 +264,23 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   if (o.dp) summaryRdp = composeRdp(summaryRdp, rowCountRdp(ROW_COUNT_NOISE_SD));
   let pairTargets: PairTarget[] | undefined;
   if (o.dp && o.pairNoise && o.pairNoise > 0) {
+    // As the agents and the coordinator do (client-node/dp-pair-counts.ts, coordinator/server.ts):
+    // each bank's tables with noise sd z·√pairs, merged and shrunk (mergePairTargets), charged into σ's plan.
     const pairs = softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []);
-    const sensitivity = Math.sqrt(pairs.length);
-    const mergedPairs = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
-    for (const d of data) {
-      pairCounts(d.encoded, d.n, transformer.outputDim, pairs).forEach((table, i) => {
-        const noise = secureGaussian(table.length, o.pairNoise! * sensitivity);
-        table.forEach((v, j) => (mergedPairs[i]![j]! += v + noise[j]!));
+    const noiseSd = pairNoiseSd(o.pairNoise, pairs.length);
+    const released = data.map((d) => {
+      const noisy = pairCounts(d.encoded, d.n, transformer.outputDim, pairs).map((table) => {
+        const noise = secureGaussian(table.length, noiseSd);
+        return table.map((v, j) => v + noise[j]!);
       });
-    }
-    // Post-processing: each table shrunk towards its independent table by what the noise explains;
-    // a pair the noise explains entirely (λ = 0) adds nothing beyond the one-way terms and is left out.
-    const noiseVar = data.length * (o.pairNoise * sensitivity) ** 2;
-    const shrunk = pairs.map((p, i) => ({ p, ...shrinkPairTable(mergedPairs[i]!, p.a.dim, p.b.dim, noiseVar) }));
-    const kept = shrunk.filter((x) => x.lambda > 0);
-    pairTargets = kept.map((x) => ({ a: x.p.a.offset, b: x.p.b.offset, joint: x.table }));
-    summaryRdp = composeRdp(summaryRdp, rdpGaussian(o.pairNoise * sensitivity, sensitivity));
-    const top = [...kept].sort((x, y) => y.lambda - x.lambda).slice(0, 6).map((x) => `${x.p.a.column}/${x.p.b.column} ${x.lambda.toFixed(2)}`);
-    o.log(`  ${split.name} pair counts: ${pairs.length} pairs, ${mergedPairs.reduce((t, x) => t + x.length, 0)} cells, noise sd ${(o.pairNoise * sensitivity).toFixed(0)} per cell per bank; ${kept.length} pairs kept (λ > 0), e.g. ${top.join(', ')}`);
+      return { noiseSd, tables: noisy };
+    });
+    const kept = mergePairTargets(pairs, released);
+    pairTargets = kept.map((x) => ({ a: x.aOffset, b: x.bOffset, joint: x.joint }));
+    summaryRdp = composeRdp(summaryRdp, pairCountsRdp(o.pairNoise, pairs.length));
+    const name = (offset: number): string => transformer.spans.find((sp) => sp.offset === offset)?.column ?? String(offset);
+    const top = [...kept].sort((x, y) => y.lambda - x.lambda).slice(0, 6).map((x) => `${name(x.aOffset)}/${name(x.bOffset)} ${x.lambda.toFixed(2)}`);
+    o.log(`  ${split.name} pair counts: ${pairs.length} pairs, noise sd ${noiseSd.toFixed(0)} per cell per bank; ${kept.length} pairs kept (λ > 0), e.g. ${top.join(', ')}; targets from round ${o.pairsFromRound ?? 2}`);
   }
   // 2. One model + trainer per bank (its own Adam state), the global weights in between.
   const models = banks.map(() => createModel(modelConfig, transformer.spans));
@@ -290,7 +296,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   let sampleRate = 0;
   let sgdEpsilon = 0;
   let totalEpsilon = 0;
-  const trainers = models.map((m, b) => {
+  const makeTrainer = (m: GanModel, b: number, withPairs: boolean): Trainer => {
     let dp: { noiseMultiplier: number; maxGradNorm: number; sampleRate: number; publicRows: number; classifierClipShare?: number } | undefined;
     if (o.dp) {
       sampleRate = Math.min(1, o.batchSize / data[b]!.publicRows);
@@ -307,10 +313,12 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
       excludedCategories: transformer.unusedCategories(),
       ...(o.modeShares === false ? {} : { modeShares: o.modeShares === 'spikes' ? transformer.spikeShares() : transformer.modeShares() }),
       seed: o.seed + b,
-      ...(pairTargets ? { pairTargets, ...(o.pairWeight !== undefined ? { pairWeight: o.pairWeight } : {}) } : {}),
+      ...(pairTargets && withPairs ? { pairTargets, ...(o.pairWeight !== undefined ? { pairWeight: o.pairWeight } : {}) } : {}),
       ...(dp ? { dp, sampling: 'uniform' as const } : {}),
     });
-  });
+  };
+  const pairsFrom = o.pairsFromRound ?? 2;
+  const trainers = models.map((m, b) => makeTrainer(m, b, pairsFrom <= 1));
   let global: NamedWeights = models[0]!.getWeights();
   const average = o.average ?? 'all';
   const beta = o.serverMomentum ?? 0;
@@ -321,6 +329,13 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
   const t0 = performance.now();
   let steps = 0;
   for (let r = 1; r <= o.rounds; r++) {
+    if (pairTargets && r === pairsFrom && r > 1) {
+      // The targets arrive with this round's start: the agent builds its trainer per round with them.
+      trainers.forEach((t, b) => {
+        t.dispose();
+        trainers[b] = makeTrainer(models[b]!, b, true);
+      });
+    }
     const updates = banks.map((_, b) => {
       // 'generator': the bank's own discriminator stays (the model still holds it from last round).
       const own = average === 'generator' && r > 1 ? models[b]!.getWeights() : undefined;

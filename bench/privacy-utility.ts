@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--g-steps K] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -35,11 +35,13 @@
 // --point-masses: the transformer keeps point masses at 0 and the declared bounds, and the generator's marginal term holds
 //   every numeric column's mode shares (the coordinator's --point-masses; off by default, as there).
 // --spike-shares (with --point-masses): the generator's marginal term holds only the point masses' shares, not every mixture mode's.
-// --pair-noise Z (experimental; the agent does not release these): each bank also releases the two-way counts of
+// --pair-noise Z (the coordinator's --pair-counts-noise): each bank also releases the two-way counts of
 //   every pair of softmax spans but the target's, Gaussian noise at noise multiplier Z (sd Z·√pairs per cell),
 //   planned into σ; the merged tables, shrunk towards independence by what the noise explains, are the generator's
 //   pair targets (bench/federated.ts pairNoise, shared/transformer/pair-counts.ts). --pair-weight W: their weight
-//   relative to the marginal term's (default 1). --g-steps K: K generator updates per local step (default 1).
+//   relative to the marginal term's (default 1; the coordinator's --pair-weight, default 10). --pairs-from-round R:
+//   the first round that trains with them (default 2, as the agent and coordinator run it: the counts go with each
+//   bank's first update). --g-steps K: K generator updates per local step (default 1; the coordinator's --g-steps).
 // --update-clip-norm S: each bank's update clipped to L2 norm S, as the agent does with the coordinator's --update-clip-norm (default: not clipped).
 // --min-class-rows K (default 1000; 0 = off): each run also scores a second sample, as many rows as the train split or
 //   more so that the target's rarest class gets K rows (`fedsynth sample --min-class-rows K`), in the tables'
@@ -109,7 +111,7 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const tag = repeats > 1 ? ` #${rep + 1}` : '';
         log(`== ${split.name}${tag} at ε = ${eps}: ${rounds} rounds x ${steps} steps x 3 banks`);
-        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(args.includes('--no-mode-shares') ? { modeShares: false } : args.includes('--spike-shares') ? { modeShares: 'spikes' as const } : {}), ...(args.includes('--point-masses') ? { pointMasses: true } : {}), ...(args.includes('--pair-noise') ? { pairNoise: Number(arg('--pair-noise', '')) } : {}), ...(args.includes('--pair-weight') ? { pairWeight: Number(arg('--pair-weight', '')) } : {}), ...(args.includes('--g-steps') ? { gSteps: Number(arg('--g-steps', '')) } : {}), ...(args.includes('--update-clip-norm') ? { updateClipNorm: Number(arg('--update-clip-norm', '')) } : {}), ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
+        const res = await trainFederated(split, { model: { ...modelOverrides, architecture: 'mlp' }, rounds, localSteps: steps, batchSize, lr, labelCalibrationNoise, ...(args.includes('--no-mode-shares') ? { modeShares: false } : args.includes('--spike-shares') ? { modeShares: 'spikes' as const } : {}), ...(args.includes('--point-masses') ? { pointMasses: true } : {}), ...(args.includes('--pair-noise') ? { pairNoise: Number(arg('--pair-noise', '')) } : {}), ...(args.includes('--pair-weight') ? { pairWeight: Number(arg('--pair-weight', '')) } : {}), ...(args.includes('--pairs-from-round') ? { pairsFromRound: Number(arg('--pairs-from-round', '')) } : {}), ...(args.includes('--g-steps') ? { gSteps: Number(arg('--g-steps', '')) } : {}), ...(args.includes('--update-clip-norm') ? { updateClipNorm: Number(arg('--update-clip-norm', '')) } : {}), ...(lrD !== undefined ? { lrD } : {}), generatorEma: ema, ...(args.includes('--ema-generator-only') ? { emaNetworks: ['G/'] } : {}), ...(args.includes('--also-ema-generator-only') ? { alsoEmaNetworks: ['G/'] } : {}), classifierWeight, seed: 7 + 1000 * rep, dp: { epsilon: eps, delta: 1e-5, summaryEpsilon, maxGradNorm: 1, ...(clipShare !== undefined ? { classifierClipShare: clipShare } : {}), ...(clipNormC !== undefined ? { classifierClipNorm: clipNormC } : {}), ...(targetShare !== undefined ? { summaryTargetShare: targetShare } : {}) }, log });
         const trainRows = (readFileSync(split.trainPath, 'utf8').match(/\n/g)?.length ?? 1) - 1;
         const report = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work });
         // Where the minority recall goes: the F1 thresholds each model chose on its own training rows.
@@ -311,7 +313,7 @@ function largestMia(report: Record<string, unknown>): number {
 /** The training options given on the command line that the Command line above does not spell out otherwise, as given. */
 function passedFlags(): string {
   const switches = ['--point-masses', '--no-mode-shares', '--spike-shares'].filter((f) => args.includes(f));
-  const valued = ['--update-clip-norm', '--pair-noise', '--pair-weight', '--g-steps'].filter((f) => args.includes(f)).map((f) => `${f} ${arg(f, '')}`);
+  const valued = ['--update-clip-norm', '--pair-noise', '--pair-weight', '--pairs-from-round', '--g-steps'].filter((f) => args.includes(f)).map((f) => `${f} ${arg(f, '')}`);
   return [...switches, ...valued].map((f) => ` ${f}`).join('');
 }
 

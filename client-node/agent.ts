@@ -4,7 +4,7 @@
 
 import { io, type Socket } from 'socket.io-client';
 import type { Logger } from '../shared/log/logger';
-import type { CalibrationRequestMessage, DecodedMessage, Identity, RoundStartMessage } from '../protocol';
+import type { CalibrationRequestMessage, DecodedMessage, Identity, PairTable, RoundStartMessage } from '../protocol';
 import { AgentWire } from './wire';
 import type { LocalTrainer, PreparedData } from './trainer';
 import { prepareUpdate } from './update';
@@ -52,6 +52,14 @@ export interface AgentOptions {
     exact: { rows: number[]; positives: number[] },
     noiseMultiplier: number,
   ) => { rows: number[]; positives: number[]; noiseStd: number; epsilon: number; delta: number };
+  /**
+   * Two-way counts for the generator's pair targets: adds Gaussian noise at the planned noise
+   * multiplier to the exact tables and charges the ledger first (client-node/dp-pair-counts.ts);
+   * throwing (budget) releases nothing. Called once per run, before the first round's training, so
+   * the charge is in the ledger when DP-SGD's noise is calibrated; the noisy tables then go with
+   * every update (post-processing). Absent: the bank releases none.
+   */
+  releasePairCounts?: (exact: PairTable[], noiseMultiplier: number) => { tables: PairTable[]; noiseSd: number; epsilon: number; cached: boolean };
   /** ε the bank has spent in total (ledger), reported with every update. */
   epsilonSpent: () => { epsilon: number; delta: number };
   /**
@@ -150,6 +158,8 @@ export function startAgent(opts: AgentOptions): RunningAgent {
   let lastTransformerJson: string | undefined;
   // One calibration release per agent run: the one its DP-SGD noise was planned with.
   let calibrationSent = false;
+  // The DP-noised pair counts, once released (null: none planned or this bank releases none).
+  let pairCounts: { noiseStd: number; tables: PairTable[] } | null | undefined;
   // Secure aggregation: the session of the latest RoundStart (key steps run outside the training queue).
   let secagg: SecAggSession | null = null;
   const secaggOf = new WeakMap<RoundStartMessage, SecAggSession>();
@@ -224,6 +234,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
             trainer?.dispose();
             trainer = await opts.createTrainer(cfg);
             trainerConfig = cfg;
+            pairCounts = undefined;
             wire.setModelSpec(trainer.getWeights().map((t) => ({ name: t.name, shape: [...t.shape] })));
           }).catch((err) => finish(new AgentFatalError(`cannot build the consortium model: ${(err as Error).message}`)));
         }
@@ -293,6 +304,25 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     log.info('label_calibration_sent', { modelVersion: msg.modelVersion, bins: noisy.rows.length, epsilon: Number(noisy.epsilon.toFixed(4)), noiseStd: Number(noisy.noiseStd.toFixed(2)) });
   }
 
+  /**
+   * The bank's pair counts, released (charged, noised) before its first round trains, so the charge
+   * is in the ledger when DP-SGD's noise is calibrated. Null when the consortium plans none or this
+   * bank does not release them. A budget error propagates: the bank trains nothing.
+   */
+  function releasePairs(t: LocalTrainer, data: ReturnType<AgentOptions['dataset']['prepare']>): { noiseStd: number; tables: PairTable[] } | null {
+    const exact = opts.releasePairCounts && t.pairCounts ? t.pairCounts(data) : undefined;
+    if (!exact || !opts.releasePairCounts) return null;
+    const released = opts.releasePairCounts(exact.tables, exact.noiseMultiplier);
+    log.info(released.cached ? 'pair_counts_reused' : 'pair_counts_charged', {
+      pairs: released.tables.length,
+      noiseMultiplier: exact.noiseMultiplier,
+      noiseSd: Number(released.noiseSd.toFixed(2)),
+      epsilon: Number(released.epsilon.toFixed(4)),
+      epsilonSpent: Number(opts.epsilonSpent().epsilon.toFixed(4)),
+    });
+    return { noiseStd: released.noiseSd, tables: released.tables };
+  }
+
   let calibrationSkipLogged = false;
   async function trainRound(msg: RoundStartMessage): Promise<void> {
     if (stopped) return;
@@ -315,7 +345,8 @@ export function startAgent(opts: AgentOptions): RunningAgent {
     trainer.setWeights(msg.weights);
     const data = opts.dataset.prepare(msg.transformerJson);
     lastTransformerJson = msg.transformerJson;
-    const metrics = await trainer.train(data, msg.config, msg.categoryWeights, () => stopped || Date.now() > msg.deadlineMs);
+    if (pairCounts === undefined) pairCounts = releasePairs(trainer, data);
+    const metrics = await trainer.train(data, msg.config, { categoryWeights: msg.categoryWeights, pairTargets: msg.pairTargets }, () => stopped || Date.now() > msg.deadlineMs);
     if (stopped) return;
     if (Date.now() > msg.deadlineMs) {
       log.warn('round_missed_deadline', { round: msg.roundId });
@@ -338,6 +369,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
       ...(masked ? { maskedTensors: masked.maskedTensors } : {}),
       metrics: { ...metrics, updateNorm: norm, updateClipped: clipped ? 1 : 0 },
       ...reportedSpend(trainer, opts.epsilonSpent()),
+      ...(pairCounts ? { pairCounts } : {}),
     });
     if (!socket.connected) {
       log.warn('update_not_sent_disconnected', { round: msg.roundId });

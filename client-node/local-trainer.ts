@@ -10,8 +10,7 @@
 // short by its deadline stays charged in full (conservative). The D loss is computed on un-noised
 // real rows, so in DP mode it is not returned in the metrics (they are sent to the coordinator).
 import { createModel, createTrainer, parseModelConfig, type GanModel, type OutputSpan } from '../shared/model';
-import type { LocalTrainer, PreparedData, Tensors } from './trainer';
-import type { ColumnCounts } from '../protocol';
+import type { ConsortiumTargets, LocalTrainer, PreparedData, Tensors } from './trainer';
 import { frequenciesInSpanOrder } from '../shared/sampling/category-weights';
 import type { TrainingPlan } from './wire';
 import { ImpossibleBudgetError, noiseMultiplierFor } from '../shared/privacy/calibrate';
@@ -20,6 +19,8 @@ import { DEFAULT_ORDERS, composeRdp, rdpToEpsilon } from '../shared/privacy/rdp'
 import { calibrationRdp } from './dp-calibration';
 import { countForCalibration } from '../shared/sampling/label-calibration-round';
 import type { CalibrationCounts } from '../shared/model/label-calibration';
+import { pairCounts, softmaxSpanPairs, type SpanPair } from '../shared/transformer/pair-counts';
+import type { PairTable } from '../protocol';
 
 /** The bank's DP-SGD settings and where spend is recorded. */
 export interface LocalDpOptions {
@@ -91,6 +92,14 @@ export interface ConsortiumModelConfig {
    * bank plans the release into its DP-SGD noise. Absent: no calibration.
    */
   labelCalibration?: { noiseMultiplier: number };
+  /**
+   * Each bank releases the two-way counts of its encoded rows once, at this noise multiplier
+   * (client-node/dp-pair-counts.ts), before its first round trains, and sends them with its updates; the coordinator merges them into the
+   * generator's pair targets, weighted by `weight` in the generator's loss (TrainerOptions.pairWeight).
+   * Known from the start, so the bank charges the release before its DP-SGD noise is calibrated.
+   * Absent: no pair counts.
+   */
+  pairCounts?: { noiseMultiplier: number; weight: number };
 }
 
 export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig {
@@ -109,9 +118,14 @@ export function parseConsortiumModelConfig(json: string): ConsortiumModelConfig 
   if (lc !== undefined && (!lc || typeof lc !== 'object' || !(typeof lc.noiseMultiplier === 'number' && Number.isFinite(lc.noiseMultiplier) && lc.noiseMultiplier > 0))) {
     throw new Error('model configuration has a malformed labelCalibration (needs a finite noiseMultiplier > 0)');
   }
+  const pc = o.pairCounts;
+  if (pc !== undefined && (!pc || typeof pc !== 'object' || !(typeof pc.noiseMultiplier === 'number' && Number.isFinite(pc.noiseMultiplier) && pc.noiseMultiplier > 0) || !(typeof pc.weight === 'number' && Number.isFinite(pc.weight) && pc.weight >= 0))) {
+    throw new Error('model configuration has a malformed pairCounts (needs a finite noiseMultiplier > 0 and a finite weight ≥ 0)');
+  }
   return {
     model: parseModelConfig(o.model),
     spans: o.spans,
+    ...(pc ? { pairCounts: { noiseMultiplier: pc.noiseMultiplier, weight: pc.weight } } : {}),
     ...(o.transformer !== undefined ? { transformer: o.transformer } : {}),
     ...(o.summary ? { summary: o.summary } : {}),
     ...(lc ? { labelCalibration: { noiseMultiplier: lc.noiseMultiplier } } : {}),
@@ -234,6 +248,27 @@ export class GanLocalTrainer implements LocalTrainer {
     return { counts: countForCalibration(this.model, data.encoded, data.rows, req), noiseMultiplier: z };
   }
 
+  /** The pairs of softmax spans whose counts the consortium plans (the target's left out: C carries it), or none. */
+  private plannedPairs(): SpanPair[] {
+    if (!this.cfg.pairCounts) return [];
+    return softmaxSpanPairs(this.model.spans, this.model.labelSpan ? [this.model.labelSpan.column] : []);
+  }
+
+  /**
+   * Exact two-way counts of the bank's encoded rows for every planned pair, and the planned noise
+   * multiplier; the agent adds the noise and charges the ledger (client-node/dp-pair-counts.ts).
+   * Undefined when the consortium plans no pair counts, or the model has fewer than two such spans.
+   */
+  pairCounts(data: PreparedData): { tables: PairTable[]; noiseMultiplier: number } | undefined {
+    const pairs = this.plannedPairs();
+    if (pairs.length === 0 || !this.cfg.pairCounts) return undefined;
+    const tables = pairCounts(data.encoded, data.rows, data.dim, pairs);
+    return {
+      tables: pairs.map((p, i) => ({ aOffset: p.a.offset, aDim: p.a.dim, bOffset: p.b.offset, bDim: p.b.dim, values: tables[i]! })),
+      noiseMultiplier: this.cfg.pairCounts.noiseMultiplier,
+    };
+  }
+
   getWeights(): Tensors {
     return this.model.getWeights();
   }
@@ -242,24 +277,16 @@ export class GanLocalTrainer implements LocalTrainer {
     return this.model.condSpans.map((s) => ({ column: s.column, offset: s.offset, dim: s.dim }));
   }
 
-  async train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>> {
+  async train(data: PreparedData, plan: TrainingPlan, consortium: ConsortiumTargets, shouldStop: () => boolean): Promise<Record<string, number>> {
+    const { categoryWeights } = consortium;
     // Under DP-SGD the batch (the generated rows per step, and q) depends on the released count only;
     // without it no guarantee is claimed and the batch fits the exact rows.
     const dpWanted = this.dpWanted(plan);
     const batchSize = Math.min(plan.batchSize, roundDownToMultiple(dpWanted ? data.publicRows : data.rows, this.model.config.pac));
     const dp = this.activeDp(plan, data.publicRows, batchSize);
-    if (dp) {
-      // Charge BEFORE training: throws BudgetExceededError (nothing trained, nothing released).
-      this.dp!.ledger.charge(
-        {
-          kind: 'dp-sgd',
-          params: { q: dp.q, sigma: dp.sigma, steps: plan.localSteps * plan.dSteps },
-          note: `discriminator DP-SGD, C = ${dp.maxGradNorm}, pac = ${this.model.config.pac}, ${data.publicRows} rows released`,
-        },
-        this.dp!.budget,
-      );
-      this.dpUsed = true;
-    }
+    // The pair targets act through the generator's marginal term, which needs DP's uniform sampling
+    // and the consortium's category weights; a model without it (or a bank without DP) trains without them.
+    const pairTargets = dp && categoryWeights && this.model.config.marginalWeight > 0 && consortium.pairTargets?.length ? consortium.pairTargets : undefined;
     const trainer = createTrainer(this.model, {
       lrG: plan.lrGenerator,
       lrD: plan.lrDiscriminator,
@@ -267,14 +294,33 @@ export class GanLocalTrainer implements LocalTrainer {
       categoryFrequencies: categoryWeights ? frequenciesInSpanOrder(this.model, categoryWeights) : undefined,
       ...(data.unusedCategories ? { excludedCategories: data.unusedCategories } : {}),
       ...(data.modeShares ? { modeShares: data.modeShares } : {}),
+      ...(pairTargets ? { pairTargets: pairTargets.map((t) => ({ a: t.aOffset, b: t.bOffset, joint: t.values })), pairWeight: this.cfg.pairCounts?.weight ?? 1 } : {}),
       ...(dp ? { sampling: 'uniform' as const, dp: { noiseMultiplier: dp.sigma, maxGradNorm: dp.maxGradNorm, sampleRate: dp.q, publicRows: data.publicRows, ...(this.dp?.classifierClipShare !== undefined ? { classifierClipShare: this.dp.classifierClipShare } : {}) } } : {}),
     });
+    if (dp) {
+      // Charge BEFORE training, after the trainer accepted the round's inputs (a malformed target
+      // costs no budget): throws BudgetExceededError (nothing trained, nothing released).
+      try {
+        this.dp!.ledger.charge(
+          {
+            kind: 'dp-sgd',
+            params: { q: dp.q, sigma: dp.sigma, steps: plan.localSteps * plan.dSteps },
+            note: `discriminator DP-SGD, C = ${dp.maxGradNorm}, pac = ${this.model.config.pac}, ${data.publicRows} rows released`,
+          },
+          this.dp!.budget,
+        );
+      } catch (err) {
+        trainer.dispose();
+        throw err;
+      }
+      this.dpUsed = true;
+    }
     let done = 0;
     let last = { dLoss: NaN, gLoss: NaN, condLoss: NaN };
     const sums = { dLoss: 0, gLoss: 0, condLoss: 0 };
     while (done < plan.localSteps && !shouldStop()) {
       const steps = Math.min(STEPS_PER_CHUNK, plan.localSteps - done);
-      const losses = trainer.trainSteps(data.encoded, data.rows, { steps, batchSize, dSteps: plan.dSteps });
+      const losses = trainer.trainSteps(data.encoded, data.rows, { steps, batchSize, dSteps: plan.dSteps, gSteps: plan.gSteps ?? 1 });
       for (const l of losses) {
         sums.dLoss += l.dLoss;
         sums.gLoss += l.gLoss;

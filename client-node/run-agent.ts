@@ -3,7 +3,7 @@
 import { releaseCalibrationCounts } from './dp-calibration';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateIdentity, loadIdentity, saveIdentity, type Identity } from '../protocol';
+import { generateIdentity, loadIdentity, saveIdentity, type Identity, type PairTable } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
 import { selectBackend } from '../shared/tensor/backend';
 import { loadBankData } from './bank-data';
@@ -17,6 +17,7 @@ import { addClientLevelNoise } from './update';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { PrivacyLedger } from './ledger';
 import { releaseRowCount } from './dp-row-count';
+import { releasePairCounts } from './dp-pair-counts';
 
 export interface RunAgentOptions {
   coordinatorUrl: string;
@@ -44,6 +45,12 @@ export interface RunAgentOptions {
    * calibrated from the other banks' counts, or not at all). Default true.
    */
   labelCalibration?: boolean;
+  /**
+   * false (`--no-pair-counts`): this bank does not release the two-way counts the consortium's
+   * model configuration plans (one release fewer; the generator's pair targets then come from the
+   * other banks' counts, or there are none). Default true.
+   */
+  pairCounts?: boolean;
   /** Budget δ; default min(1e-5, 1/(10·n)) with n the released row count. */
   delta?: number;
   /** Gaussian noise sd of the released row count (client-node/dp-row-count.ts); default ROW_COUNT_NOISE_SD. */
@@ -75,6 +82,8 @@ export interface RunAgentOptions {
 export const AGENT_STATUS_FILE = 'agent-status.json';
 /** `<state-dir>/dp-row-count.json`: the released row count, reused on restart without a new charge. */
 export const ROW_COUNT_CACHE_FILE = 'dp-row-count.json';
+/** `<state-dir>/dp-pair-counts.json`: the released pair counts, reused on restart without a new charge. */
+export const PAIR_COUNTS_CACHE_FILE = 'dp-pair-counts.json';
 
 export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const log = opts.log ?? createLogger({ component: `agent:${opts.bankId}` });
@@ -179,6 +188,13 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
             const released = releaseCalibrationCounts(exact, { noiseMultiplier, ledger, budget });
             log.info('label_calibration_charged', { noiseMultiplier, epsilon: Number(released.epsilon.toFixed(4)), epsilonSpent: Number(ledger.spent(budget.delta).toFixed(4)) });
             return released;
+          },
+        }),
+    ...(opts.pairCounts === false
+      ? {}
+      : {
+          releasePairCounts: (exact: PairTable[], noiseMultiplier: number) => {
+            return releasePairCounts(exact, { noiseMultiplier, ledger, budget, cachePath: join(opts.stateDir, PAIR_COUNTS_CACHE_FILE) });
           },
         }),
     ...(opts.clientDp

@@ -1,6 +1,6 @@
 // The local trainer as the agent sees it. The implementation binds the shared GAN model; the agent
 // only moves weights in and out and asks for a round of local training.
-import type { ColumnCounts } from '../protocol';
+import type { ColumnCounts, PairTable } from '../protocol';
 import type { TrainingPlan } from './wire';
 
 export type Tensors = { name: string; shape: number[]; data: Float32Array }[];
@@ -23,14 +23,22 @@ export interface PreparedData {
   modeShares?: readonly { offset: number; shares: readonly number[] }[];
 }
 
+/** What the coordinator derived from the banks' DP releases (post-processing) and sends with each round. */
+export interface ConsortiumTargets {
+  /** The merged DP-noised counts per conditional column. */
+  categoryWeights?: ColumnCounts[];
+  /** The generator's pair targets: the merged, shrunk DP-noised two-way counts (RoundStart.pairTargets). */
+  pairTargets?: PairTable[];
+}
+
 export interface LocalTrainer {
   setWeights(weights: Tensors): void;
   getWeights(): Tensors;
   /**
    * Runs plan.localSteps steps (seeded by plan.seed); `shouldStop` is polled between steps (deadline,
-   * shutdown). `categoryWeights` are the consortium's merged DP-noised counts per conditional column.
+   * shutdown). `consortium`: what the coordinator derived from the banks' DP releases.
    */
-  train(data: PreparedData, plan: TrainingPlan, categoryWeights: ColumnCounts[] | undefined, shouldStop: () => boolean): Promise<Record<string, number>>;
+  train(data: PreparedData, plan: TrainingPlan, consortium: ConsortiumTargets, shouldStop: () => boolean): Promise<Record<string, number>>;
   /** The discrete columns the model conditions on (the ones the DP summary counts), with their place in the encoding. */
   conditionalSpans(): { column: string; offset: number; dim: number }[];
   /**
@@ -39,6 +47,12 @@ export interface LocalTrainer {
    * the consortium planned no calibration. Absent: this trainer cannot calibrate.
    */
   calibrationCounts?(data: PreparedData, req: { classIndex: number; edges: number[]; classifier: Tensors }): { counts: { rows: number[]; positives: number[] }; noiseMultiplier: number };
+  /**
+   * Exact two-way counts of the bank's encoded rows for the pairs the consortium plans, and the
+   * planned noise multiplier; the agent adds the noise and charges the ledger. Undefined when none
+   * are planned. Absent: this trainer releases none.
+   */
+  pairCounts?(data: PreparedData): { tables: PairTable[]; noiseMultiplier: number } | undefined;
   /** ε spent so far by this bank (0 without DP) and its δ, reported to the coordinator. */
   epsilonSpent(): number;
   delta(): number;

@@ -9,6 +9,7 @@ import {
   keyFingerprint,
   type DecodedMessage,
   type Identity,
+  type PairTable,
   type SecAggCiphertext,
   type SecAggShare,
   type TensorSpec,
@@ -126,6 +127,8 @@ export class AgentWire {
     metrics: Record<string, number>;
     epsilonSpent: number;
     delta: number;
+    /** The bank's DP-noised two-way counts (client-node/dp-pair-counts.ts), re-sent unchanged with every update. */
+    pairCounts?: { noiseStd: number; tables: PairTable[] };
   }): Uint8Array {
     return this.encode({ type: 'clientUpdate', ...m });
   }

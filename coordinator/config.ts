@@ -25,7 +25,9 @@
 //                 "classifier": "linear", // --classifier           linear (for DP-SGD) | mlp (banks training without DP)
 //                 "marginalWeight": 10,   // --marginal-weight     weight of the generator's match to the noisy category shares (0 = off)
 //                 "pointMasses": false,   // --point-masses        sample rows exactly at 0 or a declared bound at their noisy share (gmm)
-//                 "labelCalibrationNoise": 20 }, // --label-calibration-noise  noise multiplier of the banks' calibration counts for C's labels (0 = off)
+//                 "labelCalibrationNoise": 20, // --label-calibration-noise  noise multiplier of the banks' calibration counts for C's labels (0 = off)
+//                 "pairCountsNoise": 0,   // --pair-counts-noise   noise multiplier of the banks' two-way counts, the generator's pair targets (0 = off)
+//                 "pairWeight": 10 },     // --pair-weight         weight of the generator's match to the pair targets
 //     "policy": { "minClients": 2,        // --min-clients           banks to start and commit a round (≥ 1)
 //                 "rounds": 5,            // --rounds                committed rounds before stopping (0 = forever)
 //                 "deadlineSeconds": 300, // --deadline              stragglers past it are dropped from the round
@@ -35,6 +37,7 @@
 //                 "batchSize": 500,       // --batch-size
 //                 "lr": 0.0002,           // --lr                    Adam rate of G and D
 //                 "dSteps": 1,            // --d-steps
+//                 "gSteps": 1,            // --g-steps               generator updates per local step
 //                 "updateClipNorm": 10 }  // --update-clip-norm      L2 bound on each bank's update
 //   }
 //
@@ -89,6 +92,8 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['model', 'marginalWeight'], option: 'marginalWeight', flag: '--marginal-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
   { path: ['model', 'pointMasses'], option: 'pointMasses', flag: '--point-masses', kind: { type: 'boolean' }, default: false },
   { path: ['model', 'labelCalibrationNoise'], option: 'labelCalibrationNoise', flag: '--label-calibration-noise', kind: { type: 'number', min: 0, max: 10000 }, default: 20 },
+  { path: ['model', 'pairCountsNoise'], option: 'pairCountsNoise', flag: '--pair-counts-noise', kind: { type: 'number', min: 0, max: 10000 }, default: 0 },
+  { path: ['model', 'pairWeight'], option: 'pairWeight', flag: '--pair-weight', kind: { type: 'number', min: 0, max: 1000 }, default: 10 },
   { path: ['policy', 'minClients'], option: 'minClients', flag: '--min-clients', kind: { type: 'int', min: 1 }, default: 2 },
   { path: ['policy', 'rounds'], option: 'rounds', flag: '--rounds', kind: { type: 'int', min: 0 }, default: 5 },
   { path: ['policy', 'deadlineSeconds'], option: 'deadline', flag: '--deadline', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 300 },
@@ -98,6 +103,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { path: ['plan', 'batchSize'], option: 'batchSize', flag: '--batch-size', kind: { type: 'int', min: 1 }, default: 500 },
   { path: ['plan', 'lr'], option: 'lr', flag: '--lr', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 2e-4 },
   { path: ['plan', 'dSteps'], option: 'dSteps', flag: '--d-steps', kind: { type: 'int', min: 1 }, default: 1 },
+  { path: ['plan', 'gSteps'], option: 'gSteps', flag: '--g-steps', kind: { type: 'int', min: 1, max: 100 }, default: 1 },
   { path: ['plan', 'updateClipNorm'], option: 'updateClipNorm', flag: '--update-clip-norm', kind: { type: 'number', min: 0, exclusiveMin: true }, default: 10 },
 ];
 
@@ -270,6 +276,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
       lrGenerator: lr,
       lrDiscriminator: lr,
       dSteps: v.dSteps as number,
+      gSteps: v.gSteps as number,
       loss: architecture === 'ctgan' ? 'wgan-gp' : 'ns',
       updateClipNorm: v.updateClipNorm as number,
     },
@@ -279,6 +286,7 @@ export function toCoordinatorSettings(v: ConfigValues): CoordinatorSettings & { 
     insecureAggregation: v.insecureAggregation === true,
     ...((v.generatorEma as number) > 0 ? { generatorEma: v.generatorEma as number } : {}),
     ...((v.labelCalibrationNoise as number) > 0 ? { labelCalibrationNoise: v.labelCalibrationNoise as number } : {}),
+    ...((v.pairCountsNoise as number) > 0 ? { pairCounts: { noiseMultiplier: v.pairCountsNoise as number, weight: v.pairWeight as number } } : {}),
     ...(v.distributedDpNoise !== undefined ? { secureAggregation: { distributedDp: { noiseMultiplier: v.distributedDpNoise as number } } } : {}),
   };
 }

@@ -11,6 +11,8 @@ export interface TrainingPlan {
   lrGenerator: number;
   lrDiscriminator: number;
   dSteps: number;
+  /** Generator updates per local step (1: one, as CTGAN). */
+  gSteps?: number;
   loss: string;
   updateClipNorm: number;
 }

@@ -10,6 +10,7 @@ import { consortiumModelConfig } from './model-config';
 import { selectBackend } from '../shared/tensor/backend';
 import { schemaHash, validateSchema } from '../shared/data/schema';
 import { SimpleTransformer } from '../shared/transformer/simple';
+import { softmaxSpanPairs } from '../shared/transformer/pair-counts';
 import { GmmTransformer, pooledCategoryWeights, summaryColumns as gmmSummaryColumns, type GmmTransformerState } from '../shared/transformer/gmm';
 import { FedAvg } from './strategy/fedavg';
 import { startCoordinator, type RunningCoordinator } from './server';
@@ -50,6 +51,11 @@ export interface CoordinatorSettings {
   generatorEma?: number;
   /** Noise multiplier of the banks' label-calibration counts after the last round (server.ts labelCalibration); absent = off. */
   labelCalibrationNoise?: number;
+  /**
+   * The banks' two-way counts of their encoded rows (client-node/dp-pair-counts.ts) at this noise
+   * multiplier, merged into the generator's pair targets (weight `weight` in its loss). Absent: none.
+   */
+  pairCounts?: { noiseMultiplier: number; weight: number };
   /** Fit the gmm transformer with point masses (GmmTransformer FitOptions.pointMasses; --point-masses). */
   pointMasses?: boolean;
   /** How long the coordinator waits for the banks' calibration counts (default 120 s; tests shorten it). */
@@ -86,7 +92,9 @@ export async function runCoordinator(
   // Banks read from it what to summarise (`summary`) and which transformer encodes their rows.
   // `labelCalibration`: the release each bank plans into its DP-SGD noise (only with a classifier C).
   const labelCalibration = s.labelCalibrationNoise && modelConfig.classifierColumn ? { noiseMultiplier: s.labelCalibrationNoise } : undefined;
-  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns, ...(labelCalibration ? { labelCalibration } : {}) });
+  // `pairCounts`: the release each bank makes with its first update (planned before its DP-SGD noise).
+  const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns, ...(labelCalibration ? { labelCalibration } : {}), ...(s.pairCounts ? { pairCounts: s.pairCounts } : {}) });
+  const pairs = s.pairCounts ? softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []) : [];
   const persistence = openPersistence({
     stateDir: s.stateDir,
     modelConfig,
@@ -97,6 +105,7 @@ export async function runCoordinator(
 
   const running = await startCoordinator({
     ...(s.generatorEma ? { generatorEma: s.generatorEma } : {}),
+    ...(pairs.length > 0 ? { pairCounts: { pairs } } : {}),
     ...(labelCalibration ? { labelCalibration: { ...labelCalibration, column: modelConfig.classifierColumn!, ...(s.labelCalibrationTimeoutMs !== undefined ? { timeoutMs: s.labelCalibrationTimeoutMs } : {}) } } : {}),
     host: s.host,
     port: s.port,

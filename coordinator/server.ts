@@ -20,6 +20,8 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
+import { mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
+import type { PairTable } from '../protocol';
 import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationSkipReason, fitFromNoisyCounts } from '../shared/model/label-calibration';
 
 export interface CoordinatorOptions {
@@ -80,6 +82,15 @@ export interface CoordinatorOptions {
    * and the banks spend its planned ε on DP-SGD instead. Absent: no calibration.
    */
   labelCalibration?: { noiseMultiplier: number; column: string; timeoutMs?: number };
+  /**
+   * The pairs of the transformer's softmax spans whose two-way counts the banks release (planned in
+   * the model configuration). Each bank's DP-noised tables come with its updates; at every round start
+   * the coordinator merges the latest tables of every bank that sent them (mergePairTargets,
+   * post-processing) and sends the result as the generator's pair targets. Held in memory only: the
+   * banks re-send their tables (the same noisy counts) with every update. Absent: none planned, and a
+   * bank's pair counts are refused.
+   */
+  pairCounts?: { pairs: SpanPair[] };
   /** Observes every frame decoded from a bank (tests record what the coordinator received). */
   onFrame?: (bankId: string | undefined, msg: DecodedMessage) => void;
   log: Logger;
@@ -154,6 +165,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     metrics.bytesSent += bytes.byteLength;
     s.emit('frame', bytes);
   };
+  // Each bank's latest DP-noised pair counts, and the targets merged from them for the open round.
+  const pairBook = new Map<string, { noiseSd: number; tables: number[][] }>();
+  let pairTargets: PairTable[] | undefined;
   // The open round's secure aggregation (when on); replaced at every round start.
   let secagg: SecAggRound | null = null;
   let roundStartFrame: { key: unknown[]; bytes: Uint8Array } | undefined;
@@ -168,9 +182,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         // encoded and signed once per round attempt, not once per bank: with 200 banks and a 1 MB
         // model that is most of the coordinator's per-round CPU.
         const sa = secagg?.roundId === m.roundId ? secagg.params : undefined;
-        const key = [m.roundId, m.modelVersion, m.seed, m.deadlineMs, m.weights, m.plan, transformerJson, summaries.weights, sa, calibrationSkipped];
+        const key = [m.roundId, m.modelVersion, m.seed, m.deadlineMs, m.weights, m.plan, transformerJson, summaries.weights, sa, calibrationSkipped, pairTargets];
         if (!roundStartFrame || roundStartFrame.key.length !== key.length || roundStartFrame.key.some((k, i) => k !== key[i])) {
-          roundStartFrame = { key, bytes: wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson, ...(sa ? { secagg: sa } : {}), ...(calibrationSkipped !== undefined ? { labelCalibrationSkipped: true } : {}) }) };
+          roundStartFrame = {
+            key,
+            bytes: wire.roundStart({ ...m, dp: opts.dp, categoryWeights: summaries.weights, transformerJson, ...(pairTargets ? { pairTargets } : {}), ...(sa ? { secagg: sa } : {}), ...(calibrationSkipped !== undefined ? { labelCalibrationSkipped: true } : {}) }),
+          };
         }
         send(bankId, roundStartFrame.bytes);
       },
@@ -199,6 +216,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       },
       onRoundStarted: (roundId, participants) => {
         roundStartedAt = Date.now();
+        pairTargets = mergedPairTargets(roundId);
         wire.advanceRound(roundId);
         secagg?.close();
         secagg = null;
@@ -328,6 +346,41 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     log.info('label_calibration_published', { modelVersion: publishedVersion, ofVersion: latest.version, banks: answered, missing: banks.filter((b) => !counts.has(b)), noiseStd: Number(noiseStd.toFixed(2)), bins: fitted.knots.length });
   }
 
+  /** The pair targets for a round starting now, from every bank's latest tables; undefined before any arrived. */
+  function mergedPairTargets(roundId: number): PairTable[] | undefined {
+    const pairs = opts.pairCounts?.pairs;
+    if (!pairs || pairBook.size === 0) return undefined;
+    const banks = [...pairBook.keys()].sort();
+    const merged = mergePairTargets(pairs, banks.map((b) => pairBook.get(b)!));
+    log.info('pair_targets_merged', { round: roundId, banks, pairs: pairs.length, kept: merged.length });
+    return merged.map((t) => ({ aOffset: t.aOffset, aDim: t.aDim, bOffset: t.bOffset, bDim: t.bDim, values: t.joint }));
+  }
+
+  /** Why a bank's pair counts cannot be used (the layout differs from the planned pairs), or null. */
+  function pairCountsProblem(pc: { noiseStd: number; tables: PairTable[] }): string | null {
+    const pairs = opts.pairCounts?.pairs;
+    if (!pairs) return 'this consortium plans no pair counts (clientUpdate.pairCounts)';
+    if (pc.tables.length !== pairs.length) return `clientUpdate.pairCounts has ${pc.tables.length} tables, the consortium plans ${pairs.length} pairs`;
+    for (let i = 0; i < pairs.length; i++) {
+      const t = pc.tables[i]!;
+      const p = pairs[i]!;
+      if (t.aOffset !== p.a.offset || t.aDim !== p.a.dim || t.bOffset !== p.b.offset || t.bDim !== p.b.dim) {
+        return `clientUpdate.pairCounts[${i}] is spans ${t.aOffset}+${t.aDim} × ${t.bOffset}+${t.bDim}, the consortium plans '${p.a.column}' (${p.a.offset}+${p.a.dim}) × '${p.b.column}' (${p.b.offset}+${p.b.dim})`;
+      }
+    }
+    return null;
+  }
+
+  /** Keeps an accepted update's pair counts (the bank's latest release). */
+  function keepPairCounts(bankId: string, pc: { noiseStd: number; tables: PairTable[] }): void {
+    const had = pairBook.get(bankId);
+    const tables = pc.tables.map((t) => t.values);
+    const same = had !== undefined && had.noiseSd === pc.noiseStd && had.tables.every((t, i) => t.every((v, j) => v === tables[i]![j]));
+    if (same) return;
+    pairBook.set(bankId, { noiseSd: pc.noiseStd, tables });
+    log.info(had ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook.size });
+  }
+
   const reject = (socket: Socket, rej: WireRejection, bankId?: string): void => {
     metrics.reject(rej.code);
     opts.persistence.recordRejection(bankId ?? `socket:${socket.id}`, rej.code, rej.message);
@@ -415,6 +468,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           // Only masked inputs: a plaintext update was already refused by the codec, unparsed.
           if (msg.tensors.length) return reject(socket, { code: 'SECURE_AGGREGATION_REQUIRED', message: 'this coordinator runs secure aggregation: send maskedTensors' }, bankId);
           if (!msg.maskedTensors?.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a masked update (clientUpdate.maskedTensors)' }, bankId);
+          const pairProblem = msg.pairCounts ? pairCountsProblem(msg.pairCounts) : null;
+          if (pairProblem) return reject(socket, { code: 'INVALID_FIELD', message: pairProblem }, bankId);
+          // Kept even if the update is refused below (a DP release from an authenticated bank), and
+          // before it is accepted: the update that completes a round can start the next one inside the call.
+          if (msg.pairCounts) keepPairCounts(bankId, msg.pairCounts);
           const early = rounds.checkUpdate(bankId, msg.roundId, msg.modelVersion, msg.sampleCount);
           if (early) return reject(socket, early, bankId);
           if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
@@ -451,6 +509,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         }
         if (msg.type === 'clientUpdate') {
           if (!msg.tensors.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a plain update (clientUpdate.tensors)' }, bankId);
+          const pairProblem = msg.pairCounts ? pairCountsProblem(msg.pairCounts) : null;
+          if (pairProblem) return reject(socket, { code: 'INVALID_FIELD', message: pairProblem }, bankId);
+          // Kept even if the update is refused below (a DP release from an authenticated bank), and
+          // before it is accepted: the update that completes a round can start the next one inside the call.
+          if (msg.pairCounts) keepPairCounts(bankId, msg.pairCounts);
           // Stamped before acceptUpdate: the update that completes a round aggregates inside that call.
           const previousUpdateAt = lastUpdateAt;
           lastUpdateAt = Date.now();

@@ -12,6 +12,7 @@ import {
   type ErrorCode,
   type Identity,
   type Message,
+  type PairTable,
   type SecAggBankKeys,
   type SecAggCiphertext,
   type SecAggParams,
@@ -89,6 +90,8 @@ export class CoordinatorWire {
     seed: number;
     dp: DpPlan;
     categoryWeights?: ColumnCounts[];
+    /** The generator's pair targets, merged from the banks' DP-noised pair counts (absent: none yet). */
+    pairTargets?: PairTable[];
     transformerJson?: string;
     secagg?: SecAggParams;
     /** Decided when the category weights froze (shared/model/label-calibration.ts, calibrationSkipReason). */
@@ -106,6 +109,7 @@ export class CoordinatorWire {
         lrGenerator: m.plan.lrGenerator,
         lrDiscriminator: m.plan.lrDiscriminator,
         dSteps: m.plan.dSteps,
+        gSteps: m.plan.gSteps ?? 1,
         loss: m.plan.loss,
         seed: m.seed,
         updateClipNorm: m.plan.updateClipNorm,
@@ -113,6 +117,7 @@ export class CoordinatorWire {
         ...(m.labelCalibrationSkipped ? { labelCalibrationSkipped: true } : {}),
       },
       ...(m.categoryWeights && m.categoryWeights.length > 0 ? { categoryWeights: m.categoryWeights } : {}),
+      ...(m.pairTargets && m.pairTargets.length > 0 ? { pairTargets: m.pairTargets } : {}),
       ...(m.transformerJson ? { transformerJson: m.transformerJson } : {}),
       ...(m.secagg ? { secagg: m.secagg } : {}),
     });

@@ -24,6 +24,7 @@ export const LIMITS = {
   maxLocalSteps: 10_000_000,
   maxBatchSize: 1 << 20,
   maxDSteps: 100,
+  maxGSteps: 100,
   maxLearningRate: 10,
   maxSummaryColumns: 256,
   /** Calibration of C's labels: bins of its score (shared/model/label-calibration.ts uses 13). */
@@ -37,6 +38,10 @@ export const LIMITS = {
   maxSkellamMu: 1e12,
   /** One sealed share bundle (nacl.box of two 32-byte shares plus ids); ~220 bytes in practice. */
   maxSecAggCiphertextBytes: 1024,
+  /** Pair tables (two-way counts of two softmax spans): tables per message, cells of one table, cells of all. */
+  maxPairTables: 4096,
+  maxPairCells: 65536,
+  maxPairCellsTotal: 1 << 20,
 } as const;
 
 /** X25519 public keys and Shamir share values of the secure-aggregation messages. */
@@ -101,6 +106,8 @@ export interface TrainingConfig {
   updateClipNorm: number;
   /** The coordinator will not ask for the label-calibration release (decided before round 1); absent = false. */
   labelCalibrationSkipped?: boolean;
+  /** Generator updates per local step, 1..LIMITS.maxGSteps; encoded as 1 when absent, always set after decode (0 on the wire = 1). */
+  gSteps?: number;
 }
 
 export const ERROR_CODES = [
@@ -159,6 +166,17 @@ export interface ColumnCounts {
   noiseStd?: number;
 }
 /**
+ * Two softmax spans of the consortium transformer's encoding, by offset and width in the encoded row
+ * (aOffset + aDim ≤ bOffset), and one value per cell, aDim × bDim, row-major.
+ */
+export interface PairTable {
+  aOffset: number;
+  aDim: number;
+  bOffset: number;
+  bDim: number;
+  values: number[];
+}
+/**
  * Public parameters of a secure-aggregation round (RoundStart.secagg). Each bank of `cohort` clips
  * its update to `clipNorm`, multiplies it by min(n, weightCap)/weightCap (n = its sample count, sent
  * in clear as min(n, weightCap)), quantises at `scale` into Z_2^32 and masks it; the coordinator
@@ -192,6 +210,11 @@ export interface RoundStartMessage {
   transformerJson?: string;
   /** Secure aggregation for this round (absent: plain updates). */
   secagg?: SecAggParams;
+  /**
+   * The generator's pair targets: merged DP-noised two-way counts shrunk towards independence
+   * (post-processing); non-negative weights of each joint, each table's sum > 0 (absent: none yet).
+   */
+  pairTargets?: PairTable[];
 }
 export interface SummaryMessage {
   type: 'summary';
@@ -235,6 +258,12 @@ export interface ClientUpdateMessage {
   /** ≥ 0; +Infinity means the bank trained without a DP guarantee. */
   epsilonSpent: number;
   delta: number;
+  /**
+   * The bank's two-way counts of its encoded rows, Gaussian noise of sd noiseStd (> 0) on every cell,
+   * charged to its ledger; released once and re-sent unchanged with each update. Values may be negative or fractional
+   * (noise). Allowed with maskedTensors: DP-noised counts travel in the clear (absent: none).
+   */
+  pairCounts?: { noiseStd: number; tables: PairTable[] };
 }
 export interface RoundResultMessage {
   type: 'roundResult';
@@ -537,10 +566,12 @@ function toProto(msg: Message): PB {
           },
           updateClipNorm: fround(c.updateClipNorm),
           labelCalibrationSkipped: c.labelCalibrationSkipped === true,
+          gSteps: c.gSteps ?? 1,
         },
         deadlineMs: msg.deadlineMs,
         categoryWeights: msg.categoryWeights ?? [],
         transformerJson: msg.transformerJson ?? '',
+        pairTargets: msg.pairTargets ?? [],
         ...(msg.secagg ? { secagg: { enabled: true, ...msg.secagg } } : {}),
       };
     }
@@ -554,6 +585,8 @@ function toProto(msg: Message): PB {
         metrics: metricsToProto(msg.metrics),
         epsilonSpent: msg.epsilonSpent,
         delta: msg.delta,
+        pairCounts: msg.pairCounts?.tables ?? [],
+        pairCountsNoiseStd: msg.pairCounts?.noiseStd ?? 0,
       };
     case 'roundResult':
       return { roundId: msg.roundId, modelVersion: msg.modelVersion, banksAggregated: msg.banksAggregated, status: msg.status, message: msg.message };
@@ -737,22 +770,34 @@ function decodeFrameUnsafe(bytes: Uint8Array, opts: DecodeOptions): DecodedMessa
 // a 32 MiB body of 2-byte empty tensors would become 16 M objects (gigabytes). So repeated fields
 // are counted on the raw wire bytes first, and the body must be well-formed protobuf to get past.
 
-/** Repeated fields per message type: field number → [limit, nested rule for each element]. */
+/**
+ * Repeated fields per message type: field number → [limit, nested rule for each element]. `doubles`:
+ * a repeated double, counted as bytes / 8 when packed; `total`: a limit on the field's count summed
+ * over all elements of the enclosing list (a bound per element alone would multiply by their number).
+ */
 interface ScanRule {
-  [field: number]: { max: number; what: string; element?: ScanRule };
+  [field: number]: { max: number; what: string; element?: ScanRule; doubles?: boolean; total?: { max: number; what: string } };
 }
 const TENSOR_RULE: ScanRule = { 2: { max: LIMITS.maxRank, what: 'tensor rank (shape length)' } };
+const COLUMN_RULE: ScanRule = { 2: { max: LIMITS.maxCategories, what: 'categories per column', doubles: true } };
+const pairTableRule = (path: string): ScanRule => ({
+  5: { max: LIMITS.maxPairCells, what: `cells of one ${path} table`, doubles: true, total: { max: LIMITS.maxPairCellsTotal, what: `cells of all ${path} tables` } },
+});
 const SCAN_RULES: Partial<Record<MessageType, ScanRule>> = {
   roundStart: {
     3: { max: LIMITS.maxTensors, what: 'number of tensors in roundStart.weights', element: TENSOR_RULE },
-    16: { max: LIMITS.maxSummaryColumns, what: 'number of roundStart.categoryWeights columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } },
+    16: { max: LIMITS.maxSummaryColumns, what: 'number of roundStart.categoryWeights columns', element: COLUMN_RULE },
+    18: { max: LIMITS.maxPairTables, what: 'number of roundStart.pairTargets tables', element: pairTableRule('roundStart.pairTargets') },
+    // One SecAggParams, whose cohort protobufjs would otherwise materialise in full before the bound is checked.
+    6: { max: 1, what: 'roundStart.secagg messages', element: { 6: { max: LIMITS.maxSecAggBanks, what: 'number of roundStart.secagg.cohort banks' } } },
   },
-  summary: { 1: { max: LIMITS.maxSummaryColumns, what: 'number of summary.counts columns', element: { 2: { max: LIMITS.maxCategories, what: 'categories per column' } } } },
+  summary: { 1: { max: LIMITS.maxSummaryColumns, what: 'number of summary.counts columns', element: COLUMN_RULE } },
   calibrationRequest: { 4: { max: LIMITS.maxTensors, what: 'number of tensors in calibrationRequest.classifier', element: TENSOR_RULE } },
   clientUpdate: {
     4: { max: LIMITS.maxTensors, what: 'number of tensors in clientUpdate.tensors', element: TENSOR_RULE },
     5: { max: LIMITS.maxMetrics, what: 'number of clientUpdate.metrics entries' },
     8: { max: LIMITS.maxTensors, what: 'number of tensors in clientUpdate.maskedTensors', element: TENSOR_RULE },
+    16: { max: LIMITS.maxPairTables, what: 'number of clientUpdate.pairCounts tables', element: pairTableRule('clientUpdate.pairCounts') },
   },
   secaggKeyList: { 2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggKeyList.keys' } },
   secaggShareKeys: { 2: { max: LIMITS.maxSecAggBanks, what: 'number of secaggShareKeys.ciphertexts' } },
@@ -788,11 +833,44 @@ const MAX_BODY_BYTES: Partial<Record<MessageType, number>> = {
 function preScanBody(type: MessageType, body: Uint8Array): void {
   const cap = MAX_BODY_BYTES[type];
   if (cap !== undefined && body.length > cap) throw new ProtocolError('OVERSIZE', `${TYPES[type].proto.name} body is ${body.length} bytes (at most ${cap})`);
-  scanMessage(body, 0, body.length, SCAN_RULES[type] ?? {}, 0, `${TYPES[type].proto.name} body`);
+  scanMessage(body, 0, body.length, SCAN_RULES[type] ?? {}, 0, `${TYPES[type].proto.name} body`, undefined, TYPES[type].proto, new Map());
 }
 
-function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule, depth: number, label: string, onField?: (field: number) => void): void {
+/**
+ * The wire types protobufjs reads each known field of a type with, and the field's message type.
+ * protobufjs does not check them: a scalar sent length-delimited would make it parse the payload as
+ * fields of the enclosing message, which this scan skipped (and so never counted).
+ */
+const FIELD_WIRES = new WeakMap<protobuf.Type, Map<number, { wires: number[]; type?: protobuf.Type }>>();
+function fieldWires(t: protobuf.Type): Map<number, { wires: number[]; type?: protobuf.Type }> {
+  let m = FIELD_WIRES.get(t);
+  if (m) return m;
+  m = new Map();
+  for (const f of t.fieldsArray) {
+    const basic = (protobuf.types.basic as Record<string, number | undefined>)[f.type];
+    const nested = basic === undefined && !f.map ? t.lookupTypeOrEnum(f.type) : undefined;
+    const wire = f.map || nested instanceof protobuf.Type ? 2 : (basic ?? 0);
+    // A repeated scalar may come packed (2) or one element per key.
+    const packable = f.repeated && !f.map && wire !== 2;
+    m.set(f.id, { wires: packable ? [wire, 2] : [wire], ...(nested instanceof protobuf.Type ? { type: nested } : {}) });
+  }
+  FIELD_WIRES.set(t, m);
+  return m;
+}
+
+function scanMessage(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  rule: ScanRule,
+  depth: number,
+  label: string,
+  onField?: (field: number) => void,
+  type?: protobuf.Type,
+  totals?: Map<object, number>,
+): void {
   const counts = new Map<number, number>();
+  const known = type ? fieldWires(type) : undefined;
   let at = start;
   const varint = (): number => {
     // Up to 10 bytes; values beyond 2^53 only matter as lengths, which are range-checked below.
@@ -813,6 +891,8 @@ function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule
     const wire = key % 8;
     if (field === 0) throw new ProtocolError('MALFORMED', `${label} has a field number 0`);
     onField?.(field);
+    const f = known?.get(field);
+    if (f && !f.wires.includes(wire)) throw new ProtocolError('MALFORMED', `${label} field ${field} has wire type ${wire} (expected ${f.wires.join(' or ')})`);
     const r = rule[field];
     let count = 1;
     switch (wire) {
@@ -828,8 +908,11 @@ function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule
       case 2: {
         const len = varint();
         if (len > end - at) throw new ProtocolError('MALFORMED', `${label} field ${field} claims ${len} bytes, past the end of its message`);
-        if (r?.element && depth < 1) scanMessage(buf, at, at + len, r.element, depth + 1, `${label} ${r.what.replace(/^number of tensors in /, '')} entry`);
-        else if (r && !r.element && depth > 0) {
+        if (r?.element && depth < 1) scanMessage(buf, at, at + len, r.element, depth + 1, `${label} ${r.what.replace(/^number of tensors in /, '')} entry`, undefined, f?.type, totals);
+        else if (r?.doubles) {
+          if (len % 8 !== 0) throw new ProtocolError('MALFORMED', `${label} field ${field} packs ${len} bytes, not a whole number of doubles`);
+          count = len / 8;
+        } else if (r && !r.element && depth > 0) {
           // A packed scalar list (tensor shape): count its varints.
           count = 0;
           for (let i = at; i < at + len; i++) if (buf[i] < 0x80) count++;
@@ -845,6 +928,11 @@ function scanMessage(buf: Uint8Array, start: number, end: number, rule: ScanRule
       const n = (counts.get(field) ?? 0) + count;
       if (n > r.max) throw new ProtocolError('INVALID_FIELD', `${r.what} exceeds the limit of ${r.max}`);
       counts.set(field, n);
+      if (r.total && totals) {
+        const sum = (totals.get(r) ?? 0) + count;
+        if (sum > r.total.max) throw new ProtocolError('INVALID_FIELD', `${r.total.what} exceed the limit of ${r.total.max}`);
+        totals.set(r, sum);
+      }
     }
   }
 }
@@ -910,6 +998,15 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       if (p.secagg !== undefined && p.secagg !== null) {
         out.secagg = secAggParams(p.secagg, weights.reduce((s, t) => s + t.data.length, 0));
       }
+      const pairTargets = pairTables(p.pairTargets, 'roundStart.pairTargets');
+      pairTargets.forEach((t, i) => {
+        // Weights of a joint the trainer normalises: noise was clipped away by the shrinkage.
+        const j = t.values.findIndex((x) => x < 0);
+        if (j >= 0) throw new ProtocolError('INVALID_FIELD', `roundStart.pairTargets[${i}].values[${j}] is ${t.values[j]} (target weights must be ≥ 0)`);
+        const sum = t.values.reduce((a, x) => a + x, 0);
+        if (!(sum > 0 && Number.isFinite(sum))) throw new ProtocolError('INVALID_FIELD', `roundStart.pairTargets[${i}] sums to ${sum} (must be positive and finite to normalise)`);
+      });
+      if (pairTargets.length > 0) out.pairTargets = pairTargets;
       return out;
     }
     case 'summary': {
@@ -965,6 +1062,16 @@ function fromProto(type: MessageType, p: PB, spec: readonly TensorSpec[] | undef
       if (!(delta >= 0 && delta < 1)) throw new ProtocolError('INVALID_FIELD', `clientUpdate.delta must be in [0, 1) (got ${delta})`);
       const out: ClientUpdateMessage = { type, roundId, modelVersion, sampleCount, tensors, metrics: metricsFromProto(p.metrics), epsilonSpent, delta };
       if (maskedTensors.length > 0) out.maskedTensors = maskedTensors;
+      // DP-noised counts, so they may go with either kind of update (in the clear under secure aggregation).
+      const pairCounts = pairTables(p.pairCounts, 'clientUpdate.pairCounts');
+      const pairNoiseStd = f64(p.pairCountsNoiseStd, 'clientUpdate.pairCountsNoiseStd');
+      if (pairCounts.length > 0) {
+        if (pairNoiseStd === 0) throw new ProtocolError('MISSING_FIELD', 'clientUpdate.pairCountsNoiseStd is missing: un-noised pair counts may not leave a bank');
+        if (!(pairNoiseStd > 0 && Number.isFinite(pairNoiseStd))) throw new ProtocolError('INVALID_FIELD', `clientUpdate.pairCountsNoiseStd must be a positive finite number (got ${pairNoiseStd})`);
+        out.pairCounts = { noiseStd: pairNoiseStd, tables: pairCounts };
+      } else if (pairNoiseStd !== 0) {
+        throw new ProtocolError('INVALID_FIELD', `clientUpdate.pairCountsNoiseStd is ${pairNoiseStd} but clientUpdate.pairCounts is empty`);
+      }
       return out;
     }
     case 'secaggAdvertiseKeys': {
@@ -1162,6 +1269,42 @@ function columnCounts(v: unknown, path: string): ColumnCounts[] {
   });
 }
 
+/** Pair tables: spans ordered and disjoint, one finite value per cell, each pair of spans once, within the cell limits. */
+function pairTables(v: unknown, path: string): PairTable[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ProtocolError('INVALID_FIELD', `${path} must be a list of pair tables`);
+  if (v.length > LIMITS.maxPairTables) throw new ProtocolError('INVALID_FIELD', `${path} has ${v.length} tables (at most ${LIMITS.maxPairTables})`);
+  const seen = new Map<string, number>();
+  let total = 0;
+  return v.map((raw: unknown, i): PairTable => {
+    const at = `${path}[${i}]`;
+    if (typeof raw !== 'object' || raw === null) throw new ProtocolError('INVALID_FIELD', `${at} must be a pair table object`);
+    const t = raw as PB;
+    const aOffset = u32(t.aOffset, `${at}.aOffset`, {});
+    const aDim = u32(t.aDim, `${at}.aDim`, { required: true });
+    const bOffset = u32(t.bOffset, `${at}.bOffset`, {});
+    const bDim = u32(t.bDim, `${at}.bDim`, { required: true });
+    // One orientation per pair (a before b), so a pair cannot come twice as (a, b) and (b, a), nor a span with itself.
+    if (aOffset + aDim > bOffset) throw new ProtocolError('INVALID_FIELD', `${at}: span a [${aOffset}, ${aOffset + aDim}) must end at or before span b's offset ${bOffset}`);
+    const key = `${aOffset}:${bOffset}`;
+    const first = seen.get(key);
+    if (first !== undefined) throw new ProtocolError('INVALID_FIELD', `${at} repeats the pair of spans at offsets ${aOffset} and ${bOffset} (${path}[${first}])`);
+    seen.set(key, i);
+    const cells = aDim * bDim;
+    if (cells > LIMITS.maxPairCells) throw new ProtocolError('INVALID_FIELD', `${at} has ${aDim} × ${bDim} = ${cells} cells (at most ${LIMITS.maxPairCells})`);
+    total += cells;
+    if (total > LIMITS.maxPairCellsTotal) throw new ProtocolError('INVALID_FIELD', `${path} has over ${LIMITS.maxPairCellsTotal} cells in all (at ${at})`);
+    const values = t.values ?? [];
+    if (!Array.isArray(values)) throw new ProtocolError('INVALID_FIELD', `${at}.values must be a list of numbers`);
+    if (values.length !== cells) throw new ProtocolError('SHAPE_MISMATCH', `${at}.values has ${values.length} values, expected ${aDim} × ${bDim} = ${cells}`);
+    const out = values.map((x: unknown, j: number) => {
+      if (typeof x !== 'number' || !Number.isFinite(x)) throw new ProtocolError('NON_FINITE', `${at}.values[${j}] is ${describe(x)} (must be finite)`);
+      return x;
+    });
+    return { aOffset, aDim, bOffset, bDim, values: out };
+  });
+}
+
 function trainingConfig(v: unknown): TrainingConfig {
   const path = 'roundStart.config';
   if (v === null || v === undefined) throw new ProtocolError('MISSING_FIELD', `${path} is missing`);
@@ -1205,6 +1348,8 @@ function trainingConfig(v: unknown): TrainingConfig {
     dp: { enabled, noiseMultiplier, maxGradNorm, targetEpsilon, delta, epsilonMax },
     updateClipNorm,
     ...(c.labelCalibrationSkipped === true ? { labelCalibrationSkipped: true } : {}),
+    // Absent (0) from a peer that predates the field: one generator update per step, as it meant.
+    gSteps: u32(c.gSteps, `${path}.gSteps`, { max: LIMITS.maxGSteps }) || 1,
   };
 }
 

@@ -42,6 +42,7 @@ export type {
   CalibrationRequestMessage,
   CalibrationCountsMessage,
   ColumnCounts,
+  PairTable,
   SecAggParams,
   SecAggAdvertiseKeysMessage,
   SecAggKeyListMessage,

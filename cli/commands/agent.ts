@@ -34,6 +34,7 @@ export function register(program: Command): void {
     )
     .option('--target-epsilon <eps>', 'ε that DP-SGD on the discriminator may spend on its own over --dp-rounds rounds (default: σ calibrated so the ledger, summary included, composes to --epsilon-max after --dp-rounds rounds)')
     .option('--no-label-calibration', "neither plan nor answer the coordinator's label-calibration request after the last round (DP-noised counts of this bank's rows per bin of the consortium classifier's score, charged to the ledger)")
+    .option('--no-pair-counts', "do not release the two-way counts of this bank's encoded rows that the consortium's model configuration plans (DP-noised, charged to the ledger once, sent with the updates; the generator's pair targets are merged from them)")
     .option('--no-dp', 'train WITHOUT record-level DP (updates are then not a DP release: ε = ∞ is reported to the coordinator); for testing only')
     .option('--noise-multiplier <sigma>', 'turn on DP-SGD with this noise multiplier σ (instead of --target-epsilon)')
     .option('--dp-rounds <n>', 'rounds the --target-epsilon is spread over when calibrating σ', '5')
@@ -60,6 +61,7 @@ export function register(program: Command): void {
         summaryEpsilon: positiveNumber(o.summaryEpsilon, '--summary-epsilon'),
         summaryTargetShare: share(o.summaryTargetShare, '--summary-target-share'),
         labelCalibration: o.labelCalibration !== false,
+        pairCounts: o.pairCounts !== false,
         delta: o.delta === undefined ? undefined : positiveNumber(o.delta, '--delta'),
         rowCountNoise: positiveNumber(o.rowCountNoise, '--row-count-noise'),
         ...(o.clientDpNoise !== undefined ? { clientDp: { noiseMultiplier: positiveNumber(o.clientDpNoise, '--client-dp-noise'), banks: Math.max(1, positiveInt(o.clientDpBanks, '--client-dp-banks')) } } : {}),
@@ -106,6 +108,7 @@ interface AgentCliOptions {
   summaryTargetShare: string;
   rowCountNoise: string;
   labelCalibration?: boolean;
+  pairCounts?: boolean;
   delta?: string;
   targetEpsilon?: string;
   noiseMultiplier?: string;

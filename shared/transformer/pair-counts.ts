@@ -80,3 +80,45 @@ export function shrinkPairTable(table: readonly number[], aDim: number, bDim: nu
   const lambda = ss > 0 ? Math.max(0, 1 - (table.length * noiseVar) / ss) : 0;
   return { table: expected.map((e, k) => Math.max(0, e + lambda * dev[k]!)), lambda };
 }
+
+/** Gaussian noise sd per cell that makes the release of `pairs` tables the Gaussian mechanism at noise multiplier z (sensitivity √pairs). */
+export function pairNoiseSd(noiseMultiplier: number, pairs: number): number {
+  if (!(Number.isFinite(noiseMultiplier) && noiseMultiplier > 0)) throw new RangeError(`pair counts' noise multiplier must be a finite number > 0, got ${noiseMultiplier}`);
+  if (!(Number.isSafeInteger(pairs) && pairs >= 1)) throw new RangeError(`pair counts need at least one pair, got ${pairs}`);
+  return noiseMultiplier * Math.sqrt(pairs);
+}
+
+/** One pair's merged target: the spans by offset and width, the shrunk joint, and how much of its association the noise left (λ). */
+export interface MergedPairTarget {
+  aOffset: number;
+  aDim: number;
+  bOffset: number;
+  bDim: number;
+  joint: number[];
+  lambda: number;
+}
+
+/**
+ * The consortium's pair targets from the banks' noisy tables (each bank's list in `pairs` order,
+ * with its per-cell noise sd): per pair the sum over banks, shrunk towards the independent table of
+ * its margins (shrinkPairTable, with the summed noise variance); pairs the noise explains entirely
+ * (λ = 0) are left out. Post-processing of DP releases: no privacy cost. Pure.
+ */
+export function mergePairTargets(pairs: readonly SpanPair[], banks: readonly { noiseSd: number; tables: readonly (readonly number[])[] }[]): MergedPairTarget[] {
+  if (banks.length === 0) return [];
+  const merged = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
+  let noiseVar = 0;
+  banks.forEach((bank, b) => {
+    if (!(Number.isFinite(bank.noiseSd) && bank.noiseSd > 0)) throw new RangeError(`mergePairTargets: bank ${b}'s noise sd must be a finite number > 0, got ${bank.noiseSd}`);
+    if (bank.tables.length !== pairs.length) throw new Error(`mergePairTargets: bank ${b} sent ${bank.tables.length} tables, expected ${pairs.length}`);
+    noiseVar += bank.noiseSd ** 2;
+    bank.tables.forEach((t, i) => {
+      if (t.length !== merged[i]!.length) throw new Error(`mergePairTargets: bank ${b}'s table ${i} has ${t.length} cells, expected ${merged[i]!.length}`);
+      t.forEach((v, j) => (merged[i]![j]! += v));
+    });
+  });
+  return pairs
+    .map((p, i) => ({ p, ...shrinkPairTable(merged[i]!, p.a.dim, p.b.dim, noiseVar) }))
+    .filter((x) => x.lambda > 0 && x.table.some((v) => v > 0))
+    .map(({ p, table, lambda }) => ({ aOffset: p.a.offset, aDim: p.a.dim, bOffset: p.b.offset, bDim: p.b.dim, joint: table, lambda }));
+}

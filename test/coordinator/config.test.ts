@@ -18,9 +18,9 @@ const FULL = {
   exitWhenFinished: true,
   insecureAggregation: false,
   secureAggregation: { distributedDpNoise: 2 },
-  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4, pointMasses: true, labelCalibrationNoise: 30 },
+  model: { architecture: 'ctgan', transformer: 'simple', seed: 7, generatorEma: 0.8, classifierWeight: 2.5, classifier: 'mlp', marginalWeight: 4, pointMasses: true, labelCalibrationNoise: 30, pairCountsNoise: 25, pairWeight: 5 },
   policy: { minClients: 3, rounds: 9, deadlineSeconds: 120, waitForClientsSeconds: 0, retryLimit: 2 },
-  plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, updateClipNorm: 5 },
+  plan: { localSteps: 20, batchSize: 256, lr: 0.001, dSteps: 2, gSteps: 3, updateClipNorm: 5 },
 };
 
 describe('coordinator config file', () => {
@@ -39,13 +39,14 @@ describe('coordinator config file', () => {
       transformer: 'simple',
       pointMasses: true,
       policy: { minClients: 3, maxRounds: 9, deadlineMs: 120_000, waitForClientsMs: 0, retryLimit: 2 },
-      plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, loss: 'wgan-gp', updateClipNorm: 5 },
+      plan: { localSteps: 20, batchSize: 256, lrGenerator: 0.001, lrDiscriminator: 0.001, dSteps: 2, gSteps: 3, loss: 'wgan-gp', updateClipNorm: 5 },
       maxFrameBytes: 16 * 1024 * 1024,
       exitWhenFinished: true,
       insecureAggregation: false,
       secureAggregation: { distributedDp: { noiseMultiplier: 2 } },
       generatorEma: 0.8,
       labelCalibrationNoise: 30,
+      pairCounts: { noiseMultiplier: 25, weight: 5 },
     });
   });
 

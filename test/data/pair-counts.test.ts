@@ -1,6 +1,6 @@
 // Two-way counts of encoded rows (shared/transformer/pair-counts.ts): the generator's pair targets.
 import { describe, expect, it } from 'vitest';
-import { pairCounts, shrinkPairTable, softmaxSpanPairs } from '../../shared/transformer/pair-counts';
+import { mergePairTargets, pairCounts, pairNoiseSd, shrinkPairTable, softmaxSpanPairs } from '../../shared/transformer/pair-counts';
 
 const spans = [
   { column: 'amount', kind: 'tanh' as const, dim: 1, offset: 0 },
@@ -52,5 +52,38 @@ describe('two-way counts of encoded rows', () => {
     expect(neg.table.every((x) => x >= 0)).toBe(true);
     expect(() => shrinkPairTable([1, 2, 3], 2, 2, 1)).toThrow(/expected 2×2 cells, got 3/);
     expect(() => shrinkPairTable([1, 2, 3, 4], 2, 2, Number.NaN)).toThrow(/noiseVar must be >= 0/);
+  });
+
+  it("merges the banks' noisy tables: summed, shrunk with the summed noise variance, pairs the noise explains dropped", () => {
+    const pairs = softmaxSpanPairs(spans, ['is_fraud']).concat(softmaxSpanPairs(spans).slice(1, 2)); // amount×channel, amount×is_fraud
+    // Bank tables: a strong amount×channel association; amount×is_fraud exactly independent.
+    const strong = [40, 0, 10, 0, 40, 10];
+    const indep = [25, 25, 25, 25];
+    const banks = [
+      { noiseSd: 3, tables: [strong, indep] },
+      { noiseSd: 4, tables: [strong.map((v) => v + 1), indep] },
+    ];
+    const merged = mergePairTargets(pairs, banks);
+    expect(merged.map((t) => [t.aOffset, t.aDim, t.bOffset, t.bDim])).toEqual([[1, 2, 3, 3]]);
+    // The same as shrinking the summed table with variance 3² + 4² = 25 per cell.
+    const sum = strong.map((v) => 2 * v + 1);
+    const expected = shrinkPairTable(sum, 2, 3, 25);
+    expect(merged[0]!.joint).toEqual(expected.table);
+    expect(merged[0]!.lambda).toBeCloseTo(expected.lambda, 12);
+    expect(merged[0]!.lambda).toBeGreaterThan(0.9);
+    // More noise shrinks it further towards independence.
+    const noisier = mergePairTargets(pairs, banks.map((b) => ({ ...b, noiseSd: b.noiseSd * 6 })));
+    expect(noisier[0]!.lambda).toBeLessThan(merged[0]!.lambda);
+    expect(mergePairTargets(pairs, [])).toEqual([]);
+    expect(() => mergePairTargets(pairs, [{ noiseSd: 3, tables: [strong] }])).toThrow(/bank 0 sent 1 tables, expected 2/);
+    expect(() => mergePairTargets(pairs, [{ noiseSd: 3, tables: [strong, [1, 2, 3]] }])).toThrow(/bank 0's table 1 has 3 cells, expected 4/);
+    expect(() => mergePairTargets(pairs, [{ noiseSd: 0, tables: [strong, indep] }])).toThrow(/noise sd must be a finite number > 0/);
+  });
+
+  it('calibrates the noise sd to the number of pairs (sensitivity √pairs)', () => {
+    expect(pairNoiseSd(20, 9)).toBe(60);
+    expect(pairNoiseSd(2, 1)).toBe(2);
+    expect(() => pairNoiseSd(0, 4)).toThrow(/noise multiplier must be a finite number > 0/);
+    expect(() => pairNoiseSd(2, 0)).toThrow(/at least one pair/);
   });
 });

@@ -75,14 +75,15 @@ describe('consortium over real sockets', () => {
     // With label calibration after the last round, at a noise multiplier small enough (0.5; the
     // CLI's default is 20) for a test-sized fraud class to clear the fit's floor of 3 noise sds.
     // With point masses (--point-masses): the fitted transformer says so in every checkpoint.
-    const coordinator = await runCoordinator({ ...settings(stateDir), labelCalibrationNoise: 0.5, labelCalibrationTimeoutMs: 5000, pointMasses: true }, { exitWhenFinished: false, log });
+    // With pair counts (--pair-counts-noise 2): each bank releases its two-way counts with its updates.
+    const coordinator = await runCoordinator({ ...settings(stateDir), labelCalibrationNoise: 0.5, labelCalibrationTimeoutMs: 5000, pointMasses: true, pairCounts: { noiseMultiplier: 2, weight: 10 } }, { exitWhenFinished: false, log });
     const proxy = await startRecordingProxy(coordinator.port);
     try {
       // Bank 1's budget affords the calibration release at that noise (ε ≈ 12 on its own).
       const a1 = runAgent({ ...agentOpts(1, `http://127.0.0.1:${proxy.port}`, join(dir, 'bank-1-state')), epsilonMax: 50 });
       // Bank 2 also runs client-level DP (DP-FedAvg noise on its update), charged per round.
-      // Bank 2 opts out of the label calibration release (--no-label-calibration).
-      const a2 = runAgent({ ...agentOpts(2, coordinator.url, join(dir, 'bank-2-state')), epsilonMax: 50, clientDp: { noiseMultiplier: 4, banks: 1 }, labelCalibration: false });
+      // Bank 2 opts out of the label calibration release (--no-label-calibration) and of the pair counts (--no-pair-counts).
+      const a2 = runAgent({ ...agentOpts(2, coordinator.url, join(dir, 'bank-2-state')), epsilonMax: 50, clientDp: { noiseMultiplier: 4, banks: 1 }, labelCalibration: false, pairCounts: false });
       await coordinator.finished;
       await Promise.all([a1, a2]);
 
@@ -108,11 +109,25 @@ describe('consortium over real sockets', () => {
       const weights1 = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'update_received' && e.bank === 'bank-1');
       expect(weights1.length).toBeGreaterThanOrEqual(2);
       expect(weights1.every((e) => e.samples === rowCount.released)).toBe(true);
-      const counts = ledger1.filter((e) => e.kind === 'counts' && !/^(label calibration|row count)/.test(String(e.note)));
+      const counts = ledger1.filter((e) => e.kind === 'counts' && !/^(label calibration|row count|two-way counts)/.test(String(e.note)));
       expect(counts).toHaveLength(1);
       const z = counts[0].params.sigma / counts[0].params.sensitivity;
       expect(Math.min(...sds)).toBeCloseTo(z * Math.SQRT2, 2);
       expect(Math.max(...sds)).toBeCloseTo(z * Math.sqrt(2 * (sds.length - 1)), 2);
+      // Bank 1's pair counts: released once (sd 2·√pairs, sensitivity √pairs), before its first update;
+      // the coordinator merged them into the targets of round 2. Bank 2 opted out: nothing in its ledger.
+      const pairsOf = (ledger: { kind: string; note?: string }[]) => ledger.filter((e) => e.kind === 'counts' && String(e.note).startsWith('two-way counts'));
+      const pc = pairsOf(ledger1) as unknown as { params: { sigma: number; sensitivity: number } }[];
+      expect(pc).toHaveLength(1);
+      expect(pc[0]!.params.sigma / pc[0]!.params.sensitivity).toBeCloseTo(2, 10);
+      expect(pc[0]!.params.sensitivity).toBeGreaterThan(1);
+      expect(pairsOf(ledger2)).toHaveLength(0);
+      const coordEvents = log.lines.map((l) => JSON.parse(l));
+      expect(coordEvents.filter((e) => e.event === 'pair_counts_received').map((e) => e.bank)).toEqual(['bank-1']);
+      const mergedPairs = coordEvents.filter((e) => e.event === 'pair_targets_merged');
+      expect(mergedPairs.map((e) => e.round)).toEqual([2]);
+      expect(mergedPairs[0]).toMatchObject({ banks: ['bank-1'], pairs: Math.round(pc[0]!.params.sensitivity ** 2) });
+      expect(mergedPairs[0].kept).toBeGreaterThan(0);
       const committed = log.lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'round_committed');
       expect(committed.map((e) => e.round)).toEqual([1, 2]);
       expect(committed.every((e) => e.banks === 2)).toBe(true);

@@ -409,7 +409,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const budget = { epsilonMax: 3, delta: 1e-5 };
     const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, noiseMultiplier: 1.1, maxGradNorm: 1 });
     expect(lt.epsilonSpent()).toBe(Number.POSITIVE_INFINITY); // no DP round yet
-    const metrics = await lt.train(data, plan, undefined, () => false);
+    const metrics = await lt.train(data, plan, {}, () => false);
     expect(metrics.dLoss).toBeUndefined(); // un-noised statistic of real rows: never reported
     expect(ledger.entries()).toHaveLength(1);
     const e = ledger.entries()[0]!;
@@ -424,8 +424,8 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     // A budget that the next round would exceed: refused before any step, weights untouched.
     const tight = new GanLocalTrainer(cfg, 4, { ledger, budget: { epsilonMax: eps * 1.01, delta: 1e-5 }, noiseMultiplier: 1.1 });
     const w0 = tight.getWeights();
-    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(BudgetExceededError);
-    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(/--epsilon-max/);
+    await expect(tight.train(data, plan, {}, () => false)).rejects.toThrow(BudgetExceededError);
+    await expect(tight.train(data, plan, {}, () => false)).rejects.toThrow(/--epsilon-max/);
     expect(ledger.entries()).toHaveLength(1);
     expect(tight.getWeights().every((w, i) => w.data.every((v, j) => v === w0[i]!.data[j]))).toBe(true);
     lt.dispose();
@@ -447,8 +447,8 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const ledger = PrivacyLedger.open(join(dir, 'ledger2.jsonl'));
     const budget = { epsilonMax: 10, delta: 1e-5 };
     const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, targetEpsilon: 2, plannedRounds: 4, sampleRate: 0.05 });
-    await lt.train(data, plan, undefined, () => false);
-    await lt.train(data, plan, undefined, () => false);
+    await lt.train(data, plan, {}, () => false);
+    await lt.train(data, plan, {}, () => false);
     const [a, b] = ledger.entries();
     expect(a!.params).toEqual(b!.params);
     const { q, sigma, steps } = a!.params as { q: number; sigma: number; steps: number };
@@ -466,7 +466,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const z = noiseMultiplierFor({ targetEpsilon: 0.5, delta: 1e-5, sampleRate: 1, steps: 1 });
     ledger.charge({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, budget);
     const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 3, sampleRate: 0.05 });
-    for (let r = 0; r < 3; r++) await lt.train(data, plan, undefined, () => false);
+    for (let r = 0; r < 3; r++) await lt.train(data, plan, {}, () => false);
     // After the planned rounds the ledger is at the total, not at 0.5 + (2 − 0.5) split apart.
     expect(ledger.spent(1e-5)).toBeLessThanOrEqual(2);
     expect(ledger.spent(1e-5)).toBeGreaterThan(1.97);
@@ -475,12 +475,12 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const { sigma, steps } = sgd[0]!.params as { sigma: number; steps: number };
     expect(epsilonFor({ sampleRate: 0.05, noiseMultiplier: sigma, steps: 3 * steps, delta: 1e-5 })).toBeGreaterThan(1.5 + 0.05);
     // A fourth round would pass the budget: refused.
-    await expect(lt.train(data, plan, undefined, () => false)).rejects.toThrow(BudgetExceededError);
+    await expect(lt.train(data, plan, {}, () => false)).rejects.toThrow(BudgetExceededError);
     lt.dispose();
     // A new session (a restarted agent) calibrates against what is left: far more noise, and its
     // planned rounds still end within the total.
     const again = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 3, sampleRate: 0.05 });
-    for (let r = 0; r < 3; r++) await again.train(data, plan, undefined, () => false);
+    for (let r = 0; r < 3; r++) await again.train(data, plan, {}, () => false);
     const later = ledger.entries().filter((e) => e.kind === 'dp-sgd').slice(3);
     expect(later).toHaveLength(3);
     expect((later[0]!.params as { sigma: number }).sigma).toBeGreaterThan(3 * sigma);
@@ -488,7 +488,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     again.dispose();
     // Where the ledger already holds the whole total, calibration refuses before any step.
     const spent = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 1.5, plannedRounds: 3, sampleRate: 0.05 });
-    await expect(spent.train(data, plan, undefined, () => false)).rejects.toThrow(/privacy budget exhausted: this bank's ledger has spent ε = \d\.\d{3} at δ = 1\.00e-5, which leaves nothing for DP-SGD under the bank's total ε = 1\.5/);
+    await expect(spent.train(data, plan, {}, () => false)).rejects.toThrow(/privacy budget exhausted: this bank's ledger has spent ε = \d\.\d{3} at δ = 1\.00e-5, which leaves nothing for DP-SGD under the bank's total ε = 1\.5/);
     expect(ledger.entries().filter((e) => e.kind === 'dp-sgd')).toHaveLength(6);
     spent.dispose();
   });
@@ -501,15 +501,15 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     while (sliver.epsilonAfter({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, 1e-5) > 1.99) z *= 1.01;
     sliver.charge({ kind: 'counts', params: { sigma: z, sensitivity: 1 }, note: 'summary' }, budget);
     const capped = new GanLocalTrainer(cfg, 4, { ledger: sliver, budget, totalEpsilon: 2, plannedRounds: 1000, sampleRate: 0.05 });
-    await expect(capped.train(data, plan, undefined, () => false)).rejects.toThrow(
+    await expect(capped.train(data, plan, {}, () => false)).rejects.toThrow(
       /privacy budget too small to train: what this bank's total ε = 2 at δ = 1\.00e-5 leaves after its ledger's ε = 1\.9\d+ calls for noise σ = \d+\.\d over \d+ steps, above --max-noise-multiplier 20: its updates would be mostly noise/,
     );
-    await expect(capped.train(data, plan, undefined, () => false)).rejects.toThrow(ImpossibleBudgetError);
+    await expect(capped.train(data, plan, {}, () => false)).rejects.toThrow(ImpossibleBudgetError);
     expect(sliver.entries()).toHaveLength(1); // nothing charged, nothing trained
     capped.dispose();
     // A bank may raise the cap (its choice): the same budget then trains, at that σ.
     const raised = new GanLocalTrainer(cfg, 4, { ledger: sliver, budget, totalEpsilon: 2, plannedRounds: 1000, sampleRate: 0.05, maxNoiseMultiplier: 1e4 });
-    await raised.train(data, plan, undefined, () => false);
+    await raised.train(data, plan, {}, () => false);
     expect((sliver.entries()[1]!.params as { sigma: number }).sigma).toBeGreaterThan(20);
     raised.dispose();
   });
@@ -521,7 +521,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const sigmaOf = async (c: typeof withCal | { model: typeof model; spans: typeof toy.spans }, file: string): Promise<{ sigma: number; ledger: PrivacyLedger; lt: GanLocalTrainer }> => {
       const ledger = PrivacyLedger.open(join(dir, file));
       const lt = new GanLocalTrainer(c, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
-      for (let r = 0; r < 2; r++) await lt.train(data, plan, undefined, () => false);
+      for (let r = 0; r < 2; r++) await lt.train(data, plan, {}, () => false);
       return { sigma: (ledger.entries()[0]!.params as { sigma: number }).sigma, ledger, lt };
     };
     const plain = await sigmaOf({ model, spans: toy.spans }, 'ledger-nocal.jsonl');
@@ -560,7 +560,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const before = tightLedger.spent(1e-5);
     expect(before).toBeLessThan(2);
     const tight = new GanLocalTrainer(withCal, 4, { ledger: tightLedger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
-    await expect(tight.train(data, plan, undefined, () => false)).rejects.toThrow(
+    await expect(tight.train(data, plan, {}, () => false)).rejects.toThrow(
       new RegExp(`spent ε = ${before.toPrecision(4).replace('.', '\\.')} at δ = 1\\.00e-5, ε = 2\\.\\d+ with the label calibration release the consortium plans after the last round \\(noise multiplier 3\\)`),
     );
     expect(tightLedger.entries()).toHaveLength(1);
@@ -573,7 +573,7 @@ describe('bank agent: DP-SGD charged to the privacy ledger', () => {
     const run = async (cfg: ConsortiumModelConfig, p: TrainingPlan, file: string) => {
       const ledger = PrivacyLedger.open(join(dir, file));
       const lt = new GanLocalTrainer(cfg, 4, { ledger, budget, totalEpsilon: 2, plannedRounds: 2, sampleRate: 0.05 });
-      for (let r = 0; r < 2; r++) await lt.train(data, p, undefined, () => false);
+      for (let r = 0; r < 2; r++) await lt.train(data, p, {}, () => false);
       return { sigma: (ledger.entries()[0]!.params as { sigma: number }).sigma, ledger, lt };
     };
     const withCal = { model, spans: toy.spans, labelCalibration: { noiseMultiplier: 3 } };

@@ -24,7 +24,8 @@ describe('round trip', () => {
     expect(new Set(msgs.map((m) => m.type))).toEqual(new Set(MESSAGE_TYPES));
     for (const msg of msgs) {
       const decoded = decodeFrame(encodeFrame(msg, { sender: 'bank-a' }));
-      const expected = msg.type === 'register' ? { ...msg, protocolVersion: 1 } : msg;
+      // Defaults the decoder fills in: the protocol version, one generator update per step.
+      const expected = msg.type === 'register' ? { ...msg, protocolVersion: 1 } : msg.type === 'roundStart' ? { ...msg, config: { gSteps: 1, ...msg.config } } : msg;
       expect(withoutFrame(decoded)).toEqual(expected);
       expect(decoded.frame.type).toBe(msg.type);
       expect(decoded.frame.sender).toBe('bank-a');

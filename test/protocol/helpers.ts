@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { expect } from 'vitest';
-import { ProtocolError, type Message, type ProtocolErrorCode, type TrainingConfig, type WireTensor } from '../../protocol/index';
+import { ProtocolError, type Message, type PairTable, type ProtocolErrorCode, type TrainingConfig, type WireTensor } from '../../protocol/index';
 
 const root = protobuf.parse(readFileSync(new URL('../../protocol/schema/fedsynth.proto', import.meta.url), 'utf8')).root;
 export const pb = (name: string): protobuf.Type => root.lookupType(`fedsynth.v1.${name}`);
@@ -80,6 +80,12 @@ export function specTensors(): WireTensor[] {
   return spec.map((s, i) => tensor(s.name, s.shape, i + 1));
 }
 
+/** Two pair tables over spans [0, 2), [2, 5) and [7, 9) of an encoded row. */
+export const pairTables = (): PairTable[] => [
+  { aOffset: 0, aDim: 2, bOffset: 2, bDim: 3, values: [12.5, -0.75, 3, 0, 40.25, 1e-3] },
+  { aOffset: 2, aDim: 3, bOffset: 7, bDim: 2, values: [1, 2, 3, 4, 5, 6] },
+];
+
 export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Message[] {
   return [
     { type: 'register', bankId: 'bank-a', signPublicKey: keys.sign, boxPublicKey: keys.box, schemaHash: 'sha256:0123abcd' },
@@ -132,6 +138,29 @@ export function sampleMessages(keys: { sign: Uint8Array; box: Uint8Array }): Mes
       metrics: {},
       epsilonSpent: 0,
       delta: 0,
+    },
+    // Pair targets (weights ≥ 0) with several generator updates per step; pair counts with a plain and a masked update.
+    {
+      type: 'roundStart',
+      roundId: 8,
+      modelVersion: 7,
+      weights: specTensors(),
+      config: { ...config(), gSteps: 4 },
+      deadlineMs: 1_800_000_000_000,
+      pairTargets: pairTables().map((t) => ({ ...t, values: t.values.map(Math.abs) })),
+    },
+    { type: 'clientUpdate', roundId: 8, modelVersion: 7, sampleCount: 600, tensors: specTensors(), metrics: {}, epsilonSpent: 0.5, delta: 1e-5, pairCounts: { noiseStd: 20.5, tables: pairTables() } },
+    {
+      type: 'clientUpdate',
+      roundId: 9,
+      modelVersion: 8,
+      sampleCount: 600,
+      tensors: [],
+      maskedTensors: spec.map((t) => ({ name: t.name, shape: t.shape, data: new Uint32Array(t.shape.reduce((a, b) => a * b, 1)).fill(0xfffffff0) })),
+      metrics: {},
+      epsilonSpent: 0.5,
+      delta: 1e-5,
+      pairCounts: { noiseStd: 3.25, tables: pairTables().slice(1) },
     },
     { type: 'secaggAdvertiseKeys', roundId: 7, cPk: bytes32(1), sPk: bytes32(2) },
     { type: 'secaggKeyList', roundId: 7, keys: [{ bankId: 'bank-a', cPk: bytes32(1), sPk: bytes32(2) }, { bankId: 'bank-b', cPk: bytes32(3), sPk: bytes32(4) }, { bankId: 'bank-c', cPk: bytes32(5), sPk: bytes32(6) }] },

@@ -95,6 +95,7 @@ export function startToyAgent(o: {
   coordinatorKey?: Uint8Array;
   coordinatorKeySource?: string;
   releaseCalibration?: AgentOptions['releaseCalibration'];
+  releasePairCounts?: AgentOptions['releasePairCounts'];
 }): RunningAgent {
   const { rows } = o.data;
   return startAgent({
@@ -109,6 +110,7 @@ export function startToyAgent(o: {
     summarize: () => ({ counts: [{ column: 'c', values: [rows / 2, (rows * 3) / 10, rows / 5] }], epsilon: 0.1, delta: 1e-5, noiseStd: 10 }),
     epsilonSpent: () => ({ epsilon: o.ledger.spent(1e-5), delta: 1e-5 }),
     ...(o.releaseCalibration ? { releaseCalibration: o.releaseCalibration } : {}),
+    ...(o.releasePairCounts ? { releasePairCounts: o.releasePairCounts } : {}),
     unverifiedKeyLists: true,
     log: o.log,
   });
