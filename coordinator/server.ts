@@ -20,7 +20,8 @@ import type { DecodedMessage } from '../protocol';
 import { SECAGG_MIN_BANKS, SecAggRound, checkSecureAggregationPolicy, planRoundRing, type SecAggRejection, type SecureAggregationSettings } from './secagg-round';
 import { defaultThreshold } from '../shared/secagg';
 import { planLabelCalibration } from '../shared/sampling/label-calibration-round';
-import { mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
+import type { SpanPair } from '../shared/transformer/pair-counts';
+import { PairBook } from './pair-book';
 import type { PairTable } from '../protocol';
 import { CALIBRATION_MIN_POSITIVES_PER_NOISE_SD, calibrationSkipReason, fitFromNoisyCounts } from '../shared/model/label-calibration';
 
@@ -166,7 +167,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     s.emit('frame', bytes);
   };
   // Each bank's latest DP-noised pair counts, and the targets merged from them for the open round.
-  const pairBook = new Map<string, { noiseSd: number; tables: number[][] }>();
+  const pairBook = opts.pairCounts ? new PairBook(opts.pairCounts.pairs) : undefined;
   let pairTargets: PairTable[] | undefined;
   // The open round's secure aggregation (when on); replaced at every round start.
   let secagg: SecAggRound | null = null;
@@ -348,38 +349,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   /** The pair targets for a round starting now, from every bank's latest tables; undefined before any arrived. */
   function mergedPairTargets(roundId: number): PairTable[] | undefined {
-    const pairs = opts.pairCounts?.pairs;
-    if (!pairs || pairBook.size === 0) return undefined;
-    const banks = [...pairBook.keys()].sort();
-    const merged = mergePairTargets(pairs, banks.map((b) => pairBook.get(b)!));
-    log.info('pair_targets_merged', { round: roundId, banks, pairs: pairs.length, kept: merged.length });
-    return merged.map((t) => ({ aOffset: t.aOffset, aDim: t.aDim, bOffset: t.bOffset, bDim: t.bDim, values: t.joint }));
-  }
-
-  /** Why a bank's pair counts cannot be used (the layout differs from the planned pairs), or null. */
-  function pairCountsProblem(pc: { noiseStd: number; tables: PairTable[] }): string | null {
-    const pairs = opts.pairCounts?.pairs;
-    if (!pairs) return 'this consortium plans no pair counts (clientUpdate.pairCounts)';
-    if (pc.tables.length !== pairs.length) return `clientUpdate.pairCounts has ${pc.tables.length} tables, the consortium plans ${pairs.length} pairs`;
-    for (let i = 0; i < pairs.length; i++) {
-      const t = pc.tables[i]!;
-      const p = pairs[i]!;
-      if (t.aOffset !== p.a.offset || t.aDim !== p.a.dim || t.bOffset !== p.b.offset || t.bDim !== p.b.dim) {
-        return `clientUpdate.pairCounts[${i}] is spans ${t.aOffset}+${t.aDim} × ${t.bOffset}+${t.bDim}, the consortium plans '${p.a.column}' (${p.a.offset}+${p.a.dim}) × '${p.b.column}' (${p.b.offset}+${p.b.dim})`;
-      }
-    }
-    return null;
+    const targets = pairBook?.targets();
+    if (targets) log.info('pair_targets_merged', { round: roundId, banks: pairBook!.bankIds(), pairs: pairBook!.pairs.length, kept: targets.length });
+    return targets;
   }
 
   /** Keeps an accepted update's pair counts (the bank's latest release). */
   function keepPairCounts(bankId: string, pc: { noiseStd: number; tables: PairTable[] }): void {
-    const had = pairBook.get(bankId);
-    const tables = pc.tables.map((t) => t.values);
-    const same = had !== undefined && had.noiseSd === pc.noiseStd && had.tables.every((t, i) => t.every((v, j) => v === tables[i]![j]));
-    if (same) return;
-    pairBook.set(bankId, { noiseSd: pc.noiseStd, tables });
-    log.info(had ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook.size });
+    const kept = pairBook!.keep(bankId, pc);
+    if (kept !== 'same') log.info(kept === 'replaced' ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: pc.tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook!.size });
   }
+
+  /** Why a bank's pair counts cannot be used, or null. */
+  const pairCountsProblem = (pc: { noiseStd: number; tables: PairTable[] }): string | null => (pairBook ? pairBook.problem(pc) : 'this consortium plans no pair counts (clientUpdate.pairCounts)');
 
   const reject = (socket: Socket, rej: WireRejection, bankId?: string): void => {
     metrics.reject(rej.code);

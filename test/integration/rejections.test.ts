@@ -126,6 +126,27 @@ describe('rejections over real sockets', () => {
     expect(after.modelVersion).toBe(before.modelVersion);
   });
 
+  it('pair counts a consortium did not plan are refused with the update, which changes nothing', async () => {
+    const before = coordinator.rounds.snapshot();
+    const r = await exchange(bank1, 'bank-1', (w) => [
+      w.register(hash),
+      w.update({
+        roundId: 1,
+        modelVersion: 0,
+        sampleCount: 10,
+        tensors: readCheckpoint(join(dir, 'state', 'latest.ckpt')).tensors,
+        metrics: {},
+        epsilonSpent: 0,
+        delta: 1e-5,
+        pairCounts: { noiseStd: 5, tables: [{ aOffset: 1, aDim: 2, bOffset: 3, bDim: 2, values: [10, 3, 2, 9] }] },
+      }),
+    ], 2);
+    expect(r.types[0]).toBe('welcome');
+    expect(r.codes).toEqual(['INVALID_FIELD']);
+    expect(log.lines.some((l) => l.includes('this consortium plans no pair counts'))).toBe(true);
+    expect(coordinator.rounds.snapshot().modelVersion).toBe(before.modelVersion);
+  });
+
   it('calibration counts nobody asked for are refused, and the coordinator keeps serving', async () => {
     const r = await exchange(bank1, 'bank-1', (w) => [
       w.register(hash),

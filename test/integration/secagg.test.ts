@@ -14,7 +14,8 @@ import { io } from 'socket.io-client';
 import { runCoordinator, type CoordinatorSettings } from '../../coordinator/run-coordinator';
 import { startAgent, type RunningAgent } from '../../client-node/agent';
 import { AgentWire } from '../../client-node/wire';
-import type { LocalTrainer } from '../../client-node/trainer';
+import type { ConsortiumTargets, LocalTrainer } from '../../client-node/trainer';
+import { softmaxSpanPairs, type SpanPair } from '../../shared/transformer/pair-counts';
 import type { DistributedDpMechanism, SecAggInputInfo } from '../../client-node/secagg-client';
 import { parseConsortiumModelConfig } from '../../client-node/local-trainer';
 import { createModel } from '../../shared/model';
@@ -22,7 +23,7 @@ import { memoryLogger } from '../../shared/log/logger';
 import { simulateBanks } from '../../shared/data/simulate';
 import { schemaHash, validateSchema } from '../../shared/data/schema';
 import { readCheckpoint } from '../../coordinator/store/checkpoint';
-import { decodeFrame, generateIdentity, type ClientUpdateMessage, type DecodedMessage, type Identity, type SecAggAdvertiseKeysMessage } from '../../protocol';
+import { decodeFrame, generateIdentity, type ClientUpdateMessage, type DecodedMessage, type Identity, type PairTable, type SecAggAdvertiseKeysMessage } from '../../protocol';
 import { ringParams } from '../../shared/secagg';
 import type { ConsortiumDirectory } from '../../shared/secagg/keys';
 import { secAggMeanErrorBound } from '../../coordinator/secagg-round';
@@ -65,8 +66,26 @@ function settings(stateDir: string, over: Partial<CoordinatorSettings['policy']>
 class FakeTrainer implements LocalTrainer {
   private weights: Tensors;
   readonly globals: Tensors[] = [];
-  constructor(private readonly bank: number, initial: Tensors, private readonly spans: { column: string; offset: number; dim: number }[]) {
+  /** The pair targets each round trained with (RoundStart.pairTargets). */
+  readonly pairTargets: (PairTable[] | undefined)[] = [];
+  constructor(
+    private readonly bank: number,
+    initial: Tensors,
+    private readonly spans: { column: string; offset: number; dim: number }[],
+    private readonly pairs: { pairs: SpanPair[]; noiseMultiplier: number; rows: number } | undefined,
+  ) {
     this.weights = initial;
+  }
+  /** When planned: tables of `rows` rows on each pair's diagonal (a strong association), consistent across pairs. */
+  pairCounts(): { tables: PairTable[]; noiseMultiplier: number } | undefined {
+    if (!this.pairs) return undefined;
+    const { pairs, rows, noiseMultiplier } = this.pairs;
+    const tables = pairs.map((p) => {
+      const k = Math.min(p.a.dim, p.b.dim);
+      const values = Array.from({ length: p.a.dim * p.b.dim }, (_, c) => (Math.floor(c / p.b.dim) === c % p.b.dim ? Math.floor(rows / k) + (c === 0 ? rows % k : 0) : 0));
+      return { aOffset: p.a.offset, aDim: p.a.dim, bOffset: p.b.offset, bDim: p.b.dim, values };
+    });
+    return { tables, noiseMultiplier };
   }
   setWeights(w: Tensors): void {
     this.globals.push(w.map((t) => ({ ...t, data: t.data.slice() })));
@@ -75,7 +94,8 @@ class FakeTrainer implements LocalTrainer {
   getWeights(): Tensors {
     return this.weights;
   }
-  async train(_data: unknown, plan: { seed: number }): Promise<Record<string, number>> {
+  async train(_data: unknown, plan: { seed: number }, consortium: ConsortiumTargets): Promise<Record<string, number>> {
+    this.pairTargets.push(consortium.pairTargets);
     let x = (plan.seed * 31 + this.bank * 7919) >>> 0 || 1;
     const amp = this.bank === 4 ? 0.2 : 0.02; // bank 4's update exceeds the clip norm
     for (const t of this.weights) {
@@ -132,13 +152,20 @@ function startBank(
       const model = createModel(cfg.model as Parameters<typeof createModel>[0], cfg.spans);
       const initial = model.getWeights().map((t) => ({ name: t.name, shape: [...t.shape], data: Float32Array.from(t.data) }));
       const spans = model.condSpans.map((s) => ({ column: s.column, offset: s.offset, dim: s.dim }));
+      const exclude = model.labelSpan ? [model.labelSpan.column] : [];
       model.dispose();
-      trainer = new FakeTrainer(n, initial, spans);
+      const pairs = cfg.pairCounts ? { pairs: softmaxSpanPairs(cfg.spans, exclude), noiseMultiplier: cfg.pairCounts.noiseMultiplier, rows: ROWS[id]! } : undefined;
+      trainer = new FakeTrainer(n, initial, spans, pairs);
       return trainer;
     },
     dataset: { prepare: () => ({ encoded: new Float32Array(0), rows: ROWS[id]!, publicRows: ROWS[id]!, dim: 0 }) },
     summarize: (requested) => ({ counts: requested.map((c) => ({ column: c.column, values: Array.from({ length: c.dim }, (_, i) => 50 + i) })), epsilon: 0.1, delta: 1e-6, noiseStd: 1 }),
     epsilonSpent: () => ({ epsilon: 0.1, delta: 1e-6 }),
+    // Noise at the planned multiplier (sd z·√pairs), as client-node/dp-pair-counts.ts adds it (no ledger here).
+    releasePairCounts: (exact, z) => {
+      const sd = z * Math.sqrt(exact.length);
+      return { tables: exact.map((t) => ({ ...t, values: t.values.map((v, j) => v + sd * Math.sin(7 * j + n)) })), noiseSd: sd, epsilon: 0.1, cached: false };
+    },
     log,
     exitWhenFinished: true,
     reconnectDelayMs: 200,
@@ -312,11 +339,25 @@ describe('secure aggregation over real sockets', () => {
   it('--generator-ema: the checkpoint publishes the generator and the classifier averaged over rounds, while banks keep training the plain FedAvg model', async () => {
     const stateDir = join(dir, 'state-ema');
     const beta = 0.5;
-    const coordinator = await runCoordinator({ ...settings(stateDir), generatorEma: beta }, { exitWhenFinished: false, log: memoryLogger('coordinator') });
+    // With pair counts: DP-noised tables travel in the clear beside the masked updates.
+    const received: DecodedMessage[] = [];
+    const coordinator = await runCoordinator({ ...settings(stateDir), generatorEma: beta, pairCounts: { noiseMultiplier: 2, weight: 10 } }, { exitWhenFinished: false, log: memoryLogger('coordinator'), onFrame: (_b, m) => received.push(m) });
     try {
       const banks = [1, 2, 3].map((n) => startBank(n, coordinator.url));
       await coordinator.finished;
       await Promise.all(banks.map((b) => b.agent.done));
+      // Each masked update carried the bank's noisy tables; round 1 trained without targets, round 2 with
+      // the targets merged from all three banks' tables (the diagonal association kept).
+      const withPairs = received.filter((m) => m.type === 'clientUpdate' && m.maskedTensors !== undefined && m.pairCounts !== undefined);
+      expect(withPairs).toHaveLength(6);
+      for (const b of banks) {
+        const [t1, t2] = b.trainer().pairTargets;
+        expect(t1).toBeUndefined();
+        expect(t2!.length).toBeGreaterThan(0);
+        const first = t2![0]!;
+        const diagonal = first.values.filter((_, c) => Math.floor(c / first.bDim) === c % first.bDim).reduce((x, y) => x + y, 0);
+        expect(diagonal / first.values.reduce((x, y) => x + y, 0)).toBeGreaterThan(0.9);
+      }
       const g = banks[0]!.trainer().globals; // G0 (initial), then what round 2 trained from
       const fedAvg1 = fedAvgStep(g[0]!, banks.map((b) => b.inputs.get(1)!));
       const fedAvg2 = fedAvgStep(g[1]!, banks.map((b) => b.inputs.get(2)!));

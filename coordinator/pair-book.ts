@@ -1,0 +1,66 @@
+// The banks' DP-noised pair counts as the coordinator holds them, and the generator's pair targets
+// merged from them (mergePairTargets: post-processing). A bank's tables are checked against the
+// planned pairs before they are kept: same layout, and table totals that agree with one another as
+// far as their noise allows (every table of one release counts the same rows, so a table inflated on
+// its own, by a bug or to pull the targets, shows). Held in memory: each bank re-sends its tables
+// (the same noisy counts) with every update.
+import type { PairTable } from '../protocol';
+import { mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
+
+/** How far (in noise sds of the difference) a table's total may stray from the median total of the bank's tables. */
+export const PAIR_TOTAL_TOLERANCE_SDS = 8;
+
+export class PairBook {
+  private readonly banks = new Map<string, { noiseSd: number; tables: number[][] }>();
+
+  constructor(readonly pairs: readonly SpanPair[]) {}
+
+  /** Why a bank's pair counts cannot be used, or null. */
+  problem(pc: { noiseStd: number; tables: readonly PairTable[] }): string | null {
+    const pairs = this.pairs;
+    if (pc.tables.length !== pairs.length) return `clientUpdate.pairCounts has ${pc.tables.length} tables, the consortium plans ${pairs.length} pairs`;
+    for (let i = 0; i < pairs.length; i++) {
+      const t = pc.tables[i]!;
+      const p = pairs[i]!;
+      if (t.aOffset !== p.a.offset || t.aDim !== p.a.dim || t.bOffset !== p.b.offset || t.bDim !== p.b.dim) {
+        return `clientUpdate.pairCounts[${i}] is spans ${t.aOffset}+${t.aDim} × ${t.bOffset}+${t.bDim}, the consortium plans '${p.a.column}' (${p.a.offset}+${p.a.dim}) × '${p.b.column}' (${p.b.offset}+${p.b.dim})`;
+      }
+    }
+    const totals = pc.tables.map((t) => t.values.reduce((s, v) => s + v, 0));
+    const order = totals.map((_, i) => i).sort((x, y) => totals[x]! - totals[y]!);
+    const mid = order[Math.floor(order.length / 2)]!;
+    for (let i = 0; i < totals.length; i++) {
+      // The difference of two tables' totals has noise sd noiseStd·√(cells_i + cells_mid).
+      const sd = pc.noiseStd * Math.sqrt(pc.tables[i]!.values.length + pc.tables[mid]!.values.length);
+      if (Math.abs(totals[i]! - totals[mid]!) > PAIR_TOTAL_TOLERANCE_SDS * sd) {
+        return `clientUpdate.pairCounts[${i}] counts ${totals[i]!.toFixed(0)} rows, the bank's other tables about ${totals[mid]!.toFixed(0)}: more than ${PAIR_TOTAL_TOLERANCE_SDS} noise sds (${sd.toFixed(1)}) apart, so these are not the counts of one table of rows`;
+      }
+    }
+    return null;
+  }
+
+  /** Keeps a checked release as the bank's latest; says whether it was new, replaced an earlier one, or repeated it. */
+  keep(bankId: string, pc: { noiseStd: number; tables: readonly PairTable[] }): 'received' | 'replaced' | 'same' {
+    const had = this.banks.get(bankId);
+    const tables = pc.tables.map((t) => [...t.values]);
+    if (had && had.noiseSd === pc.noiseStd && had.tables.every((t, i) => t.every((v, j) => v === tables[i]![j]))) return 'same';
+    this.banks.set(bankId, { noiseSd: pc.noiseStd, tables });
+    return had ? 'replaced' : 'received';
+  }
+
+  get size(): number {
+    return this.banks.size;
+  }
+
+  /** The banks whose tables are held, sorted. */
+  bankIds(): string[] {
+    return [...this.banks.keys()].sort();
+  }
+
+  /** The targets merged from every bank's latest tables, or undefined before any arrived. */
+  targets(): PairTable[] | undefined {
+    if (this.banks.size === 0) return undefined;
+    const merged = mergePairTargets(this.pairs, this.bankIds().map((b) => this.banks.get(b)!));
+    return merged.map((t) => ({ aOffset: t.aOffset, aDim: t.aDim, bOffset: t.bOffset, bDim: t.bDim, values: t.joint }));
+  }
+}
