@@ -379,6 +379,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     connected: () => [...sockets.keys()],
     sampling,
     secureAggregation: () => ({ enabled: secure !== undefined, ...(secagg ? { round: secagg.status() } : {}) }),
+    pairCounts: () => (pairBook ? { pairs: pairBook.pairs.length, banks: pairBook.bankIds(), targetsInOpenRound: pairTargets?.length ?? 0 } : undefined),
   };
   const http = createServer((req, res) => {
     try {
@@ -611,6 +612,8 @@ interface HttpDeps {
   connected: () => string[];
   sampling?: SamplingService;
   secureAggregation: () => Record<string, unknown>;
+  /** The pair counts, when planned: which banks' tables are held, and the targets of the open round. */
+  pairCounts: () => Record<string, unknown> | undefined;
 }
 
 /**
@@ -626,7 +629,8 @@ function serveHttp(req: IncomingMessage, res: ServerResponse, deps: HttpDeps): v
   if (path === '/healthz') {
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true }));
   } else if (path === '/status') {
-    const body = { ...deps.persistence.status(), round: deps.rounds.snapshot(), banksOnline: deps.connected(), secureAggregation: deps.secureAggregation() };
+    const pairs = deps.pairCounts();
+    const body = { ...deps.persistence.status(), round: deps.rounds.snapshot(), banksOnline: deps.connected(), secureAggregation: deps.secureAggregation(), ...(pairs ? { pairCounts: pairs } : {}) };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2));
   } else if (path === '/metrics') {
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(deps.metrics.prometheus(deps.connected().length, deps.rounds.snapshot()));

@@ -350,6 +350,11 @@ describe('secure aggregation over real sockets', () => {
       // the targets merged from all three banks' tables (the diagonal association kept).
       const withPairs = received.filter((m) => m.type === 'clientUpdate' && m.maskedTensors !== undefined && m.pairCounts !== undefined);
       expect(withPairs).toHaveLength(6);
+      // The operator's status says whose tables are held and how many targets the last round had.
+      const status = (await (await fetch(`${coordinator.url}/status`)).json()) as { pairCounts?: { pairs: number; banks: string[]; targetsInOpenRound: number } };
+      expect(status.pairCounts?.banks).toEqual(['bank-1', 'bank-2', 'bank-3']);
+      expect(status.pairCounts?.targetsInOpenRound).toBe(banks[0]!.trainer().pairTargets[1]!.length);
+      expect(status.pairCounts?.pairs).toBeGreaterThanOrEqual(status.pairCounts!.targetsInOpenRound);
       for (const b of banks) {
         const [t1, t2] = b.trainer().pairTargets;
         expect(t1).toBeUndefined();
