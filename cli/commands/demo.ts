@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { runDemo } from '../demo/run-demo';
-import { positiveInt } from './agent';
+import { positiveInt, positiveNumber } from './agent';
 
 export function register(program: Command): void {
   program
@@ -15,6 +15,8 @@ export function register(program: Command): void {
     .option('--sample-rows <n>', 'synthetic rows to sample at the end', '10000')
     .option('--architecture <name>', 'mlp or ctgan', 'mlp')
     .option('--seed <n>', 'seed for the data and the model', '42')
+    .option('--pair-counts-noise <z>', "the coordinator's --pair-counts-noise: each bank also releases its DP-noised two-way counts, the generator's pair targets (e.g. 20, with --g-steps 2; off by default)")
+    .option('--g-steps <n>', "the coordinator's --g-steps: generator updates per local step")
     .option('--timeout <seconds>', 'give up and exit non-zero if training has not finished by then', '900')
     .action(async (o: Record<string, string>) => {
       await runDemo({
@@ -27,6 +29,8 @@ export function register(program: Command): void {
         sampleRows: positiveInt(o.sampleRows!, '--sample-rows'),
         seed: positiveInt(o.seed!, '--seed'),
         architecture: o.architecture!,
+        ...(o.pairCountsNoise !== undefined ? { pairCountsNoise: positiveNumber(o.pairCountsNoise, '--pair-counts-noise') } : {}),
+        ...(o.gSteps !== undefined ? { gSteps: positiveInt(o.gSteps, '--g-steps') } : {}),
         timeoutSeconds: positiveInt(o.timeout!, '--timeout'),
       });
     });

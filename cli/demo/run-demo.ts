@@ -27,6 +27,9 @@ export interface DemoOptions {
   sampleRows: number;
   seed: number;
   architecture: string;
+  /** The coordinator's --pair-counts-noise and --g-steps (absent: its defaults, off and 1). */
+  pairCountsNoise?: number;
+  gSteps?: number;
   /** Give up (and exit non-zero) if the rounds have not finished by then. */
   timeoutSeconds: number;
 }
@@ -89,6 +92,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
         '--local-steps', String(opts.localSteps),
         '--batch-size', String(opts.batchSize),
         '--architecture', opts.architecture,
+        ...(opts.pairCountsNoise !== undefined ? ['--pair-counts-noise', String(opts.pairCountsNoise)] : []),
+        ...(opts.gSteps !== undefined ? ['--g-steps', String(opts.gSteps)] : []),
         '--exit-when-finished',
       ],
       env,
