@@ -92,7 +92,7 @@ export async function runCoordinator(
   // Banks read from it what to summarise (`summary`) and which transformer encodes their rows.
   // `labelCalibration`: the release each bank plans into its DP-SGD noise (only with a classifier C).
   const labelCalibration = s.labelCalibrationNoise && modelConfig.classifierColumn ? { noiseMultiplier: s.labelCalibrationNoise } : undefined;
-  // `pairCounts`: the release each bank makes with its first update (planned before its DP-SGD noise).
+  // `pairCounts`: the release each bank makes before its first round trains (charged before its DP-SGD noise is calibrated) and sends with its updates.
   const modelConfigJson = JSON.stringify({ model: modelConfig, spans: transformer.spans, transformer: kind, summary: summaryColumns, ...(labelCalibration ? { labelCalibration } : {}), ...(s.pairCounts ? { pairCounts: s.pairCounts } : {}) });
   const pairs = s.pairCounts ? softmaxSpanPairs(transformer.spans, modelConfig.classifierColumn ? [modelConfig.classifierColumn] : []) : [];
   const persistence = openPersistence({

@@ -354,14 +354,22 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     return targets;
   }
 
-  /** Keeps an accepted update's pair counts (the bank's latest release). */
-  function keepPairCounts(bankId: string, pc: { noiseStd: number; tables: PairTable[] }): void {
+  /**
+   * An update's pair counts: refused with the update (false) when the consortium planned none or they
+   * do not fit the plan; else kept as the bank's latest release. Kept before the update is accepted
+   * (the update that completes a round can start the next one inside that call) and even if the update
+   * is then refused: they are a DP release of an authenticated bank, whatever became of its update.
+   */
+  function takePairCounts(socket: Socket, bankId: string, pc: { noiseStd: number; tables: PairTable[] }): boolean {
+    const problem = pairBook ? pairBook.problem(pc) : 'this consortium plans no pair counts (clientUpdate.pairCounts)';
+    if (problem) {
+      reject(socket, { code: 'INVALID_FIELD', message: problem }, bankId);
+      return false;
+    }
     const kept = pairBook!.keep(bankId, pc);
     if (kept !== 'same') log.info(kept === 'replaced' ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: pc.tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook!.size });
+    return true;
   }
-
-  /** Why a bank's pair counts cannot be used, or null. */
-  const pairCountsProblem = (pc: { noiseStd: number; tables: PairTable[] }): string | null => (pairBook ? pairBook.problem(pc) : 'this consortium plans no pair counts (clientUpdate.pairCounts)');
 
   const reject = (socket: Socket, rej: WireRejection, bankId?: string): void => {
     metrics.reject(rej.code);
@@ -451,11 +459,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           // Only masked inputs: a plaintext update was already refused by the codec, unparsed.
           if (msg.tensors.length) return reject(socket, { code: 'SECURE_AGGREGATION_REQUIRED', message: 'this coordinator runs secure aggregation: send maskedTensors' }, bankId);
           if (!msg.maskedTensors?.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a masked update (clientUpdate.maskedTensors)' }, bankId);
-          const pairProblem = msg.pairCounts ? pairCountsProblem(msg.pairCounts) : null;
-          if (pairProblem) return reject(socket, { code: 'INVALID_FIELD', message: pairProblem }, bankId);
-          // Kept even if the update is refused below (a DP release from an authenticated bank), and
-          // before it is accepted: the update that completes a round can start the next one inside the call.
-          if (msg.pairCounts) keepPairCounts(bankId, msg.pairCounts);
+          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts)) return;
           const early = rounds.checkUpdate(bankId, msg.roundId, msg.modelVersion, msg.sampleCount);
           if (early) return reject(socket, early, bankId);
           if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
@@ -492,11 +496,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         }
         if (msg.type === 'clientUpdate') {
           if (!msg.tensors.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a plain update (clientUpdate.tensors)' }, bankId);
-          const pairProblem = msg.pairCounts ? pairCountsProblem(msg.pairCounts) : null;
-          if (pairProblem) return reject(socket, { code: 'INVALID_FIELD', message: pairProblem }, bankId);
-          // Kept even if the update is refused below (a DP release from an authenticated bank), and
-          // before it is accepted: the update that completes a round can start the next one inside the call.
-          if (msg.pairCounts) keepPairCounts(bankId, msg.pairCounts);
+          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts)) return;
           // Stamped before acceptUpdate: the update that completes a round aggregates inside that call.
           const previousUpdateAt = lastUpdateAt;
           lastUpdateAt = Date.now();
