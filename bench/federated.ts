@@ -179,7 +179,7 @@ export interface FederatedOptions {
   pairWeight?: number;
   /**
    * With pairNoise: the first round whose training uses the targets. Default 2, as the agent and the
-   * coordinator run it (each bank releases its counts with its first update; the targets go out with
+   * coordinator run it (each bank sends its counts with its first update; the targets go out with
    * the next round); 1 = as if released before round 1 (the ninth session's runs).
    */
   pairsFromRound?: number;

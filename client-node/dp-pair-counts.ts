@@ -6,26 +6,19 @@
 //
 // Why: DP-SGD on the discriminator carries little of the columns' joint at ε ≈ 1 (BENCHMARKS.md,
 // ninth session); these counts give the generator the joint directly, for a small share of the
-// budget. Released once, with the bank's first update; the coordinator merges the banks' tables
-// (mergePairTargets, post-processing) and sends the targets with the next rounds.
+// budget. Released once, before the bank's first round trains, and sent with each of its updates;
+// the coordinator merges the banks' tables (mergePairTargets, post-processing) and sends the targets
+// with the next rounds.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { pairNoiseSd } from '../shared/transformer/pair-counts';
 import type { Budget, PrivacyLedger } from './ledger';
-
-/** One pair's table, as the wire carries it. */
-export interface PairTableCounts {
-  aOffset: number;
-  aDim: number;
-  bOffset: number;
-  bDim: number;
-  values: number[];
-}
+import type { PairTable } from '../protocol';
 
 export interface ReleasedPairCounts {
-  tables: PairTableCounts[];
+  tables: PairTable[];
   /** Noise sd on every cell (z·√pairs). */
   noiseSd: number;
   /** ε of this release on its own, at the budget's δ. */
@@ -45,7 +38,7 @@ export function pairCountsRdp(noiseMultiplier: number, pairs: number, orders: re
  * the noisy tables and a hash of what they were drawn for; it stays in the state directory.
  */
 export function releasePairCounts(
-  exact: readonly PairTableCounts[],
+  exact: readonly PairTable[],
   o: { noiseMultiplier: number; ledger: PrivacyLedger; budget: Budget; cachePath?: string },
 ): ReleasedPairCounts & { cached: boolean } {
   if (exact.length === 0) throw new Error('pair counts: no pair to release');
@@ -76,13 +69,13 @@ export function releasePairCounts(
   return { tables, noiseSd, epsilon, cached: false };
 }
 
-function releaseKey(salt: string, tables: readonly PairTableCounts[], noiseMultiplier: number): string {
+function releaseKey(salt: string, tables: readonly PairTable[], noiseMultiplier: number): string {
   const h = createHash('sha256').update(`pair-counts v1 ${salt} z=${noiseMultiplier}\n`);
   for (const t of tables) h.update(`${t.aOffset}:${t.aDim}:${t.bOffset}:${t.bDim}=${t.values.join(',')}\n`);
   return h.digest('hex');
 }
 
-function readCache(path: string, keyFor: (salt: string) => string): PairTableCounts[] | undefined {
+function readCache(path: string, keyFor: (salt: string) => string): PairTable[] | undefined {
   if (!existsSync(path)) return undefined;
   let c: { salt?: unknown; key?: unknown; tables?: unknown };
   try {
@@ -92,12 +85,12 @@ function readCache(path: string, keyFor: (salt: string) => string): PairTableCou
   }
   if (typeof c.salt !== 'string' || typeof c.key !== 'string') throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
   if (c.key !== keyFor(c.salt)) return undefined;
-  const ok = Array.isArray(c.tables) && c.tables.every((t: Partial<PairTableCounts>) => t && Array.isArray(t.values) && t.values.every((v) => Number.isFinite(v)));
+  const ok = Array.isArray(c.tables) && c.tables.every((t: Partial<PairTable>) => t && Array.isArray(t.values) && t.values.every((v) => Number.isFinite(v)));
   if (!ok) throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
-  return c.tables as PairTableCounts[];
+  return c.tables as PairTable[];
 }
 
-function writeCache(path: string, c: { salt: string; key: string; tables: PairTableCounts[] }): void {
+function writeCache(path: string, c: { salt: string; key: string; tables: PairTable[] }): void {
   const tmp = `${path}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(c) + '\n', { mode: 0o600 });
   renameSync(tmp, path);
