@@ -2,18 +2,28 @@
 // merged from them (mergePairTargets: post-processing). A bank's tables are checked against the
 // planned pairs before they are kept: same layout, and table totals that agree with one another as
 // far as their noise allows (every table of one release counts the same rows, so a table inflated on
-// its own, by a bug or to pull the targets, shows). Held in memory: each bank re-sends its tables
-// (the same noisy counts) with every update.
+// its own, by a bug or to pull the targets, shows). The server saves the book whenever a bank's release
+// changes and restores it at start, so the first round after a restart has its targets.
 import type { PairTable } from '../protocol';
+import type { PairRelease } from './persistence';
 import { mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
 
 /** How far (in noise sds of the difference) a table's total may stray from the median total of the bank's tables. */
 export const PAIR_TOTAL_TOLERANCE_SDS = 8;
 
 export class PairBook {
-  private readonly banks = new Map<string, { noiseSd: number; tables: number[][] }>();
+  private readonly banks = new Map<string, PairRelease>();
+  /** Banks whose restored tables did not fit the planned pairs (another schema or plan): not kept. */
+  readonly dropped: string[] = [];
 
-  constructor(readonly pairs: readonly SpanPair[]) {}
+  constructor(readonly pairs: readonly SpanPair[], restored: Record<string, PairRelease> = {}) {
+    for (const [bank, r] of Object.entries(restored)) {
+      const fits = Number.isFinite(r?.noiseSd) && r.noiseSd > 0 && Array.isArray(r.tables) && r.tables.length === pairs.length &&
+        r.tables.every((t, i) => Array.isArray(t) && t.length === pairs[i]!.a.dim * pairs[i]!.b.dim && t.every((v) => Number.isFinite(v)));
+      if (fits) this.banks.set(bank, { noiseSd: r.noiseSd, tables: r.tables.map((t) => [...t]) });
+      else this.dropped.push(bank);
+    }
+  }
 
   /** Why a bank's pair counts cannot be used, or null. */
   problem(pc: { noiseStd: number; tables: readonly PairTable[] }): string | null {
@@ -50,6 +60,11 @@ export class PairBook {
 
   get size(): number {
     return this.banks.size;
+  }
+
+  /** Every bank's release, for saving. */
+  entries(): Record<string, PairRelease> {
+    return Object.fromEntries(this.bankIds().map((b) => [b, this.banks.get(b)!]));
   }
 
   /** The banks whose tables are held, sorted. */

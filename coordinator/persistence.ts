@@ -6,6 +6,12 @@ import type { ColumnCounts } from '../protocol';
 import type { SamplableModel } from '../shared/sampling/sampler';
 import type { LabelCalibration } from '../shared/model/label-calibration';
 
+/** One bank's pair counts as the coordinator holds them: the noise sd per cell and the tables' values in the planned pairs' order. */
+export interface PairRelease {
+  noiseSd: number;
+  tables: number[][];
+}
+
 export interface RestoredState {
   weights: Tensors;
   modelVersion: number;
@@ -33,6 +39,10 @@ export interface Persistence {
   recordSummarySpend(bankId: string, epsilon: number, delta: number): void;
   /** The merged DP summaries, fixed at the first round, and the transformer fitted from them. */
   saveCategoryWeights(weights: ColumnCounts[], transformer?: unknown, decided?: { labelCalibrationSkipped?: string }): void;
+  /** Every bank's latest DP-noised pair counts (coordinator/pair-book.ts), replaced whole when one changes. */
+  savePairCounts(byBank: Record<string, PairRelease>): void;
+  /** The pair counts saved before a restart (empty when none). */
+  pairCounts(): Record<string, PairRelease>;
   /** A bank's label-calibration release after the last round (its ε is part of what it spent). */
   recordCalibrationSpend(bankId: string, roundId: number, epsilon: number, delta: number): void;
   /** The latest committed checkpoint as the sampler reads it (and the round that produced it), or null before any. */

@@ -87,9 +87,8 @@ export interface CoordinatorOptions {
    * The pairs of the transformer's softmax spans whose two-way counts the banks release (planned in
    * the model configuration). Each bank's DP-noised tables come with its updates; at every round start
    * the coordinator merges the latest tables of every bank that sent them (mergePairTargets,
-   * post-processing) and sends the result as the generator's pair targets. Held in memory only: the
-   * banks re-send their tables (the same noisy counts) with every update. Absent: none planned, and a
-   * bank's pair counts are refused.
+   * post-processing) and sends the result as the generator's pair targets. Saved whenever a bank's
+   * release changes, restored at start. Absent: none planned, and a bank's pair counts are refused.
    */
   pairCounts?: { pairs: SpanPair[] };
   /** Observes every frame decoded from a bank (tests record what the coordinator received). */
@@ -167,7 +166,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     s.emit('frame', bytes);
   };
   // Each bank's latest DP-noised pair counts, and the targets merged from them for the open round.
-  const pairBook = opts.pairCounts ? new PairBook(opts.pairCounts.pairs) : undefined;
+  const pairBook = opts.pairCounts ? new PairBook(opts.pairCounts.pairs, opts.persistence.pairCounts()) : undefined;
+  if (pairBook && (pairBook.size > 0 || pairBook.dropped.length > 0)) log.info('pair_counts_restored', { banks: pairBook.bankIds(), dropped: pairBook.dropped });
   let pairTargets: PairTable[] | undefined;
   // The open round's secure aggregation (when on); replaced at every round start.
   let secagg: SecAggRound | null = null;
@@ -367,7 +367,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       return false;
     }
     const kept = pairBook!.keep(bankId, pc);
-    if (kept !== 'same') log.info(kept === 'replaced' ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: pc.tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook!.size });
+    if (kept !== 'same') {
+      opts.persistence.savePairCounts(pairBook!.entries());
+      log.info(kept === 'replaced' ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: pc.tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook!.size });
+    }
     return true;
   }
 

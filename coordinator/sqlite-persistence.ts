@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { ColumnCounts } from '../protocol';
 import type { Logger } from '../shared/log/logger';
-import type { Persistence, RestoredState } from './persistence';
+import type { PairRelease, Persistence, RestoredState } from './persistence';
 import type { CommittedRound } from './rounds';
 import type { ClientFailure, Tensors } from './strategy/types';
 import { encodeCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic, type Checkpoint } from './store/checkpoint';
@@ -103,6 +103,12 @@ export function openPersistence(opts: PersistenceOptions): Persistence & { store
       });
       categoryWeights = weights;
       if (fitted !== undefined) transformer = fitted;
+    },
+    savePairCounts(byBank): void {
+      store.setSetting('pairCounts', byBank);
+    },
+    pairCounts() {
+      return store.getSetting<Record<string, PairRelease>>('pairCounts') ?? {};
     },
     recordCalibrationSpend(bankId, roundId, epsilon, delta): void {
       // Under the last round's id: the model cards of that round's version and later show it.

@@ -4,6 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { PairBook } from '../../coordinator/pair-book';
 import { mergePairTargets, softmaxSpanPairs } from '../../shared/transformer/pair-counts';
 import { secureGaussian } from '../../shared/privacy/secure-noise';
+import { openPersistence } from '../../coordinator/sqlite-persistence';
+import { memoryLogger } from '../../shared/log/logger';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const spans = [
   { column: 'amount', kind: 'tanh' as const, dim: 1, offset: 0 },
@@ -55,5 +60,30 @@ describe("the coordinator's pair book", () => {
     const a2 = { noiseStd: 3, tables: noisy(3) };
     expect(book.keep('bank-a', a2)).toBe('replaced');
     expect(book.size).toBe(2);
+  });
+
+  it('is saved and restored across a restart (SQLite state), dropping releases that no longer fit the plan', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedsynth-pairbook-'));
+    try {
+      const open = () => openPersistence({ stateDir: dir, modelConfig: {}, transformer: {}, schemaHash: 'sha256:test', log: memoryLogger('store') });
+      const book = new PairBook(pairs);
+      book.keep('bank-a', { noiseStd: 3, tables: noisy(3) });
+      book.keep('bank-b', { noiseStd: 4, tables: noisy(4) });
+      const first = open();
+      expect(first.pairCounts()).toEqual({});
+      first.savePairCounts(book.entries());
+      first.close();
+      const again = open();
+      const restored = new PairBook(pairs, again.pairCounts());
+      expect(restored.bankIds()).toEqual(['bank-a', 'bank-b']);
+      expect(restored.targets()).toEqual(book.targets());
+      // A plan with other pairs (another schema or transformer): the saved releases are not used.
+      const other = new PairBook(pairs.slice(1), again.pairCounts());
+      expect(other.size).toBe(0);
+      expect(other.dropped).toEqual(['bank-a', 'bank-b']);
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
