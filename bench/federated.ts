@@ -273,7 +273,8 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
         const noise = secureGaussian(table.length, noiseSd);
         return table.map((v, j) => v + noise[j]!);
       });
-      return { noiseSd, tables: noisy };
+      // Weighted by the FedAvg weight its updates carry, as the coordinator's pair book does.
+      return { noiseSd, tables: noisy, weight: d.publicRows };
     });
     const kept = mergePairTargets(pairs, released);
     pairTargets = kept.map((x) => ({ a: x.aOffset, b: x.bOffset, joint: x.joint }));

@@ -20,7 +20,7 @@ export class PairBook {
     for (const [bank, r] of Object.entries(restored)) {
       const fits = Number.isFinite(r?.noiseSd) && r.noiseSd > 0 && Array.isArray(r.tables) && r.tables.length === pairs.length &&
         r.tables.every((t, i) => Array.isArray(t) && t.length === pairs[i]!.a.dim * pairs[i]!.b.dim && t.every((v) => Number.isFinite(v)));
-      if (fits) this.banks.set(bank, { noiseSd: r.noiseSd, tables: r.tables.map((t) => [...t]) });
+      if (fits) this.banks.set(bank, { noiseSd: r.noiseSd, tables: r.tables.map((t) => [...t]), ...(Number.isFinite(r.weight) && r.weight! > 0 ? { weight: r.weight! } : {}) });
       else this.dropped.push(bank);
     }
   }
@@ -49,12 +49,17 @@ export class PairBook {
     return null;
   }
 
-  /** Keeps a checked release as the bank's latest; says whether it was new, replaced an earlier one, or repeated it. */
-  keep(bankId: string, pc: { noiseStd: number; tables: readonly PairTable[] }): 'received' | 'replaced' | 'same' {
+  /**
+   * Keeps a checked release as the bank's latest, with `weight`, the FedAvg weight (sample count) of
+   * the update that brought it: the bank's tables are scaled to it in the merge, so a bank pulls the
+   * targets as much as it pulls the model. Says whether it was new, replaced an earlier one, or repeated it.
+   */
+  keep(bankId: string, pc: { noiseStd: number; tables: readonly PairTable[] }, weight?: number): 'received' | 'replaced' | 'same' {
     const had = this.banks.get(bankId);
     const tables = pc.tables.map((t) => [...t.values]);
-    if (had && had.noiseSd === pc.noiseStd && had.tables.every((t, i) => t.every((v, j) => v === tables[i]![j]))) return 'same';
-    this.banks.set(bankId, { noiseSd: pc.noiseStd, tables });
+    const w = weight !== undefined && Number.isFinite(weight) && weight > 0 ? weight : undefined;
+    if (had && had.noiseSd === pc.noiseStd && had.weight === w && had.tables.every((t, i) => t.every((v, j) => v === tables[i]![j]))) return 'same';
+    this.banks.set(bankId, { noiseSd: pc.noiseStd, tables, ...(w !== undefined ? { weight: w } : {}) });
     return had ? 'replaced' : 'received';
   }
 
@@ -72,7 +77,7 @@ export class PairBook {
     return [...this.banks.keys()].sort();
   }
 
-  /** The targets merged from every bank's latest tables, or undefined before any arrived. */
+  /** The targets merged from every bank's latest tables, each scaled to its FedAvg weight, or undefined before any arrived. */
   targets(): PairTable[] | undefined {
     if (this.banks.size === 0) return undefined;
     const merged = mergePairTargets(this.pairs, this.bankIds().map((b) => this.banks.get(b)!));

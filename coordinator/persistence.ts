@@ -10,6 +10,8 @@ import type { LabelCalibration } from '../shared/model/label-calibration';
 export interface PairRelease {
   noiseSd: number;
   tables: number[][];
+  /** The bank's FedAvg weight (sample count) of the update that brought them: its weight in the targets. */
+  weight?: number;
 }
 
 export interface RestoredState {

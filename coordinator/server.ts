@@ -356,17 +356,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
 
   /**
    * An update's pair counts: refused with the update (false) when the consortium planned none or they
-   * do not fit the plan; else kept as the bank's latest release. Kept before the update is accepted
+   * do not fit the plan; else kept as the bank's latest release, weighted by the update's sample count. Kept before the update is accepted
    * (the update that completes a round can start the next one inside that call) and even if the update
    * is then refused: they are a DP release of an authenticated bank, whatever became of its update.
    */
-  function takePairCounts(socket: Socket, bankId: string, pc: { noiseStd: number; tables: PairTable[] }): boolean {
+  function takePairCounts(socket: Socket, bankId: string, pc: { noiseStd: number; tables: PairTable[] }, weight: number): boolean {
     const problem = pairBook ? pairBook.problem(pc) : 'this consortium plans no pair counts (clientUpdate.pairCounts)';
     if (problem) {
       reject(socket, { code: 'INVALID_FIELD', message: problem }, bankId);
       return false;
     }
-    const kept = pairBook!.keep(bankId, pc);
+    const kept = pairBook!.keep(bankId, pc, weight);
     if (kept !== 'same') {
       opts.persistence.savePairCounts(pairBook!.entries());
       log.info(kept === 'replaced' ? 'pair_counts_replaced' : 'pair_counts_received', { bank: bankId, tables: pc.tables.length, noiseSd: Number(pc.noiseStd.toFixed(2)), banks: pairBook!.size });
@@ -462,7 +462,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
           // Only masked inputs: a plaintext update was already refused by the codec, unparsed.
           if (msg.tensors.length) return reject(socket, { code: 'SECURE_AGGREGATION_REQUIRED', message: 'this coordinator runs secure aggregation: send maskedTensors' }, bankId);
           if (!msg.maskedTensors?.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a masked update (clientUpdate.maskedTensors)' }, bankId);
-          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts)) return;
+          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts, msg.sampleCount)) return;
           const early = rounds.checkUpdate(bankId, msg.roundId, msg.modelVersion, msg.sampleCount);
           if (early) return reject(socket, early, bankId);
           if (!secagg) return reject(socket, { code: 'STALE_ROUND', message: 'no secure-aggregation round is open' }, bankId);
@@ -499,7 +499,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
         }
         if (msg.type === 'clientUpdate') {
           if (!msg.tensors.length) return reject(socket, { code: 'MISSING_FIELD', message: 'this round expects a plain update (clientUpdate.tensors)' }, bankId);
-          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts)) return;
+          if (msg.pairCounts && !takePairCounts(socket, bankId, msg.pairCounts, msg.sampleCount)) return;
           // Stamped before acceptUpdate: the update that completes a round aggregates inside that call.
           const previousUpdateAt = lastUpdateAt;
           lastUpdateAt = Date.now();

@@ -102,21 +102,36 @@ export interface MergedPairTarget {
  * The consortium's pair targets from the banks' noisy tables (each bank's list in `pairs` order,
  * with its per-cell noise sd): per pair the sum over banks, shrunk towards the independent table of
  * its margins (shrinkPairTable, with the summed noise variance); pairs the noise explains entirely
- * (λ = 0) are left out. Post-processing of DP releases: no privacy cost. Pure.
+ * (λ = 0) are left out. With a bank's `weight` (its FedAvg weight, e.g. its released row count), its
+ * tables are first scaled so that their median total is that weight, and its noise sd with them: a
+ * bank then pulls the targets as much as it pulls the model, however large the counts it sends. A
+ * bank whose median total is not positive (all noise) is left out then. Post-processing of DP
+ * releases: no privacy cost. Pure.
  */
-export function mergePairTargets(pairs: readonly SpanPair[], banks: readonly { noiseSd: number; tables: readonly (readonly number[])[] }[]): MergedPairTarget[] {
+export function mergePairTargets(pairs: readonly SpanPair[], banks: readonly { noiseSd: number; tables: readonly (readonly number[])[]; weight?: number }[]): MergedPairTarget[] {
   if (banks.length === 0) return [];
   const merged = pairs.map((p) => new Array<number>(p.a.dim * p.b.dim).fill(0));
   let noiseVar = 0;
+  let used = 0;
   banks.forEach((bank, b) => {
     if (!(Number.isFinite(bank.noiseSd) && bank.noiseSd > 0)) throw new RangeError(`mergePairTargets: bank ${b}'s noise sd must be a finite number > 0, got ${bank.noiseSd}`);
     if (bank.tables.length !== pairs.length) throw new Error(`mergePairTargets: bank ${b} sent ${bank.tables.length} tables, expected ${pairs.length}`);
-    noiseVar += bank.noiseSd ** 2;
     bank.tables.forEach((t, i) => {
       if (t.length !== merged[i]!.length) throw new Error(`mergePairTargets: bank ${b}'s table ${i} has ${t.length} cells, expected ${merged[i]!.length}`);
-      t.forEach((v, j) => (merged[i]![j]! += v));
     });
+    let scale = 1;
+    if (bank.weight !== undefined) {
+      if (!(Number.isFinite(bank.weight) && bank.weight > 0)) throw new RangeError(`mergePairTargets: bank ${b}'s weight must be a finite number > 0, got ${bank.weight}`);
+      const totals = bank.tables.map((t) => t.reduce((x, y) => x + y, 0)).sort((x, y) => x - y);
+      const median = totals[Math.floor(totals.length / 2)]!;
+      if (!(median > 0)) return;
+      scale = bank.weight / median;
+    }
+    used++;
+    noiseVar += (bank.noiseSd * scale) ** 2;
+    bank.tables.forEach((t, i) => t.forEach((v, j) => (merged[i]![j]! += v * scale)));
   });
+  if (used === 0) return [];
   return pairs
     .map((p, i) => ({ p, ...shrinkPairTable(merged[i]!, p.a.dim, p.b.dim, noiseVar) }))
     .filter((x) => x.lambda > 0 && x.table.some((v) => v > 0))

@@ -80,6 +80,30 @@ describe('two-way counts of encoded rows', () => {
     expect(() => mergePairTargets(pairs, [{ noiseSd: 0, tables: [strong, indep] }])).toThrow(/noise sd must be a finite number > 0/);
   });
 
+  it("weighs a bank by its FedAvg weight when given: counts inflated a hundredfold pull the targets no more", () => {
+    const pairs = softmaxSpanPairs(spans, ['is_fraud']); // amount × channel
+    const honest = { noiseSd: 3, tables: [[40, 0, 10, 0, 40, 10]], weight: 100 }; // 100 rows, mode 0 ↔ online
+    const other = { noiseSd: 3, tables: [[10, 40, 0, 10, 0, 40]], weight: 100 }; // 100 rows, the opposite association
+    const fair = mergePairTargets(pairs, [honest, other]);
+    // The second bank sends its counts a hundredfold (its noise sd as before) but reports the same weight.
+    const inflated = mergePairTargets(pairs, [honest, { ...other, tables: [other.tables[0]!.map((v) => 100 * v)] }]);
+    // (Its noise, scaled down with its tables, shrinks the merge a little less: within 10%.)
+    inflated[0]!.joint.forEach((v, k) => expect(Math.abs(v - fair[0]!.joint[k]!)).toBeLessThanOrEqual(0.1 * Math.max(1, fair[0]!.joint[k]!)));
+    // With its noise sd inflated alike, exactly the fair merge.
+    const alike = mergePairTargets(pairs, [honest, { ...other, noiseSd: 300, tables: [other.tables[0]!.map((v) => 100 * v)] }]);
+    alike[0]!.joint.forEach((v, k) => expect(v).toBeCloseTo(fair[0]!.joint[k]!, 6));
+    // Without weights the inflated bank would dominate the sum.
+    const unweighted = mergePairTargets(pairs, [{ ...honest, weight: undefined }, { ...other, weight: undefined, tables: [other.tables[0]!.map((v) => 100 * v)] }]);
+    const ratio = (j: number[]) => j[1]! / j[0]!; // the inflated bank's cell against the honest one's
+    expect(ratio(unweighted[0]!.joint)).toBeGreaterThan(3 * ratio(fair[0]!.joint));
+    // A weight scales the bank's tables to it: twice the weight, twice the share.
+    const heavier = mergePairTargets(pairs, [honest, { ...other, weight: 200 }]);
+    expect(heavier[0]!.joint[1]!).toBeGreaterThan(fair[0]!.joint[1]!);
+    // A bank whose tables are all noise (median total ≤ 0) is left out when weighted.
+    expect(mergePairTargets(pairs, [{ noiseSd: 3, tables: [[-1, -2, 0, 1, -1, 0]], weight: 50 }])).toEqual([]);
+    expect(() => mergePairTargets(pairs, [{ ...honest, weight: 0 }])).toThrow(/weight must be a finite number > 0/);
+  });
+
   it('calibrates the noise sd to the number of pairs (sensitivity √pairs)', () => {
     expect(pairNoiseSd(20, 9)).toBe(60);
     expect(pairNoiseSd(2, 1)).toBe(2);
