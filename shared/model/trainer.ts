@@ -630,8 +630,15 @@ export class Trainer {
           // Importance weights turn this batch (cond ∝ log-frequency) into one with cond ∝ frequency,
           // whose every column should follow the noisy marginals: weighted mean of softmax(raw).
           const w = tf.tensor2d(marginal.weights, [batchSize, 1]);
+          // Each span's softmax once per step: the one-way and the pair terms share the spans they name.
+          const softmaxes = new Map<number, tf.Tensor2D>();
+          const softmaxAt = (offset: number, dim: number): tf.Tensor2D => {
+            let sm = softmaxes.get(offset);
+            if (!sm) softmaxes.set(offset, (sm = tf.softmax(tf.slice(g.raw, [0, offset], [-1, dim])) as tf.Tensor2D));
+            return sm;
+          };
           const kl = (offset: number, dim: number, p: tf.Tensor1D, groups?: tf.Tensor2D): tf.Scalar => {
-            const slots = tf.softmax(tf.slice(g.raw, [0, offset], [-1, dim]));
+            const slots = softmaxAt(offset, dim);
             const probs = groups ? tf.matMul(slots, groups) : slots;
             const mean = tf.sum(tf.mul(probs, w), 0);
             return tf.sum(tf.mul(p, tf.sub(tf.log(p), tf.log(tf.add(mean, 1e-8)))));
@@ -644,7 +651,7 @@ export class Trainer {
             // softmaxes side by side (explicit transpose: wasm's transposed matMul is slow). Each
             // pair's block of J sums to 1, as its target's does; the mean of KL(target ‖ block)
             // over pairs is (Σ t·log t − Σ t·log J) / pairs, t zero outside the pairs' blocks.
-            const parts = this.pairs.spans.map((sp) => tf.softmax(tf.slice(g.raw, [0, sp.offset], [-1, sp.dim])));
+            const parts = this.pairs.spans.map((sp) => softmaxAt(sp.offset, sp.dim));
             const probs = (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor2D;
             loss = tf.add(loss, tf.mul(meanPairKl(probs, w, this.pairs), cfg.marginalWeight * this.pairWeight));
           }
