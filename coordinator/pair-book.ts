@@ -6,7 +6,7 @@
 // changes and restores it at start, so the first round after a restart has its targets.
 import type { PairTable } from '../protocol';
 import type { PairRelease } from './persistence';
-import { mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
+import { medianTableTotal, mergePairTargets, type SpanPair } from '../shared/transformer/pair-counts';
 
 /** How far (in noise sds of the difference) a table's total may stray from the median total of the bank's tables. */
 export const PAIR_TOTAL_TOLERANCE_SDS = 8;
@@ -36,14 +36,14 @@ export class PairBook {
         return `clientUpdate.pairCounts[${i}] is spans ${t.aOffset}+${t.aDim} × ${t.bOffset}+${t.bDim}, the consortium plans '${p.a.column}' (${p.a.offset}+${p.a.dim}) × '${p.b.column}' (${p.b.offset}+${p.b.dim})`;
       }
     }
-    const totals = pc.tables.map((t) => t.values.reduce((s, v) => s + v, 0));
-    const order = totals.map((_, i) => i).sort((x, y) => totals[x]! - totals[y]!);
-    const mid = order[Math.floor(order.length / 2)]!;
-    for (let i = 0; i < totals.length; i++) {
+    const values = pc.tables.map((t) => t.values);
+    const { index: mid, total: median, totals } = medianTableTotal(values);
+    for (let i = 0; i < values.length; i++) {
+      const total = totals[i]!;
       // The difference of two tables' totals has noise sd noiseStd·√(cells_i + cells_mid).
-      const sd = pc.noiseStd * Math.sqrt(pc.tables[i]!.values.length + pc.tables[mid]!.values.length);
-      if (Math.abs(totals[i]! - totals[mid]!) > PAIR_TOTAL_TOLERANCE_SDS * sd) {
-        return `clientUpdate.pairCounts[${i}] counts ${totals[i]!.toFixed(0)} rows, the bank's other tables about ${totals[mid]!.toFixed(0)}: more than ${PAIR_TOTAL_TOLERANCE_SDS} noise sds (${sd.toFixed(1)}) apart, so these are not the counts of one table of rows`;
+      const sd = pc.noiseStd * Math.sqrt(values[i]!.length + values[mid]!.length);
+      if (Math.abs(total - median) > PAIR_TOTAL_TOLERANCE_SDS * sd) {
+        return `clientUpdate.pairCounts[${i}] counts ${total.toFixed(0)} rows, the bank's other tables about ${median.toFixed(0)}: more than ${PAIR_TOTAL_TOLERANCE_SDS} noise sds (${sd.toFixed(1)}) apart, so these are not the counts of one table of rows`;
       }
     }
     return null;

@@ -88,6 +88,19 @@ export function pairNoiseSd(noiseMultiplier: number, pairs: number): number {
   return noiseMultiplier * Math.sqrt(pairs);
 }
 
+/**
+ * A release's table totals, their median and which table holds it (the upper median for an even
+ * count). Every table of one release counts the same rows, so the median is the release's row count
+ * as its tables say, robust to one table that strays.
+ */
+export function medianTableTotal(tables: readonly (readonly number[])[]): { index: number; total: number; totals: number[] } {
+  if (tables.length === 0) throw new Error('medianTableTotal: no table');
+  const totals = tables.map((t) => t.reduce((x, y) => x + y, 0));
+  const order = totals.map((_, i) => i).sort((x, y) => totals[x]! - totals[y]!);
+  const index = order[Math.floor(order.length / 2)]!;
+  return { index, total: totals[index]!, totals };
+}
+
 /** One pair's merged target: the spans by offset and width, the shrunk joint, and how much of its association the noise left (λ). */
 export interface MergedPairTarget {
   aOffset: number;
@@ -122,8 +135,7 @@ export function mergePairTargets(pairs: readonly SpanPair[], banks: readonly { n
     let scale = 1;
     if (bank.weight !== undefined) {
       if (!(Number.isFinite(bank.weight) && bank.weight > 0)) throw new RangeError(`mergePairTargets: bank ${b}'s weight must be a finite number > 0, got ${bank.weight}`);
-      const totals = bank.tables.map((t) => t.reduce((x, y) => x + y, 0)).sort((x, y) => x - y);
-      const median = totals[Math.floor(totals.length / 2)]!;
+      const median = medianTableTotal(bank.tables).total;
       if (!(median > 0)) return;
       scale = bank.weight / median;
     }
