@@ -9,7 +9,7 @@
 // budget. Released once, before the bank's first round trains, and sent with each of its updates;
 // the coordinator merges the banks' tables (mergePairTargets, post-processing) and sends the targets
 // with the next rounds.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readReleaseCache, writeReleaseCache } from './release-cache';
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
@@ -64,7 +64,7 @@ export function releasePairCounts(
   if (o.cachePath) {
     // Salted, so the file says nothing about the exact counts beyond the noisy ones it holds.
     const salt = randomBytes(16).toString('hex');
-    writeCache(o.cachePath, { salt, key: releaseKey(salt, exact, o.noiseMultiplier), tables });
+    writeReleaseCache(o.cachePath, { salt, key: releaseKey(salt, exact, o.noiseMultiplier), tables });
   }
   return { tables, noiseSd, epsilon, cached: false };
 }
@@ -76,22 +76,11 @@ function releaseKey(salt: string, tables: readonly PairTable[], noiseMultiplier:
 }
 
 function readCache(path: string, keyFor: (salt: string) => string): PairTable[] | undefined {
-  if (!existsSync(path)) return undefined;
-  let c: { salt?: unknown; key?: unknown; tables?: unknown };
-  try {
-    c = JSON.parse(readFileSync(path, 'utf8')) as typeof c;
-  } catch (err) {
-    throw new Error(`${path}: the cached pair-count release is not valid JSON (${(err as Error).message}); restore it from backup, or delete it to release (and charge) the counts again`);
-  }
+  const c = readReleaseCache(path, 'pair-count release', 'the counts') as { salt?: unknown; key?: unknown; tables?: unknown } | undefined;
+  if (c === undefined) return undefined;
   if (typeof c.salt !== 'string' || typeof c.key !== 'string') throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
   if (c.key !== keyFor(c.salt)) return undefined;
   const ok = Array.isArray(c.tables) && c.tables.every((t: Partial<PairTable>) => t && Array.isArray(t.values) && t.values.every((v) => Number.isFinite(v)));
   if (!ok) throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
   return c.tables as PairTable[];
-}
-
-function writeCache(path: string, c: { salt: string; key: string; tables: PairTable[] }): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(c) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
 }

@@ -16,7 +16,7 @@
 // rest of an ε = 1 budget it moved DP-SGD's σ on the 24k simulated data's banks from 8.50 to 8.63
 // (bench/privacy-utility.ts --only simulated, one run; q moves with the released count too). At
 // 10,000 rows the noise moves q by about 1%.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readReleaseCache, writeReleaseCache } from './release-cache';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { defaultDelta, type Budget, type PrivacyLedger } from './ledger';
@@ -67,7 +67,7 @@ export function releaseRowCount(
   const rows = noisyRowCount(n, noiseSd);
   const budget = budgetFor(rows);
   o.ledger.charge({ kind: 'counts', params: { sigma: noiseSd, sensitivity: 1 }, note: `row count, noise sd ${noiseSd}` }, budget);
-  if (o.cachePath) writeCache(o.cachePath, { exactRows: n, noiseSd, released: rows });
+  if (o.cachePath) writeReleaseCache(o.cachePath, { exactRows: n, noiseSd, released: rows } satisfies RowCountCache);
   return { released: { rows, noiseSd, epsilon: epsilonOf(budget) }, budget, cached: false };
 }
 
@@ -79,23 +79,12 @@ interface RowCountCache {
 }
 
 function readCache(path: string, n: number, noiseSd: number): number | undefined {
-  if (!existsSync(path)) return undefined;
-  let c: Partial<RowCountCache>;
-  try {
-    c = JSON.parse(readFileSync(path, 'utf8')) as Partial<RowCountCache>;
-  } catch (err) {
-    throw new Error(`${path}: the cached row-count release is not valid JSON (${(err as Error).message}); restore it from backup, or delete it to release (and charge) the count again`);
-  }
+  const c = readReleaseCache(path, 'row-count release', 'the count') as Partial<RowCountCache> | undefined;
+  if (c === undefined) return undefined;
   if (!Number.isSafeInteger(c.released) || c.released! < 1 || typeof c.exactRows !== 'number' || typeof c.noiseSd !== 'number') {
     throw new Error(`${path}: the cached row-count release is malformed; restore it from backup, or delete it to release (and charge) the count again`);
   }
   return c.exactRows === n && c.noiseSd === noiseSd ? c.released : undefined;
-}
-
-function writeCache(path: string, c: RowCountCache): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(c) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
 }
 
 function checkSd(sd: number): number {

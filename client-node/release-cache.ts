@@ -1,0 +1,24 @@
+// A DP release cached in the bank's state directory, so that a restarted agent re-sends the same
+// noisy values instead of releasing (and charging) again. Written atomically and readable by the
+// agent's user only; a file that is not JSON is an error to resolve by hand, never a new release.
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+
+/**
+ * The cached value at `path`, or undefined when there is none. `what` names the release in the
+ * message and `it` what would be released again, e.g. 'row-count release' and 'the count'.
+ */
+export function readReleaseCache(path: string, what: string, it: string): unknown {
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new Error(`${path}: the cached ${what} is not valid JSON (${(err as Error).message}); restore it from backup, or delete it to release (and charge) ${it} again`);
+  }
+}
+
+/** Writes the cache: a temporary file beside it, mode 0600, then a rename. */
+export function writeReleaseCache(path: string, value: unknown): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
