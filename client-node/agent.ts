@@ -309,7 +309,7 @@ export function startAgent(opts: AgentOptions): RunningAgent {
    * is in the ledger when DP-SGD's noise is calibrated. Null when the consortium plans none or this
    * bank does not release them. A budget error propagates: the bank trains nothing.
    */
-  function releasePairs(t: LocalTrainer, data: ReturnType<AgentOptions['dataset']['prepare']>): { noiseStd: number; tables: PairTable[] } | null {
+  function releasePairs(t: LocalTrainer, data: PreparedData): { noiseStd: number; tables: PairTable[] } | null {
     const exact = opts.releasePairCounts && t.pairCounts ? t.pairCounts(data) : undefined;
     if (!exact || !opts.releasePairCounts) return null;
     const released = opts.releasePairCounts(exact.tables, exact.noiseMultiplier);
