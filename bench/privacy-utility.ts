@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--reference-labels LR] [--also-decoded-labels] [--also-label-chunk N] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -11,6 +11,10 @@
 // --oracle-labels (diagnostic, printed only): relabels the synthetic rows with a GBDT fitted on the REAL
 //   train split (same positive count, weighted draw) and scores TSTR again: near TRTR means the DP generator's
 //   features suffice and the labels are what is lost; far below means the features are.
+// --reference-labels LR[@E] (diagnostic, printed only; spends ε on the real rows again): relabels the synthetic rows
+//   with bench/privacy-reference.ts's federated DP-SGD logistic regression (rate LR) at the run's ε (or E) and scores TSTR
+//   again, with that model's own holdout AUC: TSTR near it means the sample's features carry what a better C would
+//   give; far below means they do not.
 // --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
 //   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
 //   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts), and its calibration:
@@ -23,6 +27,10 @@
 //   without the published calibration map (the sampler's labelCalibration null), as before 2026-12-07.
 // --label-calibration-noise Z: the banks' calibration release after the last round (default 20, the
 //   coordinator's; 0 = off, and then not planned into σ either).
+// --also-decoded-labels (printed only): also scores rows sampled from the same model with C reading each row as
+//   decoded and encoded again (the sampler's labelInputs 'decoded') instead of the generator's own encoding.
+// --also-label-chunk N (printed only): also scores rows sampled from the same model with C's labels drawn with exact
+//   class quotas per chunk of N rows (the sampler's labelChunkRows; 2000 was the only size before 2026-12-07's eleventh session).
 // --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
 // --also-oversample F (printed only): the sample just scored plus F times its minority rows more, drawn as
 //   `fedsynth sample --where target=minority` does, once with C's labels (the class's rows of a stratified
@@ -52,7 +60,9 @@ import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
-import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile, trainGbdt } from '../shared/eval';
+import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, prAuc, readSchemaFile, trainGbdt } from '../shared/eval';
+import { applyBinnedDesign, fitBinnedDesign, predictLogistic, trainFederatedDpLogistic } from '../shared/eval/dp-logistic';
+import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { quantileSorted } from '../shared/eval/random';
 import { labelsForQuotas, priorShiftProbabilities, rowsForClassMinimum, sampleRows } from '../shared/sampling/sampler';
 import { applyLabelCalibration } from '../shared/model/label-calibration';
@@ -135,6 +145,15 @@ async function main(): Promise<void> {
           const o = oracleRelabelled(sample);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a GBDT fitted on real rows: TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)} (synthetic positives ${o.positives}); real-fitted GBDT's AUC at telling the sampled labels ${o.labelAgreementAuc.toFixed(3)}`);
         }
+        if (args.includes('--reference-labels')) {
+          // LR or LR@E: the reference's rate, and its ε per bank (default the run's).
+          const [refLr, refEps] = arg('--reference-labels', '').split('@').map(Number) as [number, number | undefined];
+          const eRef = refEps ?? eps;
+          const o = referenceRelabelled(split, sample, eRef, refLr!);
+          const enc = await referenceOnEncoding(split, res, sample, eRef, refLr!);
+          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC the same logistic regression on the transformer's encoding (C's inputs) instead of the binned design: holdout AUC ${enc.auc.toFixed(3)}, PR-AUC ${enc.prAuc.toFixed(3)}; its labels on the sample: TSTR ${enc.tstr.auc.toFixed(3)}, recall ${enc.tstr.recall.toFixed(2)}, PR-AUC ${enc.tstr.prAuc.toFixed(3)}`);
+          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a federated DP-SGD logistic regression at ε = ${eRef} per bank (spent on top of the run's; bench/privacy-reference.ts): its own holdout AUC ${o.ownAuc.toFixed(3)}, PR-AUC ${o.ownPrAuc.toFixed(3)}, calibration slope ${o.ownSlope.toFixed(2)} (C's: --classifier-holdout); TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)}, PR-AUC ${o.prAuc.toFixed(3)} (synthetic positives ${o.positives})`);
+        }
         if (args.includes('--classifier-holdout')) {
           const c = await classifierOnHoldout(split, res, log);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC C itself on the real holdout: AUC ${c.auc.toFixed(3)}, recall ${c.recall.toFixed(2)} at its F1-best threshold on the holdout (F1 ${c.f1.toFixed(2)}); mean P(minority) ${c.meanP.toFixed(4)} vs holdout share ${c.share.toFixed(4)}; C's per-example gradient norm, median / 90% / 99%: ${c.norms}`);
@@ -156,6 +175,14 @@ async function main(): Promise<void> {
         if (args.includes('--also-uncalibrated') && res.labelCalibration) {
           const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelCalibration: null });
           log(`  ${split.name} ε = ${eps}, same model, C's labels without the calibration map: ${tstrScores(w)}; GBDT F1 threshold ${metric(w, 'utility.gbdt.tstr.threshold').toFixed(3)}`);
+        }
+        if (args.includes('--also-label-chunk')) {
+          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelChunkRows: Number(arg('--also-label-chunk', '')) });
+          log(`  ${split.name} ε = ${eps}, same model, C's labels drawn in chunks of ${arg('--also-label-chunk', '')} rows: ${tstrScores(w)}`);
+        }
+        if (args.includes('--also-decoded-labels')) {
+          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelInputs: 'decoded' });
+          log(`  ${split.name} ε = ${eps}, same model, C's labels read from the decoded rows (labelInputs 'decoded'): ${tstrScores(w)}`);
         }
         if (args.includes('--also-rows-factor')) {
           for (const f of arg('--also-rows-factor', '').split(',').map(Number)) {
@@ -479,6 +506,78 @@ function oracleRelabelled(s: LoadedSample): { auc: number; recall: number; posit
   const yo = Uint8Array.from(labelsForQuotas(probs, 2, [p.length - k, k], new Rng(5)));
   const f = fitAndScore('gbdt', Xs, yo, dropColumn(input.holdout, target), s.yh, 42);
   return { auc: f.metrics.auc, recall: f.metrics.recall, positives: k, labelAgreementAuc: aucRoc(p, s.ys) };
+}
+
+/**
+ * --reference-labels LR (diagnostic, printed only; spends ε again on the real rows): relabels the
+ * synthetic rows with a logistic regression trained by federated DP-SGD on the banks' real rows, as
+ * bench/privacy-reference.ts trains it (binned design, 8 rounds x 40 steps, rate LR), keeping the
+ * positive count (the sampler's weighted draw), and scores TSTR again: what the sample would give
+ * with a C as good as that reference.
+ */
+function referenceRelabelled(split: Split, s: LoadedSample, eps: number, lr: number): { ownAuc: number; ownPrAuc: number; ownSlope: number; auc: number; recall: number; prAuc: number; positives: number } {
+  const { input, target } = s;
+  const X = dropColumn(input.real, target);
+  const design = fitBinnedDesign(X);
+  const d = design.dim;
+  const A = applyBinnedDesign(design, X);
+  const banks: { X: Float64Array; y: Uint8Array; n: number }[] = [];
+  let start = 0;
+  for (const p of split.bankPaths) {
+    const rows = (readFileSync(p, 'utf8').match(/\n/g)?.length ?? 1) - 1;
+    banks.push({ X: A.slice(start * d, (start + rows) * d), y: s.y.slice(start, start + rows), n: rows });
+    start += rows;
+  }
+  if (start !== X.nRows) throw new Error(`--reference-labels: the banks' CSVs hold ${start} rows, the train split ${X.nRows}`);
+  const m = trainFederatedDpLogistic(banks, d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 });
+  const Xh = dropColumn(input.holdout, target);
+  const own = predictLogistic(m.averaged, applyBinnedDesign(design, Xh), Xh.nRows, d);
+  const Xs = dropColumn(input.synthetic, target);
+  const p = predictLogistic(m.averaged, applyBinnedDesign(design, Xs), Xs.nRows, d);
+  const k = count(s.ys);
+  const probs = new Float32Array(2 * p.length);
+  p.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
+  const yo = Uint8Array.from(labelsForQuotas(probs, 2, [p.length - k, k], new Rng(5)));
+  const f = fitAndScore('gbdt', Xs, yo, Xh, s.yh, 42);
+  const cal = logisticCalibration(own, s.yh);
+  return { ownAuc: aucRoc(own, s.yh), ownPrAuc: prAuc(own, s.yh), ownSlope: cal.a, auc: f.metrics.auc, recall: f.metrics.recall, prAuc: f.metrics.prAuc, positives: k };
+}
+
+/** --reference-labels: the reference's federated DP-SGD logistic regression on C's own inputs (the transformer's encoding, label span left out). */
+async function referenceOnEncoding(split: Split, res: FederatedResult, sample: LoadedSample, eps: number, lr: number): Promise<{ auc: number; prAuc: number; tstr: { auc: number; recall: number; prAuc: number } }> {
+  const span = createModel(res.modelConfig, res.transformer.spans).labelSpan;
+  if (!span) throw new Error('--reference-labels: the model has no classifier');
+  const encode = (rows: Parameters<typeof res.transformer.transform>[0]): { X: Float64Array; cls: Int32Array; n: number; d: number } => {
+    const data = res.transformer.transform(rows, 1);
+    const full = data.length / rows.length;
+    const d = full - span.dim;
+    const X = new Float64Array(rows.length * d);
+    const cls = new Int32Array(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      let k = 0;
+      for (let j = 0; j < full; j++) if (j < span.offset || j >= span.offset + span.dim) X[r * d + k++] = data[r * full + j]!;
+      for (let c = 1; c < span.dim; c++) if (data[r * full + span.offset + c]! > data[r * full + span.offset + cls[r]!]!) cls[r] = c;
+    }
+    return { X, cls, n: rows.length, d };
+  };
+  const banks = await Promise.all(split.bankPaths.map(async (p) => encode((await loadTable(p, split.schema)).rows)));
+  const counts = new Array<number>(span.dim).fill(0);
+  for (const b of banks) b.cls.forEach((c) => counts[c]++);
+  const minority = counts.reduce((best, n, c) => (n > 0 && n < counts[best]! ? c : best), counts.findIndex((n) => n > 0));
+  const d = banks[0]!.d;
+  const m = trainFederatedDpLogistic(banks.map((b) => ({ X: b.X, y: Uint8Array.from(b.cls, (c) => (c === minority ? 1 : 0)), n: b.n })), d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 });
+  const h = encode((await loadTable(split.holdoutPath, split.schema)).rows);
+  const p = predictLogistic(m.averaged, h.X, h.n, d);
+  const yh = Uint8Array.from(h.cls, (c) => (c === minority ? 1 : 0));
+  // The same relabelling as referenceRelabelled's, with this model reading the synthetic rows' encoding.
+  const syn = encode((await loadTable(join(work, `${split.name}-synthetic.csv`), split.schema)).rows);
+  const ps = predictLogistic(m.averaged, syn.X, syn.n, d);
+  const k = count(sample.ys);
+  const probs = new Float32Array(2 * ps.length);
+  ps.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
+  const yo = Uint8Array.from(labelsForQuotas(probs, 2, [ps.length - k, k], new Rng(5)));
+  const f = fitAndScore('gbdt', dropColumn(sample.input.synthetic, sample.target), yo, dropColumn(sample.input.holdout, sample.target), sample.yh, 42);
+  return { auc: aucRoc(p, yh), prAuc: prAuc(p, yh), tstr: f.metrics };
 }
 
 main().catch((e) => {
