@@ -405,7 +405,7 @@ export async function trainFederated(split: Split, o: FederatedOptions): Promise
 }
 
 /** Samples the global model, writes the synthetic CSV and evaluates it against the holdout. */
-export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null; labelInputs?: 'generated' | 'decoded'; labelChunkRows?: number }): Promise<Record<string, unknown>> {
+export async function sampleAndEvaluate(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; outDir: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null }): Promise<Record<string, unknown>> {
   mkdirSync(o.outDir, { recursive: true });
   const synPath = writeSynthetic(split, res, { ...o, path: join(o.outDir, `${split.name}-synthetic.csv`) });
   const { report } = await evaluateFiles({ real: split.trainPath, holdout: split.holdoutPath, synthetic: synPath, target: split.target, schema: split.schemaPath, outDir: join(o.outDir, `${split.name}-report`), seed: o.seed });
@@ -418,8 +418,8 @@ export function samplableOf(res: ModelSnapshot): SamplableModel {
 }
 
 /** Samples `rows` rows from a model snapshot into a CSV at `path` (returned). */
-export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null; labelInputs?: 'generated' | 'decoded'; labelChunkRows?: number }): string {
-  const { rows, columns } = sampleRows(samplableOf(res), o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}), ...(o.labelCalibration !== undefined ? { labelCalibration: o.labelCalibration } : {}), ...(o.labelInputs ? { labelInputs: o.labelInputs } : {}), ...(o.labelChunkRows ? { labelChunkRows: o.labelChunkRows } : {}) });
+export function writeSynthetic(split: Split, res: ModelSnapshot, o: { rows: number; seed: number; path: string; stratify?: boolean; quotaDraw?: QuotaDraw; labels?: 'classifier' | 'generator'; labelLogitScale?: number; labelCalibration?: LabelCalibration | null }): string {
+  const { rows, columns } = sampleRows(samplableOf(res), o.rows, { seed: o.seed, ...(o.stratify === false ? { stratify: false } : {}), ...(o.quotaDraw ? { quotaDraw: o.quotaDraw } : {}), ...(o.labels ? { labels: o.labels } : {}), ...(o.labelLogitScale ? { labelLogitScale: o.labelLogitScale } : {}), ...(o.labelCalibration !== undefined ? { labelCalibration: o.labelCalibration } : {}) });
   writeCsv(o.path, columns, rows.map((r) => formatRow(split.schema, r)));
   return o.path;
 }

@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--reference-labels LR] [--also-decoded-labels] [--also-label-chunk N] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--reference-labels LR] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -27,10 +27,6 @@
 //   without the published calibration map (the sampler's labelCalibration null), as before 2026-12-07.
 // --label-calibration-noise Z: the banks' calibration release after the last round (default 20, the
 //   coordinator's; 0 = off, and then not planned into σ either).
-// --also-decoded-labels (printed only): also scores rows sampled from the same model with C reading each row as
-//   decoded and encoded again (the sampler's labelInputs 'decoded') instead of the generator's own encoding.
-// --also-label-chunk N (printed only): also scores rows sampled from the same model with C's labels drawn with exact
-//   class quotas per chunk of N rows (the sampler's labelChunkRows; 2000 was the only size before 2026-12-07's eleventh session).
 // --also-rows-factor F,G (printed only): also scores samples of F, then G times the train split's rows.
 // --also-oversample F (printed only): the sample just scored plus F times its minority rows more, drawn as
 //   `fedsynth sample --where target=minority` does, once with C's labels (the class's rows of a stratified
@@ -175,14 +171,6 @@ async function main(): Promise<void> {
         if (args.includes('--also-uncalibrated') && res.labelCalibration) {
           const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelCalibration: null });
           log(`  ${split.name} ε = ${eps}, same model, C's labels without the calibration map: ${tstrScores(w)}; GBDT F1 threshold ${metric(w, 'utility.gbdt.tstr.threshold').toFixed(3)}`);
-        }
-        if (args.includes('--also-label-chunk')) {
-          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelChunkRows: Number(arg('--also-label-chunk', '')) });
-          log(`  ${split.name} ε = ${eps}, same model, C's labels drawn in chunks of ${arg('--also-label-chunk', '')} rows: ${tstrScores(w)}`);
-        }
-        if (args.includes('--also-decoded-labels')) {
-          const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelInputs: 'decoded' });
-          log(`  ${split.name} ε = ${eps}, same model, C's labels read from the decoded rows (labelInputs 'decoded'): ${tstrScores(w)}`);
         }
         if (args.includes('--also-rows-factor')) {
           for (const f of arg('--also-rows-factor', '').split(',').map(Number)) {

@@ -65,15 +65,6 @@ export interface SampleOptions {
    */
   labelCalibration?: LabelCalibration | null;
   /**
-   * With C's labels: what C reads. 'generated': the generator's own encoding of the row (a mode
-   * and a scalar per numeric column). 'decoded': the row as written out, decoded and encoded again
-   * by the transformer, as C's training rows were encoded, so the label is a function of the
-   * values a train-on-synthetic model sees (one value has many (mode, scalar) encodings).
-   */
-  labelInputs?: 'generated' | 'decoded';
-  /** Stratified with C's labels: rows per labelling chunk (default labelChunkRows: ~200 rows of the rarest class per chunk). */
-  labelChunkRows?: number;
-  /**
    * `where` on the target with C's labels generates about rows / (the class's share) rows to find
    * them (rowsOfClass): a request that would need more than this many is refused up front, with
    * the most rows of that class it may ask for. Default: no limit (the CLI); the coordinator's
@@ -141,7 +132,6 @@ export function rowsForClassMinimum(m: SamplableModel, rows: number, minClassRow
 
 export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {}): SampleResult {
   if (!Number.isInteger(n) || n < 1) throw new SamplingError(`the number of rows must be a positive integer, got ${n}`);
-  if (opts.labelChunkRows !== undefined && !(Number.isInteger(opts.labelChunkRows) && opts.labelChunkRows >= 1)) throw new SamplingError(`labelChunkRows must be a positive integer, got ${opts.labelChunkRows}`);
   const a = opts.labelLogitScale;
   if (a !== undefined && !(Number.isFinite(a) && a > 0)) throw new SamplingError(`labelLogitScale must be a finite number > 0, got ${a}`);
   const transformer = transformerFromState(m.transformer);
@@ -165,7 +155,7 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     /** Overwrites the label span of k generated rows with C's draws (exact class counts when `quotas`). */
     const labelRows = (data: Float32Array, k: number, quotas?: number[]): void => {
       const span = labelSpan!;
-      const probs = model.classifierProbabilities(opts.labelInputs === 'decoded' ? transformer.transform(transformer.inverse(data, k)) : data, k);
+      const probs = model.classifierProbabilities(data, k);
       if (calibration) applyLabelCalibration(probs, span.dim, calibration);
       if (opts.labelLogitScale !== undefined && opts.labelLogitScale !== 1) scaleLogits(probs, span.dim, opts.labelLogitScale);
       const labels = quotas ? labelsForQuotas(probs, span.dim, quotas, labelRng, opts.quotaDraw) : labelsByDraw(probs, span.dim, labelRng);
@@ -254,13 +244,9 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
     if (!opts.where && opts.stratify !== false && targetSpan >= 0 && freqs && labelSpan?.column === target) {
       const remaining = apportion(n, freqs[targetSpan]!);
       if (remaining) {
-        // Each chunk takes its share of the classes' remaining quotas, so the totals are exact. A
-        // chunk is large enough to expect LABEL_ROWS_PER_CHUNK rows of the rarest class: an exact
-        // quota of a few rows per chunk makes the draw pick the rows C likes least whenever a chunk
-        // happens to hold few rows C deems likely, and the most likely ones miss out elsewhere.
-        const chunk = opts.labelChunkRows ?? labelChunkRows(freqs[targetSpan]!, batch);
+        // Each chunk takes its share of the classes' remaining quotas, so the totals are exact.
         while (rows.length < n) {
-          const k = Math.min(chunk, n - rows.length);
+          const k = Math.min(batch, n - rows.length);
           const quotas = apportion(k, remaining)!;
           quotas.forEach((q, c) => (remaining[c]! -= q));
           const data = model.generate(k, { excluded, categoryFrequencies: freqs, seed: seed++ });
@@ -337,17 +323,6 @@ export function sampleRows(m: SamplableModel, n: number, opts: SampleOptions = {
   } finally {
     model.dispose();
   }
-}
-
-/** A stratified sample with C's labels is labelled in chunks expecting this many rows of the rarest class (at most MAX_CHUNK rows). */
-const LABEL_ROWS_PER_CHUNK = 200;
-
-/** Rows per labelling chunk of a stratified sample: at least `batch`, enough for LABEL_ROWS_PER_CHUNK rows of the rarest class with a share, at most MAX_CHUNK. */
-export function labelChunkRows(classWeights: readonly number[], batch: number): number {
-  const total = classWeights.reduce((a, w) => a + Math.max(0, w), 0);
-  const rarest = Math.min(...classWeights.filter((w) => w > 0).map((w) => w / total));
-  if (!(rarest > 0) || !Number.isFinite(rarest)) return batch;
-  return Math.min(MAX_CHUNK, Math.max(batch, Math.ceil(LABEL_ROWS_PER_CHUNK / rarest)));
 }
 
 /** Rows generated per chunk when picking one class's rows by C's labels: at most this many… */

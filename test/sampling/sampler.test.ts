@@ -7,7 +7,7 @@ import type { Row } from '../../shared/data/schema';
 import { simulateBankRows, transactionSchema } from '../../shared/data/simulate';
 import { createModel } from '../../shared/model/model';
 import { consortiumModelConfig } from '../../coordinator/model-config';
-import { apportion, labelChunkRows, labelsByDraw, labelsForQuotas, rowsForClassMinimum, sampleRows, scaleLogits, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
+import { apportion, labelsByDraw, labelsForQuotas, rowsForClassMinimum, sampleRows, scaleLogits, transformerFromState, type SamplableModel } from '../../shared/sampling/sampler';
 import { Rng } from '../../shared/tensor/random';
 import { selectBackend } from '../../shared/tensor/backend';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../../shared/transformer/gmm';
@@ -236,84 +236,6 @@ describe('sampling', () => {
     const plain = sampleRows(ckpt, 1000, { seed: 9, stratify: false, labels: 'generator' });
     expect(plain.stratifiedBy).toBeUndefined();
     expect(fraudOf(plain.rows)).not.toBe(300);
-  });
-
-  it("a stratified sample is labelled in chunks that expect ~200 rows of the rarest class: exact totals, and C's likeliest rows are picked across chunks", () => {
-    expect(labelChunkRows([70, 30], 2000)).toBe(2000);
-    expect(labelChunkRows([995, 5], 2000)).toBe(20000); // 200 / 0.5% = 40,000, capped
-    expect(labelChunkRows([99, 1], 2000)).toBe(20000);
-    expect(labelChunkRows([98, 2], 2000)).toBe(10000);
-    expect(labelChunkRows([-3, 80], 2000)).toBe(2000);
-    expect(labelChunkRows([0, 0], 2000)).toBe(2000);
-    const t = transformerFromState(ckpt.transformer);
-    const channel = t.spans.find((sp) => sp.column === 'channel')!;
-    const label = t.spans.find((sp) => sp.column === 'is_fraud')!;
-    const online = t.discreteSpans().find((d) => d.column === 'channel')!.categories.indexOf('online');
-    const hidden = ckpt.tensors.find((x) => x.name === 'C/0/kernel')!.shape[1]!;
-    const at = (channel.offset < label.offset ? channel.offset : channel.offset - label.dim) + online;
-    // C: fraud far likelier for online rows (logit gap 20); fraud's share about the online rows' own.
-    const tensors = ckpt.tensors.map((x) => {
-      if (!x.name.startsWith('C/')) return x;
-      const data = new Float32Array(x.data.length);
-      if (x.name === 'C/0/kernel') data[at * hidden] = 1;
-      if (x.name === 'C/out/kernel') data.set([-10, 10], 0);
-      return { ...x, data };
-    });
-    const withShare = (fraud: number): SamplableModel => ({ ...ckpt, tensors, meta: { categoryWeights: (ckpt.meta.categoryWeights as { column: string; values: number[] }[]).map((w) => (w.column === 'is_fraud' ? { ...w, values: [100 - fraud, fraud] } : w)) } });
-    const probe = sampleRows(withShare(30), 6000, { seed: 8 });
-    const onlineShare = probe.rows.filter((r) => r[probe.columns.indexOf('channel')] === 'online').length / 6000;
-    const share = Math.round(100 * onlineShare);
-    const rare = withShare(share);
-    const quota = apportion(6000, [100 - share, share])![1]!;
-    const big = sampleRows(rare, 6000, { seed: 8, labelChunkRows: 6000 });
-    expect(fraudOf(big.rows)).toBe(quota);
-    const small = sampleRows(rare, 6000, { seed: 8, labelChunkRows: 100 });
-    expect(fraudOf(small.rows)).toBe(quota);
-    const ci = big.columns.indexOf('channel');
-    const j = big.columns.indexOf('is_fraud');
-    const onlineFraud = (rows: Row[]): number => rows.filter((r) => Number(r[j]) === 1 && r[ci] === 'online').length;
-    // A quota per 100 rows is forced onto whatever each chunk holds: where a chunk has fewer online
-    // rows than its quota, offline ones fill it, and a chunk with more leaves online rows unlabelled.
-    // One quota over 6000 rows goes to the rows C deems likeliest wherever they are.
-    expect(onlineFraud(big.rows)).toBeGreaterThan(onlineFraud(small.rows) + 30);
-    expect(() => sampleRows(rare, 10, { labelChunkRows: 0 })).toThrow(/labelChunkRows must be a positive integer/);
-  });
-
-  it("with labelInputs 'decoded', C reads each row as written out and encoded again, so its label is a function of the written values", () => {
-    const t = transformerFromState(ckpt.transformer);
-    const amount = t.spans.find((sp) => sp.column === 'amount' && sp.kind === 'tanh')!;
-    const label = t.spans.find((sp) => sp.column === 'is_fraud')!;
-    const hidden = ckpt.tensors.find((x) => x.name === 'C/0/kernel')!.shape[1]!;
-    const at = amount.offset < label.offset ? amount.offset : amount.offset - label.dim;
-    // C: fraud exactly when the amount's within-mode scalar is above 0 (logit gap 4000·α − 4, α's slope 0.2 below 0).
-    const tensors = ckpt.tensors.map((x) => {
-      if (!x.name.startsWith('C/')) return x;
-      const data = new Float32Array(x.data.length);
-      if (x.name === 'C/0/kernel') data[at * hidden] = 100;
-      if (x.name === 'C/out/kernel') data.set([-20, 20], 0);
-      if (x.name === 'C/out/bias') data.set([0, -4]);
-      return { ...x, data };
-    });
-    const sharp = { ...ckpt, tensors };
-    // The rows' scalar as the transformer encodes the written rows (one batch: the same encoding as the sampler's).
-    const disagreement = (o: Parameters<typeof sampleRows>[2]): number => {
-      const { rows, columns } = sampleRows(sharp, 1500, { seed: 5, stratify: false, ...o });
-      const enc = t.transform(rows);
-      const j = columns.indexOf('is_fraud');
-      let off = 0;
-      let n = 0;
-      rows.forEach((r, i) => {
-        const a = enc[i * t.outputDim + amount.offset]!;
-        if (Math.abs(a) < 0.01) return;
-        n++;
-        if ((a > 0) !== (Number(r[j]) === 1)) off++;
-      });
-      expect(n).toBeGreaterThan(1000);
-      return off / n;
-    };
-    expect(disagreement({ labelInputs: 'decoded' })).toBe(0);
-    // Read from the generator's own (mode, scalar) pairs, the label disagrees with the written value's encoding on some rows.
-    expect(disagreement({})).toBeGreaterThan(0.02);
   });
 
   it("rowsForClassMinimum sizes a stratified sample so that the target's rarest class gets at least k rows, from the noisy class counts", () => {
