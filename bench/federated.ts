@@ -7,7 +7,7 @@ import { calibrationSkipReason, fitFromNoisyCounts, type LabelCalibration } from
 import { countForCalibration, planLabelCalibration } from '../shared/sampling/label-calibration-round';
 import { addCalibrationNoise, calibrationRdp } from '../client-node/dp-calibration';
 import { ROW_COUNT_NOISE_SD, noisyRowCount, rowCountRdp } from '../client-node/dp-row-count';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { openCsv, writeCsv } from '../shared/data/csv';
 import { bankShares, simulateBankRows, simulateBanks, transactionSchema } from '../shared/data/simulate';
@@ -112,6 +112,11 @@ export async function simulatedSplit(work: string, name = 'simulated'): Promise<
   const trainPath = join(dir, 'train.csv');
   writeCsv(trainPath, header, train);
   return { name, dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
+}
+
+/** Each bank's row count in a split (its CSV's lines after the header); the pooled train CSV is the banks' CSVs in this order. */
+export function bankRowCounts(split: Split): number[] {
+  return split.bankPaths.map((p) => (readFileSync(p, 'utf8').match(/\n/g)?.length ?? 1) - 1);
 }
 
 /**

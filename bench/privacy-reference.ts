@@ -6,10 +6,9 @@
 // hyperparameters picked on the holdout itself. Every choice is generous to the reference: it is
 // an optimistic bound for a linear model, not a product path.
 //   node bin/run-ts.mjs bench/privacy-reference.ts [--only ...] [--eps 1,3] [--repeat N] [--work DIR] [--no-write]
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';
-import { benchmarkSplits } from './federated';
+import { bankRowCounts, benchmarkSplits } from './federated';
 import { writeBenchmarkSection, median } from './common';
 import { aucRoc, bestF1Threshold, dropColumn, fitAndScore, loadEvaluationInput, metricsAt, positiveClassOf, prAuc, readSchemaFile, takeRows } from '../shared/eval';
 import { stratifiedSplit } from '../shared/eval/random';
@@ -88,7 +87,7 @@ async function main(): Promise<void> {
     // Which bank each fitted row came from: the pooled train CSV is the banks' CSVs in order.
     const bankEnds: number[] = [];
     let total = 0;
-    for (const p of split.bankPaths) bankEnds.push((total += (readFileSync(p, 'utf8').match(/\n/g)?.length ?? 1) - 1));
+    for (const rows of bankRowCounts(split)) bankEnds.push((total += rows));
     if (total !== X.nRows) throw new Error(`${split.name}: the banks' CSVs hold ${total} rows, the train split ${X.nRows}`);
     const bankRows: number[][] = split.bankPaths.map(() => []);
     a.forEach((i, k) => bankRows[bankEnds.findIndex((e) => i < e)]!.push(k));

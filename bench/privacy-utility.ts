@@ -54,7 +54,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
+import { bankRowCounts, benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
 import { writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, prAuc, readSchemaFile, trainGbdt } from '../shared/eval';
 import { applyBinnedDesign, fitBinnedDesign, predictLogistic, trainFederatedDpLogistic } from '../shared/eval/dp-logistic';
@@ -489,19 +489,31 @@ function oracleRelabelled(s: LoadedSample): { auc: number; recall: number; posit
   const Xs = dropColumn(input.synthetic, target);
   const p = trainGbdt(dropColumn(input.real, target), s.y, { seed: 3 }).predictProba(Xs);
   const k = count(s.ys);
+  const f = tstrRelabelled(s, p, k);
+  return { auc: f.auc, recall: f.recall, positives: k, labelAgreementAuc: aucRoc(p, s.ys) };
+}
+
+/** TSTR of the sample's rows relabelled: k positives drawn with probabilities p (labelsForQuotas' prior-shift draw, as the sampler's). */
+function tstrRelabelled(s: LoadedSample, p: ArrayLike<number>, k: number): { auc: number; recall: number; prAuc: number } {
   const probs = new Float32Array(2 * p.length);
-  p.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
+  for (let r = 0; r < p.length; r++) {
+    probs[2 * r] = 1 - p[r]!;
+    probs[2 * r + 1] = p[r]!;
+  }
   const yo = Uint8Array.from(labelsForQuotas(probs, 2, [p.length - k, k], new Rng(5)));
-  const f = fitAndScore('gbdt', Xs, yo, dropColumn(input.holdout, target), s.yh, 42);
-  return { auc: f.metrics.auc, recall: f.metrics.recall, positives: k, labelAgreementAuc: aucRoc(p, s.ys) };
+  return fitAndScore('gbdt', dropColumn(s.input.synthetic, s.target), yo, dropColumn(s.input.holdout, s.target), s.yh, 42).metrics;
+}
+
+/** --reference-labels: bench/privacy-reference.ts's federated model (8 rounds x 40 steps, batches of 500) at ε per bank. */
+function referenceModel(banks: { X: Float64Array; y: Uint8Array; n: number }[], d: number, eps: number, lr: number): Float64Array {
+  return trainFederatedDpLogistic(banks, d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 }).averaged;
 }
 
 /**
  * --reference-labels LR (diagnostic, printed only; spends ε again on the real rows): relabels the
  * synthetic rows with a logistic regression trained by federated DP-SGD on the banks' real rows, as
- * bench/privacy-reference.ts trains it (binned design, 8 rounds x 40 steps, rate LR), keeping the
- * positive count (the sampler's weighted draw), and scores TSTR again: what the sample would give
- * with a C as good as that reference.
+ * bench/privacy-reference.ts trains it (binned design, rate LR), keeping the positive count, and
+ * scores TSTR again: what the sample would give with that model as its labeller.
  */
 function referenceRelabelled(split: Split, s: LoadedSample, eps: number, lr: number): { ownAuc: number; ownPrAuc: number; ownSlope: number; auc: number; recall: number; prAuc: number; positives: number } {
   const { input, target } = s;
@@ -509,26 +521,21 @@ function referenceRelabelled(split: Split, s: LoadedSample, eps: number, lr: num
   const design = fitBinnedDesign(X);
   const d = design.dim;
   const A = applyBinnedDesign(design, X);
-  const banks: { X: Float64Array; y: Uint8Array; n: number }[] = [];
+  // The pooled train split is the banks' CSVs in order.
   let start = 0;
-  for (const p of split.bankPaths) {
-    const rows = (readFileSync(p, 'utf8').match(/\n/g)?.length ?? 1) - 1;
-    banks.push({ X: A.slice(start * d, (start + rows) * d), y: s.y.slice(start, start + rows), n: rows });
+  const banks = bankRowCounts(split).map((rows) => {
+    const b = { X: A.slice(start * d, (start + rows) * d), y: s.y.slice(start, start + rows), n: rows };
     start += rows;
-  }
+    return b;
+  });
   if (start !== X.nRows) throw new Error(`--reference-labels: the banks' CSVs hold ${start} rows, the train split ${X.nRows}`);
-  const m = trainFederatedDpLogistic(banks, d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 });
+  const beta = referenceModel(banks, d, eps, lr);
   const Xh = dropColumn(input.holdout, target);
-  const own = predictLogistic(m.averaged, applyBinnedDesign(design, Xh), Xh.nRows, d);
+  const own = predictLogistic(beta, applyBinnedDesign(design, Xh), Xh.nRows, d);
   const Xs = dropColumn(input.synthetic, target);
-  const p = predictLogistic(m.averaged, applyBinnedDesign(design, Xs), Xs.nRows, d);
   const k = count(s.ys);
-  const probs = new Float32Array(2 * p.length);
-  p.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
-  const yo = Uint8Array.from(labelsForQuotas(probs, 2, [p.length - k, k], new Rng(5)));
-  const f = fitAndScore('gbdt', Xs, yo, Xh, s.yh, 42);
-  const cal = logisticCalibration(own, s.yh);
-  return { ownAuc: aucRoc(own, s.yh), ownPrAuc: prAuc(own, s.yh), ownSlope: cal.a, auc: f.metrics.auc, recall: f.metrics.recall, prAuc: f.metrics.prAuc, positives: k };
+  const f = tstrRelabelled(s, predictLogistic(beta, applyBinnedDesign(design, Xs), Xs.nRows, d), k);
+  return { ownAuc: aucRoc(own, s.yh), ownPrAuc: prAuc(own, s.yh), ownSlope: logisticCalibration(own, s.yh).a, auc: f.auc, recall: f.recall, prAuc: f.prAuc, positives: k };
 }
 
 /** --reference-labels: the reference's federated DP-SGD logistic regression on C's own inputs (the transformer's encoding, label span left out). */
@@ -553,19 +560,13 @@ async function referenceOnEncoding(split: Split, res: FederatedResult, sample: L
   for (const b of banks) b.cls.forEach((c) => counts[c]++);
   const minority = counts.reduce((best, n, c) => (n > 0 && n < counts[best]! ? c : best), counts.findIndex((n) => n > 0));
   const d = banks[0]!.d;
-  const m = trainFederatedDpLogistic(banks.map((b) => ({ X: b.X, y: Uint8Array.from(b.cls, (c) => (c === minority ? 1 : 0)), n: b.n })), d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 });
+  const beta = referenceModel(banks.map((b) => ({ X: b.X, y: Uint8Array.from(b.cls, (c) => (c === minority ? 1 : 0)), n: b.n })), d, eps, lr);
   const h = encode((await loadTable(split.holdoutPath, split.schema)).rows);
-  const p = predictLogistic(m.averaged, h.X, h.n, d);
+  const p = predictLogistic(beta, h.X, h.n, d);
   const yh = Uint8Array.from(h.cls, (c) => (c === minority ? 1 : 0));
   // The same relabelling as referenceRelabelled's, with this model reading the synthetic rows' encoding.
   const syn = encode((await loadTable(join(work, `${split.name}-synthetic.csv`), split.schema)).rows);
-  const ps = predictLogistic(m.averaged, syn.X, syn.n, d);
-  const k = count(sample.ys);
-  const probs = new Float32Array(2 * ps.length);
-  ps.forEach((v, r) => ((probs[2 * r] = 1 - v), (probs[2 * r + 1] = v)));
-  const yo = Uint8Array.from(labelsForQuotas(probs, 2, [ps.length - k, k], new Rng(5)));
-  const f = fitAndScore('gbdt', dropColumn(sample.input.synthetic, sample.target), yo, dropColumn(sample.input.holdout, sample.target), sample.yh, 42);
-  return { auc: aucRoc(p, yh), prAuc: prAuc(p, yh), tstr: f.metrics };
+  return { auc: aucRoc(p, yh), prAuc: prAuc(p, yh), tstr: tstrRelabelled(sample, predictLogistic(beta, syn.X, syn.n, d), count(sample.ys)) };
 }
 
 main().catch((e) => {
