@@ -60,3 +60,14 @@ export function writeBenchmarkSection(title: string, section: string, file = 'BE
   writeFileSync(file, out.replace(/\n{3,}/g, '\n\n'));
   return file;
 }
+
+/** A benchmark's command line: `args` as given, and `arg(name, default)`, the value after `--name` or the default. */
+export function commandLine(argv: readonly string[] = process.argv.slice(2)): { args: readonly string[]; arg: (name: string, fallback: string) => string } {
+  return {
+    args: argv,
+    arg: (name, fallback) => {
+      const i = argv.indexOf(name);
+      return i >= 0 ? argv[i + 1]! : fallback;
+    },
+  };
+}

@@ -114,6 +114,9 @@ export async function simulatedSplit(work: string, name = 'simulated'): Promise<
   return { name, dir, schemaPath: sim.schemaPath, schema, target: 'is_fraud', bankPaths: sim.banks.map((b) => b.path), trainPath, holdoutPath };
 }
 
+/** The data sets of bench:privacy and bench:privacy-reference, by default all four. */
+export const PRIVACY_DATASETS = 'simulated,simulated-96k,credit-default,bank-marketing';
+
 /** Each bank's row count in a split (its CSV's lines after the header); the pooled train CSV is the banks' CSVs in this order. */
 export function bankRowCounts(split: Split): number[] {
   return split.bankPaths.map((p) => (readFileSync(p, 'utf8').match(/\n/g)?.length ?? 1) - 1);

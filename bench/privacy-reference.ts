@@ -8,20 +8,16 @@
 //   node bin/run-ts.mjs bench/privacy-reference.ts [--only ...] [--eps 1,3] [--repeat N] [--work DIR] [--no-write]
 import os from 'node:os';
 import { resolve } from 'node:path';
-import { bankRowCounts, benchmarkSplits } from './federated';
-import { writeBenchmarkSection, median } from './common';
+import { bankRowCounts, benchmarkSplits, PRIVACY_DATASETS } from './federated';
+import { commandLine, median, writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, dropColumn, fitAndScore, loadEvaluationInput, metricsAt, positiveClassOf, prAuc, readSchemaFile, takeRows } from '../shared/eval';
 import { stratifiedSplit } from '../shared/eval/random';
 import { fitLogisticMatrix } from '../shared/eval/logistic';
 import { applyBinnedDesign, fitBinnedDesign, predictLogistic, trainDpLogistic, trainFederatedDpLogistic } from '../shared/eval/dp-logistic';
 import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 
-const args = process.argv.slice(2);
-const arg = (k: string, d: string): string => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1]! : d;
-};
-const only = arg('--only', 'simulated,simulated-96k,credit-default,bank-marketing').split(',');
+const { args, arg } = commandLine();
+const only = arg('--only', PRIVACY_DATASETS).split(',');
 const epsilons = arg('--eps', '1,3').split(',').map(Number);
 const repeats = Number(arg('--repeat', '3'));
 if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeat must be a positive integer, got ${arg('--repeat', '')}`);

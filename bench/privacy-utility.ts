@@ -54,8 +54,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
-import { bankRowCounts, benchmarkSplits, metric, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
-import { writeBenchmarkSection } from './common';
+import { bankRowCounts, benchmarkSplits, metric, PRIVACY_DATASETS, samplableOf, sampleAndEvaluate, trainFederated } from './federated';
+import { commandLine, writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, prAuc, readSchemaFile, trainGbdt } from '../shared/eval';
 import { applyBinnedDesign, fitBinnedDesign, predictLogistic, trainFederatedDpLogistic } from '../shared/eval/dp-logistic';
 import { noiseMultiplierFor } from '../shared/privacy/calibrate';
@@ -74,12 +74,8 @@ import { discriminatorDeltas, perExampleSquaredNorms } from '../shared/model/dp-
 import { spikeValuesOf } from '../shared/transformer/gmm';
 import { ROW_COUNT_NOISE_SD } from '../client-node/dp-row-count';
 
-const args = process.argv.slice(2);
-const arg = (k: string, d: string): string => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1]! : d;
-};
-const only = arg('--only', 'simulated,simulated-96k,credit-default,bank-marketing').split(',');
+const { args, arg } = commandLine();
+const only = arg('--only', PRIVACY_DATASETS).split(',');
 const epsilons = arg('--eps', '1,3').split(',').map(Number);
 // Defaults are the settings of BENCHMARKS.md's table, so `npm run bench:privacy` reproduces it
 // (both ε, three runs each: 24 runs of 75-130 s on 2 cores).

@@ -10,17 +10,14 @@
 // TSTR; slower), and the TRTR AUC once for the ratio.
 // --setup central: one bank holds the whole train split (same local steps per round), to tell
 // federation-specific drift from drift of the GAN itself. Reuses bench/federated.ts.
+import { commandLine } from './common';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { columnPairs, columnShape, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, readSchemaFile } from '../shared/eval';
 import { benchmarkSplits, trainFederated, writeSynthetic, type Split } from './federated';
 
-const args = process.argv.slice(2);
-const arg = (k: string, d: string): string => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1]! : d;
-};
+const { args, arg } = commandLine();
 const only = arg('--only', 'credit-default').split(',');
 const setup = arg('--setup', 'federated');
 const rounds = Number(arg('--rounds', '16'));

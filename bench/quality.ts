@@ -22,18 +22,14 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { selectBackend } from '../shared/tensor/backend';
 import { benchmarkSplits, metric, sampleAndEvaluate, trainFederated, type Split } from './federated';
-import { writeBenchmarkSection } from './common';
+import { commandLine, writeBenchmarkSection } from './common';
 import { classifierPreset, createModel, createTrainer, defaultModelConfig, type ModelConfig } from '../shared/model';
 import { consortiumModelConfig } from '../coordinator/model-config';
 import { loadTable } from '../shared/data/schema';
 import { GmmTransformer, summaryColumns, summaryCounts } from '../shared/transformer/gmm';
 import { SimpleTransformer } from '../shared/transformer/simple';
 
-const args = process.argv.slice(2);
-const arg = (k: string, d: string): string => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1]! : d;
-};
+const { args, arg } = commandLine();
 const only = arg('--only', 'simulated,credit-default,bank-marketing').split(',');
 const rounds = Number(arg('--rounds', '24'));
 const steps = Number(arg('--steps', '50'));

@@ -9,7 +9,8 @@
 // categorical column one-hot over its training categories. The design's statistics come from the
 // real rows without noise: generous to the reference, which is the point of a bound.
 import type { Table } from './table';
-import { sortedFinite, quantileSorted } from './random';
+import { quantileSorted } from './random';
+import { codesByFrequency, numericStats, oneHotSlots, writeOneHot } from './logistic';
 import { Rng } from '../tensor/random';
 import { secureGaussian } from '../privacy/secure-noise';
 
@@ -29,29 +30,19 @@ export function fitBinnedDesign(table: Table, bins = 10): BinnedDesign {
   let dim = 0;
   const columns = table.columns.map((c): NumericEncoding | CategoricalEncoding => {
     if (c.kind === 'numeric') {
-      const s = sortedFinite(c.values);
+      const { sorted, median, mean, sd } = numericStats(c.values);
       const edges: number[] = [];
-      for (let k = 1; k < bins && s.length > 0; k++) {
-        const e = quantileSorted(s, k / bins);
+      for (let k = 1; k < bins && sorted.length > 0; k++) {
+        const e = quantileSorted(sorted, k / bins);
         if (edges.length === 0 || e > edges[edges.length - 1]!) edges.push(e);
       }
-      let m = 0;
-      for (let i = 0; i < s.length; i++) m += s[i]!;
-      m = s.length ? m / s.length : 0;
-      let v = 0;
-      for (let i = 0; i < s.length; i++) v += (s[i]! - m) ** 2;
-      const sd = s.length > 1 ? Math.sqrt(v / s.length) : 0;
       const width = edges.length + 2; // the bins, then the clipped standardised value
       dim += width;
-      return { kind: 'numeric', name: c.name, edges, median: s.length ? quantileSorted(s, 0.5) : 0, mean: m, sd: sd > 0 ? sd : 1, width };
+      return { kind: 'numeric', name: c.name, edges, median, mean, sd, width };
     }
-    const cnt = new Float64Array(c.categories.length);
-    for (let i = 0; i < c.codes.length; i++) cnt[c.codes[i]!]!++;
-    const kept = Array.from(cnt.keys()).filter((k) => cnt[k]! > 0).sort((a, b) => cnt[b]! - cnt[a]!).slice(0, MAX_CATEGORIES);
-    const slot = new Int32Array(c.categories.length).fill(-1);
-    kept.forEach((code, k) => (slot[code] = k));
+    const kept = codesByFrequency(c.codes, c.categories.length).slice(0, MAX_CATEGORIES);
     dim += kept.length;
-    return { kind: 'categorical', name: c.name, slot, width: kept.length };
+    return { kind: 'categorical', name: c.name, slot: oneHotSlots(c.categories.length, kept), width: kept.length };
   });
   return { columns, dim };
 }
@@ -75,11 +66,7 @@ export function applyBinnedDesign(enc: BinnedDesign, table: Table): Float64Array
         X[i * d + off + e.width - 1] = Math.max(-1, Math.min(1, (x - e.mean) / (3 * e.sd)));
       }
     } else if (e.kind === 'categorical' && c.kind === 'categorical') {
-      for (let i = 0; i < n; i++) {
-        const code = c.codes[i]!;
-        const s = code < e.slot.length ? e.slot[code]! : -1;
-        if (s >= 0) X[i * d + off + s] = 1;
-      }
+      writeOneHot(X, d, off, c.codes, e.slot);
     } else throw new Error(`binned design: column "${c.name}" changed kind`);
     off += e.width;
   });

@@ -23,31 +23,55 @@ interface CatEnc {
 }
 export type DesignEncoder = { columns: (NumEnc | CatEnc)[]; dim: number };
 
+/** A numeric column's training statistics: its finite values sorted, their median, mean and sd (1 when constant or empty). */
+export function numericStats(values: Float64Array): { sorted: Float64Array; median: number; mean: number; sd: number } {
+  const s = sortedFinite(values);
+  let m = 0;
+  for (let i = 0; i < s.length; i++) m += s[i]!;
+  m = s.length ? m / s.length : 0;
+  let v = 0;
+  for (let i = 0; i < s.length; i++) v += (s[i]! - m) ** 2;
+  const sd = s.length > 1 ? Math.sqrt(v / s.length) : 0;
+  return { sorted: s, median: s.length ? quantileSorted(s, 0.5) : 0, mean: m, sd: sd > 0 ? sd : 1 };
+}
+
+/** One-hot slots for the categories `kept` (codes, in slot order) of a column with `categories` codes; -1 for the rest. */
+export function oneHotSlots(categories: number, kept: readonly number[]): Int32Array {
+  const slot = new Int32Array(categories).fill(-1);
+  kept.forEach((code, k) => (slot[code] = k));
+  return slot;
+}
+
+/** Sets X[i·d + off + slot[code_i]] = 1 for each row i whose code has a slot (row-major X, d columns). */
+export function writeOneHot(X: Float64Array, d: number, off: number, codes: Int32Array, slot: Int32Array): void {
+  for (let i = 0; i < codes.length; i++) {
+    const code = codes[i]!;
+    const s = code < slot.length ? slot[code]! : -1;
+    if (s >= 0) X[i * d + off + s] = 1;
+  }
+}
+
+/** A categorical column's codes that occur in training, most frequent first. */
+export function codesByFrequency(codes: Int32Array, categories: number): number[] {
+  const cnt = new Float64Array(categories);
+  for (let i = 0; i < codes.length; i++) cnt[codes[i]!]!++;
+  return Array.from(cnt.keys()).filter((k) => cnt[k]! > 0).sort((a, b) => cnt[b]! - cnt[a]!);
+}
+
 /** Fits the design-matrix encoding on training data. */
 export function fitDesign(table: Table): DesignEncoder {
   let dim = 0;
   const columns = table.columns.map((c): NumEnc | CatEnc => {
     if (c.kind === 'numeric') {
-      const s = sortedFinite(c.values);
-      const median = s.length ? quantileSorted(s, 0.5) : 0;
-      let m = 0;
-      for (let i = 0; i < s.length; i++) m += s[i]!;
-      m = s.length ? m / s.length : 0;
-      let v = 0;
-      for (let i = 0; i < s.length; i++) v += (s[i]! - m) ** 2;
-      const sd = s.length > 1 ? Math.sqrt(v / s.length) : 0;
+      const { median, mean, sd } = numericStats(c.values);
       dim++;
-      return { kind: 'numeric', name: c.name, median, mean: m, sd: sd > 0 ? sd : 1 };
+      return { kind: 'numeric', name: c.name, median, mean, sd };
     }
-    const cnt = new Float64Array(c.categories.length);
-    for (let i = 0; i < c.codes.length; i++) cnt[c.codes[i]!]!++;
-    const order = Array.from(cnt.keys()).filter((k) => cnt[k]! > 0).sort((a, b) => cnt[b]! - cnt[a]!);
+    const order = codesByFrequency(c.codes, c.categories.length);
     // Drop the most frequent level as reference when all levels are kept (avoids collinearity).
     const kept = order.length <= MAX_ONE_HOT ? order.slice(1) : order.slice(0, MAX_ONE_HOT);
-    const slot = new Int32Array(c.categories.length).fill(-1);
-    kept.forEach((code, k) => (slot[code] = k));
     dim += kept.length;
-    return { kind: 'categorical', name: c.name, slot, width: kept.length };
+    return { kind: 'categorical', name: c.name, slot: oneHotSlots(c.categories.length, kept), width: kept.length };
   });
   return { columns, dim };
 }
@@ -68,11 +92,7 @@ export function applyDesign(enc: DesignEncoder, table: Table): Float64Array {
       }
       off++;
     } else if (e.kind === 'categorical' && c.kind === 'categorical') {
-      for (let i = 0; i < n; i++) {
-        const code = c.codes[i]!;
-        const s = code < e.slot.length ? e.slot[code]! : -1;
-        if (s >= 0) X[i * d + off + s] = 1;
-      }
+      writeOneHot(X, d, off, c.codes, e.slot);
       off += e.width;
     } else throw new Error(`logistic: column "${c.name}" kind changed`);
   });
