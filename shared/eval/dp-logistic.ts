@@ -4,8 +4,8 @@
 // runs it; nothing in the product calls it, and nothing it computes leaves the evaluation.
 //
 // The features are the evaluator's kind of design matrix with more room for a linear model: each
-// numeric column as one-hot over its training quantile bins plus its standardised value clipped
-// to [-1, 1] (a step function with a slope, as the transformer's modes give the generator), each
+// numeric column as one-hot over its training quantile bins plus its standardised value over 3,
+// clipped to [-1, 1] (a step function with a slope, as the transformer's modes give the generator), each
 // categorical column one-hot over its training categories. The design's statistics come from the
 // real rows without noise: generous to the reference, which is the point of a bound.
 import type { Table } from './table';
