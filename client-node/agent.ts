@@ -310,8 +310,9 @@ export function startAgent(opts: AgentOptions): RunningAgent {
    * bank does not release them. A budget error propagates: the bank trains nothing.
    */
   function releasePairs(t: LocalTrainer, data: PreparedData): { noiseStd: number; tables: PairTable[] } | null {
-    const exact = opts.releasePairCounts && t.pairCounts ? t.pairCounts(data) : undefined;
-    if (!exact || !opts.releasePairCounts) return null;
+    if (!opts.releasePairCounts || !t.pairCounts) return null;
+    const exact = t.pairCounts(data);
+    if (!exact) return null;
     const released = opts.releasePairCounts(exact.tables, exact.noiseMultiplier);
     log.info(released.cached ? 'pair_counts_reused' : 'pair_counts_charged', {
       pairs: released.tables.length,

@@ -9,7 +9,7 @@
 // budget. Released once, before the bank's first round trains, and sent with each of its updates;
 // the coordinator merges the banks' tables (mergePairTargets, post-processing) and sends the targets
 // with the next rounds.
-import { readReleaseCache, writeReleaseCache } from './release-cache';
+import { malformedReleaseCache, readReleaseCache, writeReleaseCache } from './release-cache';
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
@@ -78,9 +78,9 @@ function releaseKey(salt: string, tables: readonly PairTable[], noiseMultiplier:
 function readCache(path: string, keyFor: (salt: string) => string): PairTable[] | undefined {
   const c = readReleaseCache(path, 'pair-count release', 'the counts') as { salt?: unknown; key?: unknown; tables?: unknown } | undefined;
   if (c === undefined) return undefined;
-  if (typeof c.salt !== 'string' || typeof c.key !== 'string') throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
+  if (typeof c.salt !== 'string' || typeof c.key !== 'string') throw malformedReleaseCache(path, 'pair-count release', 'the counts');
   if (c.key !== keyFor(c.salt)) return undefined;
   const ok = Array.isArray(c.tables) && c.tables.every((t: Partial<PairTable>) => t && Array.isArray(t.values) && t.values.every((v) => Number.isFinite(v)));
-  if (!ok) throw new Error(`${path}: the cached pair-count release is malformed; restore it from backup, or delete it to release (and charge) the counts again`);
+  if (!ok) throw malformedReleaseCache(path, 'pair-count release', 'the counts');
   return c.tables as PairTable[];
 }

@@ -16,7 +16,7 @@
 // rest of an ε = 1 budget it moved DP-SGD's σ on the 24k simulated data's banks from 8.50 to 8.63
 // (bench/privacy-utility.ts --only simulated, one run; q moves with the released count too). At
 // 10,000 rows the noise moves q by about 1%.
-import { readReleaseCache, writeReleaseCache } from './release-cache';
+import { malformedReleaseCache, readReleaseCache, writeReleaseCache } from './release-cache';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { defaultDelta, type Budget, type PrivacyLedger } from './ledger';
@@ -82,7 +82,7 @@ function readCache(path: string, n: number, noiseSd: number): number | undefined
   const c = readReleaseCache(path, 'row-count release', 'the count') as Partial<RowCountCache> | undefined;
   if (c === undefined) return undefined;
   if (!Number.isSafeInteger(c.released) || c.released! < 1 || typeof c.exactRows !== 'number' || typeof c.noiseSd !== 'number') {
-    throw new Error(`${path}: the cached row-count release is malformed; restore it from backup, or delete it to release (and charge) the count again`);
+    throw malformedReleaseCache(path, 'row-count release', 'the count');
   }
   return c.exactRows === n && c.noiseSd === noiseSd ? c.released : undefined;
 }

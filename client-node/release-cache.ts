@@ -16,6 +16,11 @@ export function readReleaseCache(path: string, what: string, it: string): unknow
   }
 }
 
+/** The error for a cached release that parsed but cannot be used: the same remedy as for one that does not parse. */
+export function malformedReleaseCache(path: string, what: string, it: string): Error {
+  return new Error(`${path}: the cached ${what} is malformed; restore it from backup, or delete it to release (and charge) ${it} again`);
+}
+
 /** Writes the cache: a temporary file beside it, mode 0600, then a rename. */
 export function writeReleaseCache(path: string, value: unknown): void {
   const tmp = `${path}.${process.pid}.tmp`;
