@@ -87,6 +87,11 @@ async function main(): Promise<void> {
     if (total !== X.nRows) throw new Error(`${split.name}: the banks' CSVs hold ${total} rows, the train split ${X.nRows}`);
     const bankRows: number[][] = split.bankPaths.map(() => []);
     a.forEach((i, k) => bankRows[bankEnds.findIndex((e) => i < e)]!.push(k));
+    const banks = bankRows.map((rows) => {
+      const Xb = new Float64Array(rows.length * d);
+      rows.forEach((i, k) => Xb.set(A.subarray(i * d, (i + 1) * d), k * d));
+      return { X: Xb, y: Uint8Array.from(rows, (i) => ya[i]!), n: rows.length };
+    });
     const positives = ya.reduce((s, v) => s + v, 0);
     const trtr = fitAndScore('gbdt', X, y, Xh, yh, SEED).metrics;
     const plain = fitLogisticMatrix(A, n, d, ya).beta;
@@ -111,25 +116,20 @@ async function main(): Promise<void> {
       // The same model trained as bench:privacy's banks train C: each bank its own rows, 8 rounds x 40
       // local steps at q = 500 / its rows, σ for ε over those 320 steps, FedAvg by rows after each round.
       let fed: { label: string; runs: Scores[] } | undefined;
-      const banks = bankRows.map((rows) => {
-        const idx = Int32Array.from(rows);
-        const Xb = new Float64Array(idx.length * d);
-        idx.forEach((i, k) => Xb.set(A.subarray(i * d, (i + 1) * d), k * d));
-        return { X: Xb, y: Uint8Array.from(idx, (i) => ya[i]!), n: idx.length };
-      });
       for (const lr of RATES) {
         const runs = { last: [] as Scores[], averaged: [] as Scores[] };
         for (let rep = 0; rep < repeats; rep++) {
-          const m = trainFederatedDpLogistic(banks, d, { rounds: FED_ROUNDS, localSteps: FED_STEPS, batch: FED_BATCH, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: DELTA, sampleRate: q, steps }), lr, seed: 7 + 1000 * rep });
+          const m = trainFederatedDpLogistic(banks, d, { rounds: FED_ROUNDS, localSteps: FED_STEPS, batch: FED_BATCH, epsilon: eps, delta: DELTA, lr, seed: 7 + 1000 * rep });
           for (const which of ['last', 'averaged'] as const) runs[which].push(score(m[which]));
         }
         for (const which of ['last', 'averaged'] as const) fed = better(fed, `lr ${lr}, ${which}`, runs[which], `  ε = ${eps} federated`);
       }
-      const f = fed!.runs;
-      const fmed = (k: keyof Scores): number => median(f.map((x) => x[k]));
-      const r = best!.runs;
-      const med = (k: keyof Scores): number => median(r.map((s) => s[k]));
-      const row = `| ${split.name} | ${n} (${positives}) | ${eps} | ${trtr.auc.toFixed(3)} / ${trtr.recall.toFixed(2)} / ${trtr.prAuc.toFixed(3)} | ${lin.auc.toFixed(3)} (${(lin.auc / trtr.auc).toFixed(3)}) / ${lin.recall.toFixed(2)} / ${lin.prAuc.toFixed(3)} | ${med('auc').toFixed(3)} (${(med('auc') / trtr.auc).toFixed(3)}) / ${med('recall').toFixed(2)} / ${med('precision').toFixed(2)} / ${med('prAuc').toFixed(3)} | ${best!.label} | ${fmed('auc').toFixed(3)} (${(fmed('auc') / trtr.auc).toFixed(3)}) / ${fmed('recall').toFixed(2)} / ${fmed('precision').toFixed(2)} / ${fmed('prAuc').toFixed(3)} | ${fed!.label} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
+      // Medians over the runs: AUC (ratio to TRTR) / recall / precision / PR-AUC.
+      const cell = (runs: Scores[]): string => {
+        const med = (k: keyof Scores): number => median(runs.map((x) => x[k]));
+        return `${med('auc').toFixed(3)} (${(med('auc') / trtr.auc).toFixed(3)}) / ${med('recall').toFixed(2)} / ${med('precision').toFixed(2)} / ${med('prAuc').toFixed(3)}`;
+      };
+      const row = `| ${split.name} | ${n} (${positives}) | ${eps} | ${trtr.auc.toFixed(3)} / ${trtr.recall.toFixed(2)} / ${trtr.prAuc.toFixed(3)} | ${lin.auc.toFixed(3)} (${(lin.auc / trtr.auc).toFixed(3)}) / ${lin.recall.toFixed(2)} / ${lin.prAuc.toFixed(3)} | ${cell(best!.runs)} | ${best!.label} | ${cell(fed!.runs)} | ${fed!.label} | ${((performance.now() - t0) / 1000).toFixed(0)} s |`;
       log(row);
       rows.push(row);
     }

@@ -12,7 +12,7 @@
 //   train split (same positive count, weighted draw) and scores TSTR again: near TRTR means the DP generator's
 //   features suffice and the labels are what is lost; far below means the features are.
 // --reference-labels LR[@E] (diagnostic, printed only; spends ε on the real rows again): relabels the synthetic rows
-//   with bench/privacy-reference.ts's federated DP-SGD logistic regression (rate LR) at the run's ε (or E) and scores TSTR
+//   with bench/privacy-reference.ts's federated DP-SGD logistic regression (rate LR, this run's rounds x steps) at the run's ε (or E) and scores TSTR
 //   again, with that model's own holdout AUC: TSTR near it means the sample's features carry what a better C would
 //   give; far below means they do not.
 // --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
@@ -58,7 +58,6 @@ import { bankRowCounts, benchmarkSplits, metric, PRIVACY_DATASETS, samplableOf, 
 import { commandLine, writeBenchmarkSection } from './common';
 import { aucRoc, bestF1Threshold, metricsAt, dropColumn, fitAndScore, loadEvaluationInput, positiveClassOf, prAuc, readSchemaFile, trainGbdt } from '../shared/eval';
 import { applyBinnedDesign, fitBinnedDesign, predictLogistic, trainFederatedDpLogistic } from '../shared/eval/dp-logistic';
-import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { quantileSorted } from '../shared/eval/random';
 import { labelsForQuotas, priorShiftProbabilities, rowsForClassMinimum, sampleRows } from '../shared/sampling/sampler';
 import { applyLabelCalibration } from '../shared/model/label-calibration';
@@ -500,9 +499,9 @@ function tstrRelabelled(s: LoadedSample, p: ArrayLike<number>, k: number): { auc
   return fitAndScore('gbdt', dropColumn(s.input.synthetic, s.target), yo, dropColumn(s.input.holdout, s.target), s.yh, 42).metrics;
 }
 
-/** --reference-labels: bench/privacy-reference.ts's federated model (8 rounds x 40 steps, batches of 500) at ε per bank. */
+/** --reference-labels: bench/privacy-reference.ts's federated model at ε per bank, on this run's schedule (rounds, local steps, batch). */
 function referenceModel(banks: { X: Float64Array; y: Uint8Array; n: number }[], d: number, eps: number, lr: number): Float64Array {
-  return trainFederatedDpLogistic(banks, d, { rounds: 8, localSteps: 40, batch: 500, noiseMultiplier: (q, steps) => noiseMultiplierFor({ targetEpsilon: eps, delta: 1e-5, sampleRate: q, steps }), lr, seed: 3 }).averaged;
+  return trainFederatedDpLogistic(banks, d, { rounds, localSteps: steps, batch: batchSize, epsilon: eps, delta: 1e-5, lr, seed: 3 }).averaged;
 }
 
 /**

@@ -13,6 +13,7 @@ import { quantileSorted } from './random';
 import { codesByFrequency, numericStats, oneHotSlots, writeOneHot } from './logistic';
 import { Rng } from '../tensor/random';
 import { secureGaussian } from '../privacy/secure-noise';
+import { noiseMultiplierFor } from '../privacy/calibrate';
 
 /** Maximum one-hot width of a categorical column; rarer categories encode as all-zero. */
 const MAX_CATEGORIES = 50;
@@ -164,8 +165,9 @@ export interface FederatedDpLogisticOptions {
   localSteps: number;
   /** Each bank's expected batch: q = min(1, batch / its rows). */
   batch: number;
-  /** Each bank's (ε, δ) over all its steps; σ per bank by `noiseMultiplier(q, steps)`. */
-  noiseMultiplier: (sampleRate: number, steps: number) => number;
+  /** Each bank's (ε, δ) over all its rounds' steps: its σ by noiseMultiplierFor at its own q. */
+  epsilon: number;
+  delta: number;
   lr: number;
   seed: number;
 }
@@ -184,7 +186,8 @@ export function trainFederatedDpLogistic(banks: readonly { X: Float64Array; y: U
     const next = new Float64Array(d + 1);
     banks.forEach((bk, bi) => {
       const q = Math.min(1, o.batch / bk.n);
-      const m = trainDpLogistic(bk.X, bk.n, d, bk.y, { sampleRate: q, steps: o.localSteps, noiseMultiplier: o.noiseMultiplier(q, o.rounds * o.localSteps), clipNorm: 1, lr: o.lr, seed: o.seed + 100 * round + bi, init: global });
+      const sigma = noiseMultiplierFor({ targetEpsilon: o.epsilon, delta: o.delta, sampleRate: q, steps: o.rounds * o.localSteps });
+      const m = trainDpLogistic(bk.X, bk.n, d, bk.y, { sampleRate: q, steps: o.localSteps, noiseMultiplier: sigma, clipNorm: 1, lr: o.lr, seed: o.seed + 100 * round + bi, init: global });
       for (let k = 0; k <= d; k++) next[k]! += (m.last[k]! * bk.n) / total;
     });
     global = next;
