@@ -15,7 +15,7 @@
 //   with bench/privacy-reference.ts's federated DP-SGD logistic regression (rate LR, this run's rounds x steps) at the run's ε (or E) and scores TSTR
 //   again, with that model's own holdout AUC: TSTR near it means the sample's features carry what a better C would
 //   give; far below means they do not.
-// --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC, its recall at
+// --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC and PR-AUC, its recall at
 //   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
 //   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts), and its calibration:
 //   the slope a and intercept b of P(y) ≈ σ(a·logit p + b) fitted on the holdout (a < 1: C over-confident);
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
         }
         if (args.includes('--classifier-holdout')) {
           const c = await classifierOnHoldout(split, res, log);
-          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC C itself on the real holdout: AUC ${c.auc.toFixed(3)}, recall ${c.recall.toFixed(2)} at its F1-best threshold on the holdout (F1 ${c.f1.toFixed(2)}); mean P(minority) ${c.meanP.toFixed(4)} vs holdout share ${c.share.toFixed(4)}; C's per-example gradient norm, median / 90% / 99%: ${c.norms}`);
+          log(`  ${split.name} ε = ${eps}, DIAGNOSTIC C itself on the real holdout: AUC ${c.auc.toFixed(3)}, PR-AUC ${c.prAuc.toFixed(3)}, recall ${c.recall.toFixed(2)} at its F1-best threshold on the holdout (F1 ${c.f1.toFixed(2)}); mean P(minority) ${c.meanP.toFixed(4)} vs holdout share ${c.share.toFixed(4)}; C's per-example gradient norm, median / 90% / 99%: ${c.norms}`);
         }
         if (args.includes('--also-weighted-labels')) {
           const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11, outDir: work, quotaDraw: 'weighted' });
@@ -376,7 +376,7 @@ function count(y: Uint8Array): number {
  * holdout rows (transformed as a bank would), against their true labels. The F1-best threshold is
  * chosen on the holdout itself: an upper bound on what C's ranking supports, not a fair score.
  */
-async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: string) => void): Promise<{ auc: number; recall: number; f1: number; meanP: number; share: number; norms: string }> {
+async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: string) => void): Promise<{ auc: number; prAuc: number; recall: number; f1: number; meanP: number; share: number; norms: string }> {
   const rows = (await loadTable(split.holdoutPath, split.schema)).rows;
   const model = createModel(res.modelConfig, res.transformer.spans);
   try {
@@ -442,7 +442,7 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
       const tc = metricsAt(pc, y, bestF1Threshold(pc, yc));
       log(`  DIAGNOSTIC the same with the published label calibration applied: recall ${tc.recall.toFixed(2)}, precision ${tc.precision.toFixed(2)}, F1 ${tc.f1.toFixed(2)}`);
     }
-    return { auc: aucRoc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
+    return { auc: aucRoc(p, y), prAuc: prAuc(p, y), recall: m.recall, f1: m.f1, meanP: p.reduce((s, v) => s + v, 0) / p.length, share: counts[minority]! / rows.length, norms: `minority ${quantiles(pos)}, majority ${quantiles(neg)}` };
   } finally {
     model.dispose();
   }
