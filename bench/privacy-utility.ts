@@ -1,7 +1,7 @@
 // bench:privacy (utility part) — the same federated harness as bench:quality, with record-level DP
 // per bank: a DP summary (share of ε) and DP-SGD on the discriminator (the rest), at ε = 1 and 3,
 // δ = 1e-5. Reports TSTR vs TRTR AUC, minority recall, precision and PR-AUC, and the membership-inference AUC.
-//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--reference-labels LR[@E]] [--also-within-mode] [--no-write]
+//   node bin/run-ts.mjs bench/privacy-utility.ts [--only ...] [--eps 1,3] [--rounds R] [--steps S] [--lr LR] [--lr-d LR] [--ema BETA] [--ema-generator-only] [--also-ema-generator-only] [--classifier-weight W] [--classifier-clip-share S] [--classifier-clip-norm R] [--summary-epsilon E] [--summary-target-share S] [--batch B] [--repeat N] [--model JSON] [--work DIR] [--also-weighted-labels] [--also-generator-labels] [--also-unstratified] [--oracle-labels] [--classifier-holdout] [--also-label-scale A,B] [--also-uncalibrated] [--label-calibration-noise Z] [--also-rows-factor F,G] [--also-oversample F] [--point-masses] [--no-mode-shares] [--spike-shares] [--update-clip-norm S] [--pair-noise Z] [--pair-weight W] [--pairs-from-round R] [--g-steps K] [--reference-labels LR[@E]] [--no-write]
 // --ema-generator-only: the moving average over rounds covers G alone (before 2026-12-06), not G and C;
 //   --also-ema-generator-only scores that variant of the same run too, printed only.
 // --also-weighted-labels: also scores rows sampled from the same model with C's labels picked by the old
@@ -15,7 +15,6 @@
 //   with bench/privacy-reference.ts's federated DP-SGD logistic regression (rate LR, this run's rounds x steps) at the run's ε (or E) and scores TSTR
 //   again, with that model's own holdout AUC: TSTR near it means the sample's features carry what a better C would
 //   give; far below means they do not.
-//   --also-within-mode (EXPERIMENT, with --reference-labels): the same model on the encoding plus, per numeric column and mode, mode × α and mode × [α > t].
 // --classifier-holdout (diagnostic, printed only): the published C on the real holdout: its AUC and PR-AUC, its recall at
 //   the holdout's own F1-best threshold, its mean P(minority) against the class's share, and its per-example
 //   gradient norms (what DP-SGD clips; see classifierClipNorm in shared/model/dp-sgd.ts), and its calibration:
@@ -144,10 +143,6 @@ async function main(): Promise<void> {
           const o = referenceRelabelled(split, sample, eRef, refLr!);
           const enc = await referenceOnEncoding(split, res, sample, eRef, refLr!);
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC the same logistic regression on the transformer's encoding (C's inputs) instead of the binned design: holdout AUC ${enc.auc.toFixed(3)}, PR-AUC ${enc.prAuc.toFixed(3)}; its labels on the sample: TSTR ${enc.tstr.auc.toFixed(3)}, recall ${enc.tstr.recall.toFixed(2)}, PR-AUC ${enc.tstr.prAuc.toFixed(3)}`);
-          if (args.includes('--also-within-mode')) {
-            const wm = await referenceOnEncoding(split, res, sample, eRef, refLr!, true);
-            log(`  ${split.name} ε = ${eps}, EXPERIMENT the same on the encoding plus within-mode features (mode × α, mode × [α > t], t = 0, ±0.25, ±0.5, ±0.75): holdout AUC ${wm.auc.toFixed(3)}, PR-AUC ${wm.prAuc.toFixed(3)}; its labels on the sample: TSTR ${wm.tstr.auc.toFixed(3)}, recall ${wm.tstr.recall.toFixed(2)}, PR-AUC ${wm.tstr.prAuc.toFixed(3)}`);
-          }
           log(`  ${split.name} ε = ${eps}, DIAGNOSTIC synthetic features with labels from a federated DP-SGD logistic regression at ε = ${eRef} per bank (spent on top of the run's; bench/privacy-reference.ts): its own holdout AUC ${o.ownAuc.toFixed(3)}, PR-AUC ${o.ownPrAuc.toFixed(3)}, calibration slope ${o.ownSlope.toFixed(2)} (C's: --classifier-holdout); TSTR ${o.auc.toFixed(3)}, recall ${o.recall.toFixed(2)}, PR-AUC ${o.prAuc.toFixed(3)} (synthetic positives ${o.positives})`);
         }
         if (args.includes('--classifier-holdout')) {
@@ -539,35 +534,18 @@ function referenceRelabelled(split: Split, s: LoadedSample, eps: number, lr: num
 }
 
 /** --reference-labels: the reference's federated DP-SGD logistic regression on C's own inputs (the transformer's encoding, label span left out). */
-async function referenceOnEncoding(split: Split, res: FederatedResult, sample: LoadedSample, eps: number, lr: number, withinMode = false): Promise<{ auc: number; prAuc: number; tstr: { auc: number; recall: number; prAuc: number } }> {
+async function referenceOnEncoding(split: Split, res: FederatedResult, sample: LoadedSample, eps: number, lr: number): Promise<{ auc: number; prAuc: number; tstr: { auc: number; recall: number; prAuc: number } }> {
   const span = createModel(res.modelConfig, res.transformer.spans).labelSpan;
   if (!span) throw new Error('--reference-labels: the model has no classifier');
-  // withinMode (EXPERIMENT): per numeric column and mode k, also mode_k·α and mode_k·[α > t] for
-  // t = 0, ±0.25, ±0.5, ±0.75 (α = (u − μ_k)/(4σ_k): 0, ±1σ, ±2σ, ±3σ): a linear model's weight on α is otherwise one
-  // weight shared by every mode, and it cannot tell where in a mode a value lies.
-  const spans = res.transformer.spans;
-  const numeric = spans.filter((s) => s.kind === 'tanh').map((t) => ({ alpha: t.offset, modes: spans.find((m) => m.kind === 'softmax' && m.column === t.column)! }));
-  const cuts = [-0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75];
-  const extra = withinMode ? numeric.reduce((n, c) => n + c.modes.dim * (1 + cuts.length), 0) : 0;
   const encode = (rows: Parameters<typeof res.transformer.transform>[0]): { X: Float64Array; cls: Int32Array; n: number; d: number } => {
     const data = res.transformer.transform(rows, 1);
     const full = data.length / rows.length;
-    const d = full - span.dim + extra;
+    const d = full - span.dim;
     const X = new Float64Array(rows.length * d);
     const cls = new Int32Array(rows.length);
     for (let r = 0; r < rows.length; r++) {
       let k = 0;
       for (let j = 0; j < full; j++) if (j < span.offset || j >= span.offset + span.dim) X[r * d + k++] = data[r * full + j]!;
-      if (withinMode) {
-        for (const c of numeric) {
-          const a = data[r * full + c.alpha]!;
-          for (let m = 0; m < c.modes.dim; m++) {
-            const on = data[r * full + c.modes.offset + m]!;
-            X[r * d + k++] = on * a;
-            for (const t of cuts) X[r * d + k++] = a > t ? on : 0;
-          }
-        }
-      }
       for (let c = 1; c < span.dim; c++) if (data[r * full + span.offset + c]! > data[r * full + span.offset + cls[r]!]!) cls[r] = c;
     }
     return { X, cls, n: rows.length, d };
