@@ -1,7 +1,8 @@
 // A DP release cached in the bank's state directory, so that a restarted agent re-sends the same
 // noisy values instead of releasing (and charging) again. Written atomically and readable by the
 // agent's user only; a file that is not JSON is an error to resolve by hand, never a new release.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../shared/fs/atomic-write';
 
 /**
  * The cached value at `path`, or undefined when there is none. `what` names the release in the
@@ -21,9 +22,7 @@ export function malformedReleaseCache(path: string, what: string, it: string): E
   return new Error(`${path}: the cached ${what} is malformed; restore it from backup, or delete it to release (and charge) ${it} again`);
 }
 
-/** Writes the cache: a temporary file beside it, mode 0600, then a rename. */
+/** Writes the cache, mode 0600, atomically and durably: a crash leaves the old file or the new, never a torn one. */
 export function writeReleaseCache(path: string, value: unknown): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(value) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(value) + '\n', { mode: 0o600 });
 }

@@ -8,7 +8,8 @@ import type { Logger } from '../shared/log/logger';
 import type { PairRelease, Persistence, RestoredState } from './persistence';
 import type { CommittedRound } from './rounds';
 import type { ClientFailure, Tensors } from './strategy/types';
-import { encodeCheckpoint, readCheckpoint, writeCheckpoint, writeFileAtomic, type Checkpoint } from './store/checkpoint';
+import { encodeCheckpoint, readCheckpoint, writeCheckpoint, type Checkpoint } from './store/checkpoint';
+import { writeFileAtomic } from '../shared/fs/atomic-write';
 import { StateStore } from './store/state-store';
 import type { SamplableModel } from '../shared/sampling/sampler';
 

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { keyFingerprint } from '../../protocol';
 import { readCoordinatorKey } from '../../client-node/coordinator-key';
 import { verifyBody, type ModelCard, type SignedKind } from '../../coordinator/sampling-service';
-import { decodeCheckpoint, writeFileAtomic } from '../../coordinator/store/checkpoint';
+import { decodeCheckpoint } from '../../coordinator/store/checkpoint';
+import { writeFileAtomic } from '../../shared/fs/atomic-write';
 
 export function register(program: Command): void {
   program
@@ -76,7 +77,7 @@ export async function fetchModel(o: { coordinatorUrl: string; coordinatorKey: Ui
   if (card.checkpointSha256 !== sha256) throw new ModelVerificationError(`the model card describes checkpoint ${card.checkpointSha256.slice(0, 16)}…, the downloaded checkpoint is ${sha256.slice(0, 16)}…; refusing them`);
   const ckpt = decodeCheckpoint(Buffer.from(bytes), 'the downloaded checkpoint');
   if (ckpt.version !== card.modelVersion) throw new ModelVerificationError(`the checkpoint is version ${ckpt.version}, its card says ${card.modelVersion}`);
-  writeFileAtomic(o.out, Buffer.from(bytes));
-  writeFileAtomic(`${o.out}.model-card.json`, Buffer.from(JSON.stringify({ ...card, fetchedFrom: base.origin, fetchedAt: new Date().toISOString() }, null, 2) + '\n'));
+  writeFileAtomic(o.out, bytes);
+  writeFileAtomic(`${o.out}.model-card.json`, JSON.stringify({ ...card, fetchedFrom: base.origin, fetchedAt: new Date().toISOString() }, null, 2) + '\n');
   return { card, sha256, fingerprint: keyFingerprint(o.coordinatorKey) };
 }

@@ -15,7 +15,7 @@
 // Client-level (DP-FedAvg) entries are composed into the same record-level total: a bank-level
 // guarantee implies the same guarantee for each of its records, so summing is conservative.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, statSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
 import {
   DEFAULT_ORDERS,
   checkDelta,
@@ -28,6 +28,7 @@ import {
   type PrivacySpent,
 } from '../../shared/privacy/rdp';
 import { skellamRdpCurve } from '../../shared/privacy/skellam';
+import { writeFileAtomic } from '../../shared/fs/atomic-write';
 
 export type SampledGaussianParams = { q: number; sigma: number; steps: number };
 export type GaussianParams = { sigma: number; sensitivity: number };
@@ -283,9 +284,8 @@ export class PrivacyLedger {
   private writeHead(): void {
     const count = this.list.length;
     const hash = count === 0 ? LEDGER_GENESIS : this.list[count - 1].hash;
-    const tmp = `${this.headFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ count, hash, mac: this.mac(`${count}:${hash}`) }) + '\n', { mode: 0o600 });
-    renameSync(tmp, this.headFile);
+    // Durable: after a power loss an empty or torn head would read as tampering and stop the agent.
+    writeFileAtomic(this.headFile, JSON.stringify({ count, hash, mac: this.mac(`${count}:${hash}`) }) + '\n', { mode: 0o600 });
   }
 
   private push(e: LedgerEntry): void {

@@ -6,8 +6,9 @@
 // atomically (temp file in the same directory, fsync, rename, fsync the directory) and checksummed
 // with SHA-256 over the whole file; the checksum is stored in the state database.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../shared/fs/atomic-write';
 
 const MAGIC = Buffer.from('FSCKPT01', 'ascii');
 const FORMAT_VERSION = 1;
@@ -115,29 +116,6 @@ export function decodeCheckpoint(buf: Buffer, where = 'checkpoint'): Checkpoint 
 
 export function sha256(buf: Buffer): string {
   return createHash('sha256').update(buf).digest('hex');
-}
-
-/** Writes atomically: after a crash the final name holds either the old file or the new one, never a mix. */
-export function writeFileAtomic(path: string, bytes: Buffer, mode = 0o644): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
-  }
 }
 
 export function writeCheckpoint(dir: string, ckpt: Checkpoint, fileName = `model-v${String(ckpt.version).padStart(6, '0')}.ckpt`): { path: string; sha256: string; bytes: number } {
