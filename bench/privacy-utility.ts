@@ -21,7 +21,7 @@
 //   the slope a and intercept b of P(y) ≈ σ(a·logit p + b) fitted on the holdout (a < 1: C over-confident);
 //   and the recall and precision at the F1-best threshold on labels drawn from C for the holdout's own rows
 //   (as the sampler draws them), against the true labels: what a TSTR model that learned C exactly would flag.
-// --also-label-scale A,B (printed only): also scores rows sampled from the same model with C's logits
+// --also-label-scale A,B (printed only; with --min-class-rows, the sized sample too): also scores rows sampled from the same model with C's logits
 //   multiplied by A, then B (the sampler's labelLogitScale; < 1 flattens C's labels).
 // --also-uncalibrated (printed only): also scores rows sampled from the same model with C's labels drawn
 //   without the published calibration map (the sampler's labelCalibration null), as before 2026-12-07.
@@ -161,6 +161,12 @@ async function main(): Promise<void> {
           for (const a of arg('--also-label-scale', '').split(',').map(Number)) {
             const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelLogitScale: a });
             log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: ${tstrScores(w)}`);
+            // The sample a data scientist would draw for a rare class: sized (--min-class-rows) and sharpened.
+            const need = minClassRows > 0 ? rowsForClassMinimum(samplableOf(res), trainRows, minClassRows) : undefined;
+            if (need && need.rows > trainRows) {
+              const z = await sampleAndEvaluate(split, res, { rows: need.rows, seed: 11 + rep, outDir: join(work, 'sized-scaled'), labelLogitScale: a });
+              log(`  ${split.name} ε = ${eps}, EXPERIMENT the sized sample (${(need.rows / trainRows).toFixed(1)}x) with C's logits x ${a}: ${tstrScores(z)}`);
+            }
           }
         }
         if (args.includes('--also-uncalibrated') && res.labelCalibration) {
