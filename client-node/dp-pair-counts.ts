@@ -9,12 +9,12 @@
 // budget. Released once, before the bank's first round trains, and sent with each of its updates;
 // the coordinator merges the banks' tables (mergePairTargets, post-processing) and sends the targets
 // with the next rounds.
-import { malformedReleaseCache, readReleaseCache, writeReleaseCache } from './release-cache';
+import { malformedReleaseCache, readReleaseCache, requireChargedRelease, writeReleaseCache } from './release-cache';
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { pairNoiseSd } from '../shared/transformer/pair-counts';
-import type { Budget, PrivacyLedger } from './ledger';
+import { releaseDigest, type Budget, type PrivacyLedger } from './ledger';
 import type { PairTable } from '../protocol';
 
 export interface ReleasedPairCounts {
@@ -46,21 +46,31 @@ export function releasePairCounts(
   const epsilon = rdpToEpsilon(DEFAULT_ORDERS, pairCountsRdp(o.noiseMultiplier, exact.length), o.budget.delta).epsilon;
   if (o.cachePath) {
     const hit = readCache(o.cachePath, (salt) => releaseKey(salt, exact, o.noiseMultiplier));
-    if (hit) return { tables: hit, noiseSd, epsilon, cached: true };
+    if (hit) {
+      requireChargedRelease(o.ledger, hit, o.cachePath, 'pair-count release', 'the counts');
+      return { tables: hit, noiseSd, epsilon, cached: true };
+    }
   }
   exact.forEach((t, i) => {
     if (t.values.length !== t.aDim * t.bDim || !t.values.every((v) => Number.isInteger(v) && v >= 0)) {
       throw new Error(`pair counts: table ${i} must hold ${t.aDim}×${t.bDim} non-negative whole counts`);
     }
   });
-  o.ledger.charge(
-    { kind: 'counts', params: { sigma: noiseSd, sensitivity: Math.sqrt(exact.length) }, note: `two-way counts of ${exact.length} pairs of encoded columns, noise multiplier ${o.noiseMultiplier}` },
-    o.budget,
-  );
+  // The noise is drawn before the charge so the ledger can record the digest of what is released;
+  // nothing leaves (or is cached) unless the charge succeeds.
   const cells = exact.reduce((s, t) => s + t.values.length, 0);
   const noise = secureGaussian(cells, noiseSd);
   let k = 0;
   const tables = exact.map((t) => ({ ...t, values: t.values.map((v) => v + noise[k++]!) }));
+  o.ledger.charge(
+    {
+      kind: 'counts',
+      params: { sigma: noiseSd, sensitivity: Math.sqrt(exact.length) },
+      note: `two-way counts of ${exact.length} pairs of encoded columns, noise multiplier ${o.noiseMultiplier}`,
+      release: releaseDigest(tables),
+    },
+    o.budget,
+  );
   if (o.cachePath) {
     // Salted, so the file says nothing about the exact counts beyond the noisy ones it holds.
     const salt = randomBytes(16).toString('hex');

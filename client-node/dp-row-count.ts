@@ -16,10 +16,10 @@
 // rest of an ε = 1 budget it moved DP-SGD's σ on the 24k simulated data's banks from 8.50 to 8.63
 // (bench/privacy-utility.ts --only simulated, one run; q moves with the released count too). At
 // 10,000 rows the noise moves q by about 1%.
-import { malformedReleaseCache, readReleaseCache, writeReleaseCache } from './release-cache';
+import { malformedReleaseCache, readReleaseCache, requireChargedRelease, writeReleaseCache } from './release-cache';
 import { DEFAULT_ORDERS, rdpGaussian, rdpToEpsilon } from '../shared/privacy/rdp';
 import { secureGaussian } from '../shared/privacy/secure-noise';
-import { defaultDelta, type Budget, type PrivacyLedger } from './ledger';
+import { defaultDelta, releaseDigest, type Budget, type PrivacyLedger } from './ledger';
 
 /** Default Gaussian noise sd on the released row count (sensitivity 1). */
 export const ROW_COUNT_NOISE_SD = 100;
@@ -59,14 +59,14 @@ export function releaseRowCount(
   const noiseSd = checkSd(o.noiseSd ?? ROW_COUNT_NOISE_SD);
   const budgetFor = (rows: number): Budget => ({ epsilonMax: o.epsilonMax, delta: o.delta ?? defaultDelta(rows) });
   const epsilonOf = (budget: Budget): number => rdpToEpsilon(DEFAULT_ORDERS, rowCountRdp(noiseSd), budget.delta).epsilon;
-  const cached = o.cachePath ? readCache(o.cachePath, n, noiseSd) : undefined;
+  const cached = o.cachePath ? readCache(o.cachePath, n, noiseSd, o.ledger) : undefined;
   if (cached !== undefined) {
     const budget = budgetFor(cached);
     return { released: { rows: cached, noiseSd, epsilon: epsilonOf(budget) }, budget, cached: true };
   }
   const rows = noisyRowCount(n, noiseSd);
   const budget = budgetFor(rows);
-  o.ledger.charge({ kind: 'counts', params: { sigma: noiseSd, sensitivity: 1 }, note: `row count, noise sd ${noiseSd}` }, budget);
+  o.ledger.charge({ kind: 'counts', params: { sigma: noiseSd, sensitivity: 1 }, note: `row count, noise sd ${noiseSd}`, release: releaseDigest(sentRowCount(rows, noiseSd)) }, budget);
   if (o.cachePath) writeReleaseCache(o.cachePath, { exactRows: n, noiseSd, released: rows } satisfies RowCountCache);
   return { released: { rows, noiseSd, epsilon: epsilonOf(budget) }, budget, cached: false };
 }
@@ -78,13 +78,20 @@ interface RowCountCache {
   released: number;
 }
 
-function readCache(path: string, n: number, noiseSd: number): number | undefined {
+/** What the ledger's digest of this release covers: the count as sent and its noise sd (never the exact count). */
+function sentRowCount(released: number, noiseSd: number): { released: number; noiseSd: number } {
+  return { released, noiseSd };
+}
+
+function readCache(path: string, n: number, noiseSd: number, ledger: PrivacyLedger): number | undefined {
   const c = readReleaseCache(path, 'row-count release', 'the count') as Partial<RowCountCache> | undefined;
   if (c === undefined) return undefined;
   if (!Number.isSafeInteger(c.released) || c.released! < 1 || typeof c.exactRows !== 'number' || typeof c.noiseSd !== 'number') {
     throw malformedReleaseCache(path, 'row-count release', 'the count');
   }
-  return c.exactRows === n && c.noiseSd === noiseSd ? c.released : undefined;
+  if (c.exactRows !== n || c.noiseSd !== noiseSd) return undefined;
+  requireChargedRelease(ledger, sentRowCount(c.released!, c.noiseSd), path, 'row-count release', 'the count');
+  return c.released;
 }
 
 function checkSd(sd: number): number {

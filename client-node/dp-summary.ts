@@ -5,7 +5,8 @@
 import { noiseMultiplierFor } from '../shared/privacy/calibrate';
 import { secureGaussian } from '../shared/privacy/secure-noise';
 import { DEFAULT_SUMMARY_TARGET_SHARE, summaryNoise } from '../shared/privacy/summary-noise';
-import type { PrivacyLedger, Budget } from './ledger';
+import { releaseDigest, type PrivacyLedger, type Budget } from './ledger';
+import { malformedReleaseCache, readReleaseCache, requireChargedRelease } from './release-cache';
 
 export interface CountSpan {
   column: string;
@@ -60,11 +61,36 @@ export function releaseNoisyCounts(
   const z = noiseMultiplierFor({ targetEpsilon: opts.epsilon, delta: opts.delta, sampleRate: 1, steps: 1 });
   const columns = spans.map((s) => s.column);
   const plan = summaryNoise(columns, z, opts.target !== undefined ? { column: opts.target, share: opts.targetShare ?? DEFAULT_SUMMARY_TARGET_SHARE } : undefined);
-  opts.ledger.charge({ kind: 'counts', params: { sigma: plan.sigma, sensitivity: plan.sensitivity }, note: `category counts of ${raw.length} columns` }, opts.budget);
+  // Noise first, so the ledger records the digest of what is released; nothing leaves unless the charge succeeds.
   const counts = raw.map((values, k) => {
     const sd = plan.columnStd[k]!;
     const noise = secureGaussian(values.length, sd);
     return { column: columns[k]!, values: values.map((v, j) => v + noise[j]!), noiseStd: sd };
   });
+  opts.ledger.charge(
+    { kind: 'counts', params: { sigma: plan.sigma, sensitivity: plan.sensitivity }, note: `category counts of ${raw.length} columns`, release: releaseDigest(counts) },
+    opts.budget,
+  );
   return { counts, epsilon: opts.epsilon, delta: opts.delta, noiseStd: Math.max(...plan.columnStd) };
+}
+
+/**
+ * The summary released before, cached at `path` (writeReleaseCache), if it is the release of the
+ * columns now requested (names and dimensions); undefined when there is none or it is of other
+ * columns (a new release). Throws when the file is not a summary, or is not what the ledger charged.
+ */
+export function readCachedSummary(path: string, spans: readonly { column: string; dim: number }[], ledger: PrivacyLedger): NoisyCounts | undefined {
+  const what = 'DP summary';
+  const it = 'the summary';
+  const s = readReleaseCache(path, what, it) as Partial<NoisyCounts> | undefined;
+  if (s === undefined) return undefined;
+  const countsOk =
+    Array.isArray(s.counts) &&
+    s.counts.every((c) => c && typeof c.column === 'string' && Array.isArray(c.values) && c.values.every((v) => Number.isFinite(v)) && typeof c.noiseStd === 'number' && c.noiseStd > 0);
+  if (!countsOk || typeof s.epsilon !== 'number' || typeof s.delta !== 'number' || typeof s.noiseStd !== 'number') throw malformedReleaseCache(path, what, it);
+  const counts = s.counts!;
+  const same = counts.length === spans.length && counts.every((c, i) => c.column === spans[i]!.column && c.values.length === spans[i]!.dim);
+  if (!same) return undefined;
+  requireChargedRelease(ledger, counts, path, what, it);
+  return s as NoisyCounts;
 }

@@ -1,7 +1,7 @@
 // Assembles a bank agent from files on the bank's machine: schema, identity, CSV. The CSV is read
 // and encoded here, once; only the encoded matrix is handed to the trainer, in memory.
 import { releaseCalibrationCounts } from './dp-calibration';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, loadIdentity, saveIdentity, type Identity, type PairTable } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
@@ -11,7 +11,8 @@ import { keyListVerification, startAgent, type RunningAgent } from './agent';
 import { readConsortiumDirectory } from './secagg-client';
 import { readCoordinatorKey } from './coordinator-key';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
-import { releaseNoisyCounts, type NoisyCounts } from './dp-summary';
+import { readCachedSummary, releaseNoisyCounts } from './dp-summary';
+import { writeReleaseCache } from './release-cache';
 import { BankEncoder } from './bank-encoder';
 import { addClientLevelNoise } from './update';
 import { secureGaussian } from '../shared/privacy/secure-noise';
@@ -166,7 +167,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     dataset: { prepare: (transformerJson) => encoder.prepare(transformerJson) },
     // Released once: a re-sent copy of the same noisy counts is post-processing and costs nothing more.
     summarize: (requested, condSpans) => {
-      const cached = readCachedSummary(summaryCache, requested);
+      const cached = readCachedSummary(summaryCache, requested, ledger);
       if (cached) return cached;
       const raw = encoder.rawSummary(requested, condSpans);
       const target = data.schema.target;
@@ -177,7 +178,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
         budget,
         ...(target !== undefined ? { target, ...(opts.summaryTargetShare !== undefined ? { targetShare: opts.summaryTargetShare } : {}) } : {}),
       });
-      writeFileSync(summaryCache, JSON.stringify(released), { mode: 0o600 });
+      writeReleaseCache(summaryCache, released);
       return released;
     },
     // Label calibration after the last round: charged, then noised, then sent (at most once per run).
@@ -253,14 +254,6 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     process.removeListener('SIGTERM', stop);
   }
   log.info('agent_finished', { roundsTrained: agent.roundsTrained });
-}
-
-function readCachedSummary(path: string, spans: { column: string; dim: number }[]): NoisyCounts | undefined {
-  if (!existsSync(path)) return undefined;
-  const s = JSON.parse(readFileSync(path, 'utf8')) as NoisyCounts;
-  const same = s.counts.length === spans.length && s.counts.every((c, i) => c.column === spans[i]!.column && c.values.length === spans[i]!.dim);
-  // A cache written before per-column noise sds: every column had the summary's one sd.
-  return same ? { ...s, counts: s.counts.map((c) => ({ ...c, noiseStd: c.noiseStd ?? s.noiseStd })) } : undefined;
 }
 
 function loadOrCreateIdentity(path: string, bankId: string, log: Logger): Identity {

@@ -36,10 +36,16 @@ export type GaussianParams = { sigma: number; sensitivity: number };
 /** One round of distributed Skellam noise in secure aggregation (shared/privacy/skellam.ts): sensitivities and the guaranteed Sk(mu) of the sum, ring units. */
 export type SkellamParams = { l1Sensitivity: number; l2Sensitivity: number; mu: number };
 
+/**
+ * `release`: for a release the agent keeps and may send again (the row count, the summary, the pair
+ * counts), releaseDigest of the noisy values as released. Part of the entry's hash, so a cached
+ * release can be checked against the ledger before it is re-sent (hasRelease): an edited cache,
+ * e.g. one holding the exact counts, matches no charge.
+ */
 export type LedgerEntryInput =
-  | { kind: 'dp-sgd' | 'client-level'; params: SampledGaussianParams; round?: number; note?: string }
-  | { kind: 'histogram' | 'counts'; params: GaussianParams; round?: number; note?: string }
-  | { kind: 'distributed-skellam'; params: SkellamParams; round?: number; note?: string };
+  | { kind: 'dp-sgd' | 'client-level'; params: SampledGaussianParams; round?: number; note?: string; release?: string }
+  | { kind: 'histogram' | 'counts'; params: GaussianParams; round?: number; note?: string; release?: string }
+  | { kind: 'distributed-skellam'; params: SkellamParams; round?: number; note?: string; release?: string };
 
 export type LedgerEntry = LedgerEntryInput & {
   seq: number;
@@ -120,13 +126,22 @@ function canonical(v: unknown): string {
 }
 
 function bodyOf(e: Omit<LedgerEntry, 'hash' | 'mac'>): Record<string, unknown> {
-  return { seq: e.seq, ts: e.ts, kind: e.kind, params: e.params, round: e.round, note: e.note, prev: e.prev };
+  // `release` undefined (every entry before it existed) leaves the canonical body, and so the hash, as it was.
+  return { seq: e.seq, ts: e.ts, kind: e.kind, params: e.params, round: e.round, note: e.note, release: e.release, prev: e.prev };
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** SHA-256 (hex) of a released value's canonical JSON: what a ledger entry's `release` records. */
+export function releaseDigest(value: unknown): string {
+  return sha256(canonical(value));
+}
+
 function validateEntry(e: LedgerEntryInput): void {
   if (!e || typeof e !== 'object') throw new TypeError('ledger entry must be an object');
+  if (e.release !== undefined && !(typeof e.release === 'string' && /^[0-9a-f]{64}$/.test(e.release))) {
+    throw new TypeError(`ledger entry's release must be a SHA-256 digest (64 hex digits), got ${JSON.stringify(e.release)}`);
+  }
   const p = e.params as Record<string, unknown> | undefined;
   if (!p || typeof p !== 'object') throw new TypeError(`ledger entry of kind ${String(e.kind)} needs params`);
   switch (e.kind) {
@@ -299,6 +314,11 @@ export class PrivacyLedger {
     return this.list;
   }
 
+  /** Whether an entry charged the release with this digest (releaseDigest of its noisy values). */
+  hasRelease(digest: string): boolean {
+    return this.list.some((e) => e.release === digest);
+  }
+
   /** Composed RDP curve of everything charged so far (per order). */
   rdp(): number[] {
     return this.cumulative.slice();
@@ -343,6 +363,7 @@ export class PrivacyLedger {
       params: { ...entry.params },
       ...(entry.round !== undefined ? { round: entry.round } : {}),
       note: entry.note ?? '',
+      ...(entry.release !== undefined ? { release: entry.release } : {}),
       prev,
     } as Omit<LedgerEntry, 'hash' | 'mac'>;
     const hash = sha256(canonical(bodyOf(draft)));

@@ -92,6 +92,13 @@ describe('the released pair counts', () => {
     expect(ledger.entries()).toHaveLength(2);
     // Another noise multiplier is another release, too.
     expect(releasePairCounts(changed, { noiseMultiplier: 5, ledger, budget, cachePath }).cached).toBe(false);
+    // Edited noisy tables (the key still matches the exact counts) match no charge in the ledger: refused.
+    const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as { tables: { values: number[] }[] };
+    cached.tables[0]!.values[0] = 31;
+    writeFileSync(cachePath, JSON.stringify(cached));
+    const charges = ledger.entries().length;
+    expect(() => releasePairCounts(changed, { noiseMultiplier: 5, ledger, budget, cachePath })).toThrow(/cached pair-count release matches no charge in the privacy ledger/);
+    expect(ledger.entries()).toHaveLength(charges);
     writeFileSync(cachePath, '{not json');
     expect(() => releasePairCounts(exact, { noiseMultiplier: 4, ledger, budget, cachePath })).toThrow(/cached pair-count release is not valid JSON/);
   });

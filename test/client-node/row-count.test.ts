@@ -79,6 +79,12 @@ describe('the released row count', () => {
     writeFileSync(`${path}.json`, JSON.stringify({ exactRows: 1300, noiseSd: 100, released: -4 }));
     expect(() => releaseRowCount(1300, { ledger: PrivacyLedger.open(ledgerPath), epsilonMax: 1, cachePath: `${path}.json` })).toThrow(/malformed/);
     expect(PrivacyLedger.open(ledgerPath).entries()).toHaveLength(2);
+    // A cache edited to send another count (here the exact one) matches no charge: refused, nothing charged.
+    writeFileSync(`${path}.json`, JSON.stringify({ exactRows: 1300, noiseSd: ROW_COUNT_NOISE_SD, released: 1300 }));
+    expect(() => releaseRowCount(1300, { ledger: PrivacyLedger.open(ledgerPath), epsilonMax: 1, cachePath: `${path}.json` })).toThrow(
+      /cached row-count release matches no charge in the privacy ledger .* nothing was sent/,
+    );
+    expect(PrivacyLedger.open(ledgerPath).entries()).toHaveLength(2);
   });
 
   it('past the budget: refused, nothing charged, nothing cached', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BudgetExceededError, LedgerTamperedError, PrivacyLedger, defaultDelta } from '../../client-node/ledger';
+import { BudgetExceededError, LedgerTamperedError, PrivacyLedger, defaultDelta, releaseDigest } from '../../client-node/ledger';
 import { DEFAULT_ORDERS, composeRdp, computeRdp, rdpGaussian, rdpToEpsilon } from '../../shared/privacy/rdp';
 import { skellamRdpCurve } from '../../shared/privacy/skellam';
 
@@ -113,6 +113,21 @@ describe('PrivacyLedger', () => {
     filled();
     writeFileSync(`${file}.key`, 'ab'.repeat(32) + '\n', { mode: 0o600 });
     expect(() => PrivacyLedger.open(file)).toThrow(/HMAC does not verify/);
+  });
+
+  it("records a release's digest in the entry's hash, so a cached release can be matched to its charge", () => {
+    const l = PrivacyLedger.open(file);
+    const released = { released: 10_234, noiseSd: 100 };
+    l.charge({ kind: 'counts', params: { sigma: 100, sensitivity: 1 }, note: 'row count', release: releaseDigest(released) }, budget);
+    l.charge(sgd(1), budget);
+    const again = PrivacyLedger.open(file);
+    expect(again.hasRelease(releaseDigest({ noiseSd: 100, released: 10_234 }))).toBe(true); // key order does not matter
+    expect(again.hasRelease(releaseDigest({ released: 10_000, noiseSd: 100 }))).toBe(false);
+    // The digest is part of the entry: changing it breaks the entry's hash.
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.replace(releaseDigest(released), releaseDigest({ released: 10_000, noiseSd: 100 })));
+    expect(() => PrivacyLedger.open(file)).toThrow(/does not match its hash/);
+    expect(() => PrivacyLedger.open(join(dir, 'other.jsonl')).charge({ kind: 'counts', params: { sigma: 1, sensitivity: 1 }, release: 'abc' }, budget)).toThrow(/SHA-256 digest/);
   });
 
   it('rejects invalid entries with a clear message', () => {
