@@ -31,7 +31,8 @@ export function pairCountsRdp(noiseMultiplier: number, pairs: number, orders: re
 }
 
 /**
- * Charges the ledger (BudgetExceededError past the budget: nothing released), then adds the noise.
+ * Draws the noise, then charges the ledger with the digest of the noisy tables (BudgetExceededError past
+ * the budget: nothing released or cached).
  * With `cachePath`, a release made before for the same exact tables and noise multiplier (a restart)
  * is returned without a new charge: re-sending the same noisy counts is post-processing. Other
  * exact tables (the bank's file or the transformer changed) are a new release. The cache file holds

@@ -39,7 +39,7 @@ const exact = [
 ];
 
 describe('the released pair counts', () => {
-  it('are charged first, as one Gaussian mechanism at z (sd z·√pairs, sensitivity √pairs), then noised', () => {
+  it('are charged as one Gaussian mechanism at z (sd z·√pairs, sensitivity √pairs), and noised', () => {
     const ledger = PrivacyLedger.open(join(fresh(), 'ledger.jsonl'));
     const budget = { epsilonMax: 5, delta: 1e-5 };
     const r = releasePairCounts(exact, { noiseMultiplier: 4, ledger, budget });
