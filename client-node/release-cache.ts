@@ -33,8 +33,10 @@ export function writeReleaseCache(path: string, value: unknown): void {
 /** Throws unless the ledger holds the charge of exactly `released` (releaseDigest): only what was charged is re-sent. */
 export function requireChargedRelease(ledger: PrivacyLedger, released: unknown, path: string, what: string, it: string): void {
   if (!ledger.hasRelease(releaseDigest(released))) {
-    throw new Error(
-      `${path}: the cached ${what} matches no charge in the privacy ledger (the file was edited, or belongs to another ledger); nothing was sent. Restore it from backup, or delete it to release (and charge) ${it} again`,
-    );
+    // A ledger without any digest was written by an agent from before they were recorded: say so, the file may be fine.
+    const why = ledger.entries().some((e) => e.release !== undefined)
+      ? 'the file was edited, or belongs to another ledger'
+      : 'this ledger records no release digests: it was written by an older agent, or the file belongs to another ledger';
+    throw new Error(`${path}: the cached ${what} matches no charge in the privacy ledger (${why}); nothing was sent. Restore it from backup, or delete it to release (and charge) ${it} again`);
   }
 }
