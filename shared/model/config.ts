@@ -110,6 +110,14 @@ export interface ModelConfig {
    * with the plan's D rate set through --lr-d.)
    */
   discriminatorLrDpScale: number;
+  /**
+   * C reads each numeric column's within-mode scalar α = (u − μ_k)/(4σ_k) times this (1 = as
+   * encoded). α's spread within a mode is about 0.25 against 1 for a one-hot slot, so under DP-SGD's
+   * per-example clipping its weights get a small share of each clipped gradient and the isotropic
+   * noise drowns them; a scale of about 4 gives α the one-hots' scale. Experimental (bench:privacy
+   * `--model '{"classifierScalarScale": 4}'`); default 1 until measured.
+   */
+  classifierScalarScale: number;
 }
 
 export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
@@ -133,6 +141,7 @@ export const DEFAULT_MODEL_CONFIG: Readonly<ModelConfig> = Object.freeze({
   classifierLr: 1e-2,
   classifierLrDp: 5e-2,
   discriminatorLrDpScale: 10,
+  classifierScalarScale: 1,
 }) as ModelConfig;
 
 /**
@@ -245,6 +254,7 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     classifierLr: num('classifierLr', 0, 1, true),
     classifierLrDp: num('classifierLrDp', 0, 1, true),
     discriminatorLrDpScale: num('discriminatorLrDpScale', 0, 100, true),
+    classifierScalarScale: num('classifierScalarScale', 0, 100, true),
   };
 }
 

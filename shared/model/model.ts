@@ -89,6 +89,7 @@ export class GanModel {
   private disposed = false;
   /** Per-column scale (1/tau on softmax columns, 1 on tanh columns) for the Gumbel-softmax logits. */
   private readonly invTau: tf.Tensor1D;
+  private cScale: tf.Tensor1D | undefined;
   private readonly softmaxMask: Float32Array;
   /** Maximal runs of consecutive tanh spans [start, end) and the softmax spans, for fewer ops. */
   private readonly segments: { kind: 'tanh' | 'softmax'; offset: number; dim: number }[];
@@ -339,6 +340,8 @@ export class GanModel {
     const after = label.offset + label.dim;
     if (after < this.outputDim) parts.push(tf.slice(rows, [0, after], [-1, this.outputDim - after]));
     let a = (parts.length === 1 ? parts[0]! : tf.concat(parts, 1)) as tf.Tensor2D;
+    // ModelConfig.classifierScalarScale: the numeric columns' scalars at the one-hots' scale.
+    if (this.config.classifierScalarScale !== 1) a = tf.mul(a, this.classifierInputScale()) as tf.Tensor2D;
     const layers: DLayerTrace[] = [];
     this.config.classifierDims.forEach((_, i) => {
       const z = linear(a, this.variable(`C/${i}/kernel`), this.variable(`C/${i}/bias`));
@@ -348,6 +351,20 @@ export class GanModel {
     const logits = linear(a, this.variable('C/out/kernel'), this.variable('C/out/bias'));
     layers.push({ name: 'C/out', a, z: logits });
     return { logits, layers };
+  }
+
+  /** Per column of C's input (the row without the label span): classifierScalarScale on tanh columns, 1 elsewhere. Made once, kept until dispose. */
+  private classifierInputScale(): tf.Tensor1D {
+    if (!this.cScale) {
+      const label = this.labelSpan!;
+      const scale: number[] = [];
+      for (const s of this.spans) {
+        if (s.offset === label.offset) continue;
+        for (let j = 0; j < s.dim; j++) scale.push(s.kind === 'tanh' ? this.config.classifierScalarScale : 1);
+      }
+      this.cScale = tf.keep(tf.tensor1d(scale));
+    }
+    return this.cScale;
   }
 
   /**
@@ -491,6 +508,7 @@ export class GanModel {
     for (const v of this.vars.values()) v.dispose();
     this.vars.clear();
     this.invTau.dispose();
+    this.cScale?.dispose();
   }
 
   private assertAlive(): void {

@@ -65,6 +65,27 @@ describe('auxiliary classifier', () => {
     expect(() => parseModelConfig({ classifierLrDp: 2 })).toThrow(/'classifierLrDp' must be a number in \(0, 1\]/);
   });
 
+  it('classifierScalarScale multiplies the numeric scalars C reads (and what DP-SGD clips), nothing else', () => {
+    expect(parseModelConfig({}).classifierScalarScale).toBe(1);
+    expect(() => parseModelConfig({ classifierScalarScale: 0 })).toThrow(/'classifierScalarScale' must be a number in \(0, 100\]/);
+    const m1 = model({ classifierDims: [] });
+    const m4 = model({ classifierDims: [], classifierScalarScale: 4 });
+    try {
+      const { rows } = realBatch(m1, [0, 1, 2, 3, 4, 5]);
+      const x = tf.slice(rows, [0, 0], [-1, 1]);
+      const c4 = m4.classifierForward(rows);
+      // The layer's recorded input is the scaled scalar: per-example clipping sees what the weights see.
+      expect(relErr(flat([c4.layers[0]!.a]), flat([tf.mul(x, 4)]))).toBeLessThan(1e-6);
+      // Same seed, same weights: C at scale 4 is C at scale 1 with its scalar weights times 4.
+      const k = m1.variable('C/out/kernel');
+      k.assign(tf.mul(k, 4));
+      expect(relErr(flat([c4.logits]), flat([m1.classifierForward(rows).logits]))).toBeLessThan(1e-5);
+    } finally {
+      m1.dispose();
+      m4.dispose();
+    }
+  });
+
   it("C learns at classifierLr (classifierLrDp under DP-SGD), D at lrD (discriminatorLrDpScale × lrD under DP-SGD): Adam's first step moves each weight by about lr", () => {
     expect(parseModelConfig({}).discriminatorLrDpScale).toBe(10);
     expect(() => parseModelConfig({ discriminatorLrDpScale: 0 })).toThrow(/'discriminatorLrDpScale' must be a number in \(0, 100\]/);
