@@ -115,9 +115,9 @@ export interface ModelConfig {
    * encoded). α's spread within a mode is about 0.25 against 1 for a one-hot slot, so under DP-SGD's
    * per-example clipping its weights get a small share of each clipped gradient and the isotropic
    * noise drowns them; a scale of about 4 gives α the one-hots' scale. Experimental (bench:privacy
-   * `--model '{"classifierScalarScale": 4}'`); default 1 until measured over more runs: at ε = 1,
-   * simulated-96k's TSTR PR-AUC 0.347 → 0.455 and 0.402 → 0.459 in two pairs of runs, bank-marketing's
-   * C and TSTR unchanged in three (BENCHMARKS.md, twelfth session).
+   * `--model '{"classifierScalarScale": 4}'`); default 1: at ε = 1 over four pairs of runs on
+   * simulated-96k the TSTR PR-AUC median rose 0.359 → 0.412 but the minority recall target was met
+   * in 2 of 4 against 3 of 4; bank-marketing unchanged in three runs (BENCHMARKS.md, twelfth session).
    */
   classifierScalarScale: number;
 }
