@@ -69,6 +69,7 @@ import type { FederatedResult, Split } from './federated';
 import { formatRow, loadTable } from '../shared/data/schema';
 import * as tf from '@tensorflow/tfjs';
 import { createModel } from '../shared/model';
+import { classifierSpan } from '../shared/model/config';
 import { discriminatorDeltas, perExampleSquaredNorms } from '../shared/model/dp-sgd';
 import { spikeValuesOf } from '../shared/transformer/gmm';
 import { ROW_COUNT_NOISE_SD } from '../client-node/dp-row-count';
@@ -158,11 +159,11 @@ async function main(): Promise<void> {
           log(`  ${split.name} ε = ${eps}, same run, the moving average over G only (C as the last round left it): TSTR ${metric(g, 'utility.gbdt.tstr.auc').toFixed(3)}, minority recall ${metric(g, 'utility.gbdt.tstr.recall').toFixed(2)}`);
         }
         if (args.includes('--also-label-scale')) {
+          // The sample a data scientist would draw for a rare class: sized (--min-class-rows) and sharpened.
+          const need = minClassRows > 0 ? rowsForClassMinimum(samplableOf(res), trainRows, minClassRows) : undefined;
           for (const a of arg('--also-label-scale', '').split(',').map(Number)) {
             const w = await sampleAndEvaluate(split, res, { rows: trainRows, seed: 11 + rep, outDir: work, labelLogitScale: a });
             log(`  ${split.name} ε = ${eps}, EXPERIMENT C's logits x ${a}: ${tstrScores(w)}`);
-            // The sample a data scientist would draw for a rare class: sized (--min-class-rows) and sharpened.
-            const need = minClassRows > 0 ? rowsForClassMinimum(samplableOf(res), trainRows, minClassRows) : undefined;
             if (need && need.rows > trainRows) {
               const z = await sampleAndEvaluate(split, res, { rows: need.rows, seed: 11 + rep, outDir: join(work, 'sized-scaled'), labelLogitScale: a });
               log(`  ${split.name} ε = ${eps}, EXPERIMENT the sized sample (${(need.rows / trainRows).toFixed(1)}x) with C's logits x ${a}: ${tstrScores(z)}`);
@@ -392,14 +393,9 @@ async function classifierOnHoldout(split: Split, res: FederatedResult, log: (l: 
     const data = res.transformer.transform(rows, 1);
     const probs = model.classifierProbabilities(data, rows.length);
     const d = model.outputDim;
-    const truth = Array.from({ length: rows.length }, (_, r) => {
-      let best = 0;
-      for (let c = 1; c < span.dim; c++) if (data[r * d + span.offset + c]! > data[r * d + span.offset + best]!) best = c;
-      return best;
-    });
-    const counts = new Array<number>(span.dim).fill(0);
-    truth.forEach((c) => counts[c]++);
-    const minority = counts.reduce((b, n, c) => (n > 0 && n < counts[b]! ? c : b), counts.findIndex((n) => n > 0));
+    const truth = encodedClasses(data, rows.length, d, span);
+    const counts = classCounts([truth], span.dim);
+    const minority = rarestClass(counts);
     const p = Float64Array.from(truth, (_, r) => probs[r * span.dim + minority]!);
     const y = Uint8Array.from(truth, (c) => (c === minority ? 1 : 0));
     const m = metricsAt(p, y, bestF1Threshold(p, y));
@@ -541,25 +537,21 @@ function referenceRelabelled(split: Split, s: LoadedSample, eps: number, lr: num
 
 /** --reference-labels: the reference's federated DP-SGD logistic regression on C's own inputs (the transformer's encoding, label span left out). */
 async function referenceOnEncoding(split: Split, res: FederatedResult, sample: LoadedSample, eps: number, lr: number): Promise<{ auc: number; prAuc: number; tstr: { auc: number; recall: number; prAuc: number } }> {
-  const span = createModel(res.modelConfig, res.transformer.spans).labelSpan;
+  const span = classifierSpan(res.modelConfig, res.transformer.spans);
   if (!span) throw new Error('--reference-labels: the model has no classifier');
   const encode = (rows: Parameters<typeof res.transformer.transform>[0]): { X: Float64Array; cls: Int32Array; n: number; d: number } => {
     const data = res.transformer.transform(rows, 1);
     const full = data.length / rows.length;
     const d = full - span.dim;
     const X = new Float64Array(rows.length * d);
-    const cls = new Int32Array(rows.length);
     for (let r = 0; r < rows.length; r++) {
       let k = 0;
       for (let j = 0; j < full; j++) if (j < span.offset || j >= span.offset + span.dim) X[r * d + k++] = data[r * full + j]!;
-      for (let c = 1; c < span.dim; c++) if (data[r * full + span.offset + c]! > data[r * full + span.offset + cls[r]!]!) cls[r] = c;
     }
-    return { X, cls, n: rows.length, d };
+    return { X, cls: encodedClasses(data, rows.length, full, span), n: rows.length, d };
   };
   const banks = await Promise.all(split.bankPaths.map(async (p) => encode((await loadTable(p, split.schema)).rows)));
-  const counts = new Array<number>(span.dim).fill(0);
-  for (const b of banks) b.cls.forEach((c) => counts[c]++);
-  const minority = counts.reduce((best, n, c) => (n > 0 && n < counts[best]! ? c : best), counts.findIndex((n) => n > 0));
+  const minority = rarestClass(classCounts(banks.map((b) => b.cls), span.dim));
   const d = banks[0]!.d;
   const beta = referenceModel(banks.map((b) => ({ X: b.X, y: Uint8Array.from(b.cls, (c) => (c === minority ? 1 : 0)), n: b.n })), d, eps, lr);
   const h = encode((await loadTable(split.holdoutPath, split.schema)).rows);
@@ -568,6 +560,24 @@ async function referenceOnEncoding(split: Split, res: FederatedResult, sample: L
   // The same relabelling as referenceRelabelled's, with this model reading the synthetic rows' encoding.
   const syn = encode((await loadTable(join(work, `${split.name}-synthetic.csv`), split.schema)).rows);
   return { auc: aucRoc(p, yh), prAuc: prAuc(p, yh), tstr: tstrRelabelled(sample, predictLogistic(beta, syn.X, syn.n, d), count(sample.ys)) };
+}
+
+/** Each encoded row's class of the target: the largest slot of its label span (one-hot for real rows). */
+function encodedClasses(data: Float32Array, n: number, d: number, span: { offset: number; dim: number }): Int32Array {
+  const cls = new Int32Array(n);
+  for (let r = 0; r < n; r++) for (let c = 1; c < span.dim; c++) if (data[r * d + span.offset + c]! > data[r * d + span.offset + cls[r]!]!) cls[r] = c;
+  return cls;
+}
+
+function classCounts(classes: readonly ArrayLike<number>[], dim: number): number[] {
+  const counts = new Array<number>(dim).fill(0);
+  for (const cls of classes) for (let r = 0; r < cls.length; r++) counts[cls[r]!]!++;
+  return counts;
+}
+
+/** The rarest class that occurs at all. */
+function rarestClass(counts: readonly number[]): number {
+  return counts.reduce((best, n, c) => (n > 0 && n < counts[best]! ? c : best), counts.findIndex((n) => n > 0));
 }
 
 main().catch((e) => {
