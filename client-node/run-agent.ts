@@ -1,7 +1,7 @@
 // Assembles a bank agent from files on the bank's machine: schema, identity, CSV. The CSV is read
 // and encoded here, once; only the encoded matrix is handed to the trainer, in memory.
 import { releaseCalibrationCounts } from './dp-calibration';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateIdentity, loadIdentity, saveIdentity, type Identity, type PairTable } from '../protocol';
 import { createLogger, type Logger } from '../shared/log/logger';
@@ -13,6 +13,7 @@ import { readCoordinatorKey } from './coordinator-key';
 import { GanLocalTrainer, parseConsortiumModelConfig, type LocalDpOptions } from './local-trainer';
 import { readCachedSummary, releaseNoisyCounts } from './dp-summary';
 import { writeReleaseCache } from './release-cache';
+import { writeFileAtomic } from '../shared/fs/atomic-write';
 import { BankEncoder } from './bank-encoder';
 import { addClientLevelNoise } from './update';
 import { secureGaussian } from '../shared/privacy/secure-noise';
@@ -114,10 +115,8 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
   const statusPath = join(opts.stateDir, AGENT_STATUS_FILE);
   const writeStatus = (): void => {
     status.updatedAt = new Date().toISOString();
-    const tmp = `${statusPath}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(status, null, 2) + '\n', { mode: 0o644 });
-      renameSync(tmp, statusPath);
+      writeFileAtomic(statusPath, JSON.stringify(status, null, 2) + '\n');
     } catch (err) {
       log.warn('status_write_failed', { path: statusPath, error: (err as Error).message });
     }
@@ -153,7 +152,7 @@ export async function runAgent(opts: RunAgentOptions): Promise<void> {
     identity,
     ...(pinned ? { coordinatorKey: pinned.key, coordinatorKeySource: pinned.source } : {}),
     onCoordinatorKeyPinned: (key, fingerprint) => {
-      writeFileSync(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
+      writeFileAtomic(pinnedPath, Buffer.from(key).toString('base64') + '\n', { mode: 0o600 });
       log.warn('coordinator_key_stored', { path: pinnedPath, fingerprint, note: 'compare the fingerprint with the operator out of band' });
     },
     createTrainer: async (json) => {
